@@ -53,7 +53,7 @@ def logprob_mismatch_stats(
     d = (trainer_logprobs.float() - rollout_logprobs.float()).clamp(-20.0, 20.0)
     abs_d = d.abs() * m
     return {
-        "max_abs_diff": abs_d.max() if abs_d.numel() else torch.zeros(()),
+        "max_abs_diff": abs_d.max() if abs_d.numel() else abs_d.new_zeros(()),
         "mean_abs_diff": masked_mean(d.abs(), m),
         "k3_kl": masked_mean(torch.exp(d) - 1.0 - d, m),
     }
