@@ -22,7 +22,7 @@ Conventions (the seeds' tables; Qwen2.5-Math's evaluation for majority voting):
   * ``avg_len`` — mean completion length over all samples (micro average), in tokens when known.
 
 - Per benchmark: the means above over its problems. The ``average`` row is the unweighted mean of each
-  metric over benchmarks (the seeds' "Avg." column), over the benchmarks that report that metric.
+  metric over benchmarks (the seeds' "Avg." column); ``None`` when a benchmark lacks the metric.
 """
 from __future__ import annotations
 
@@ -214,13 +214,16 @@ SUMMARY_KEYS = ("n_problems", "n_samples", "samples_per_problem", "counted")
 
 
 def average_metrics(per_benchmark: dict) -> dict:
-    """Unweighted mean over benchmarks of every metric (keys other than the bookkeeping ones), taken over
-    the benchmarks where the metric is not ``None``; also ``"benchmarks"``: how many were averaged."""
+    """Unweighted mean over benchmarks of every metric (keys other than the bookkeeping ones).
+
+    A metric that some benchmark lacks (``None``: no problem there had k samples) has no average
+    (``None``), so "Avg." always means the mean over every benchmark of the run. ``"benchmarks"``: how
+    many benchmarks there are."""
     keys: list = []
     for m in per_benchmark.values():
         keys += [k for k in m if k not in SUMMARY_KEYS and k not in keys]
     avg: dict = {"benchmarks": len(per_benchmark)}
     for key in keys:
-        vals = [m[key] for m in per_benchmark.values() if m.get(key) is not None]
-        avg[key] = sum(vals) / len(vals) if vals else None
+        vals = [m.get(key) for m in per_benchmark.values()]
+        avg[key] = None if any(v is None for v in vals) else sum(vals) / len(vals)
     return avg

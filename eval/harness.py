@@ -1,0 +1,132 @@
+"""The eval pipeline: problems -> prompts -> generations -> grades -> metrics (-> files).
+
+Two entry points:
+
+- :func:`run_eval` — with a generator object (``eval.generate``); used by ``rl-eval run``.
+- :func:`evaluate` — for the trainer's eval hook: any ``generate_fn(prompts, n) -> [[completion, ...], ...]``
+  (the in-memory policy through the trainer's rollout backend), returns flat metrics to log.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Optional, Sequence, Union
+
+from eval.benchmarks import Problem, load_benchmarks
+from eval.generate import SamplingSpec, build_prompts, problem_seed
+from eval.grading_backend import make_backend
+from eval.report import flat_metrics, write_run
+from eval.scoring import ProblemSamples, ScoreResult, as_completion, score_samples
+
+log = logging.getLogger(__name__)
+
+
+def default_ks(n: int) -> list[int]:
+    """k values reported by default: 1 and the powers of two up to n, and n itself (n=8 -> 1, 2, 4, 8)."""
+    ks, k = [1], 2
+    while k <= n:
+        ks.append(k)
+        k *= 2
+    if n not in ks:
+        ks.append(n)
+    return ks
+
+
+def _check_ks(ks: Sequence[int], n: int) -> list[int]:
+    ks = sorted({int(k) for k in ks})
+    bad = [k for k in ks if k < 1 or k > n]
+    if bad:
+        raise ValueError(f"k must be between 1 and n={n}; got {bad} (raise --n or drop these k)")
+    return ks
+
+
+def run_eval(generator, problems: dict[str, list[Problem]], spec: SamplingSpec, backend, *,
+             ks: Optional[Sequence[int]] = None, template: Optional[str] = "qwen_boxed", progress: bool = True,
+             out_dir: Union[str, Path, None] = None, run_info: Optional[dict] = None) -> ScoreResult:
+    """Generate ``spec.n`` samples per problem with ``generator``, grade with ``backend``, summarise, and
+    write the run files into ``out_dir`` when given."""
+    spec.validate()
+    ks = _check_ks(ks or default_ks(spec.n), spec.n)
+    flat = [p for ps in problems.values() for p in ps]
+    prompts = build_prompts([p.question for p in flat], generator.tokenizer, template)
+    seeds = [problem_seed(spec.seed, p.benchmark, p.id) for p in flat]
+    t0 = time.perf_counter()
+    outs = _generate_in_chunks(generator, prompts, spec, seeds, progress)
+    gen_s = time.perf_counter() - t0
+    samples = [ProblemSamples(p, c, pr) for p, c, pr in zip(flat, outs, prompts)]
+    t1 = time.perf_counter()
+    res = score_samples(samples, backend, ks, count_tokens=None, progress=progress)
+    res.summary.update({
+        "sampling": {"n": spec.n, "temperature": spec.temperature, "top_p": spec.top_p, "top_k": spec.top_k,
+                     "max_tokens": spec.max_tokens, "seed": spec.seed, "greedy": spec.greedy},
+        "template": template, "generator": getattr(generator, "name", type(generator).__name__),
+        "timing_s": {"generate": round(gen_s, 3), "grade": round(time.perf_counter() - t1, 3)},
+        **(run_info or {})})
+    if out_dir is not None:
+        write_run(out_dir, res.records, res.summary)
+    return res
+
+
+def _generate_in_chunks(generator, prompts, spec, seeds, progress, chunk: int = 0) -> list:
+    """vLLM schedules everything itself (one call, its own progress bar); other generators get chunks of
+    prompts with a tqdm bar over problems."""
+    if getattr(generator, "name", "") == "vllm" or not progress:
+        return generator.generate(prompts, spec, seeds=seeds, progress=progress)
+    from tqdm.auto import tqdm
+
+    chunk = chunk or max(1, 64 // spec.n)
+    outs: list = []
+    with tqdm(total=len(prompts), desc="generating", unit="problem", dynamic_ncols=True) as bar:
+        for i in range(0, len(prompts), chunk):
+            outs.extend(generator.generate(prompts[i:i + chunk], spec, seeds=seeds[i:i + chunk]))
+            bar.update(len(prompts[i:i + chunk]))
+    return outs
+
+
+def evaluate(generate_fn: Callable[[list, int], list], benchmarks: Union[str, Sequence[str]], *, n: int = 1,
+             ks: Optional[Sequence[int]] = None, limit: Optional[int] = None, data_dir: Optional[str] = None,
+             tokenizer: Any = None, template: Optional[str] = "qwen_boxed",
+             prompt_fn: Optional[Callable[[str], str]] = None, grader=None, grader_url: Optional[str] = None,
+             grader_workers: int = 2, grader_timeout: float = 2.0, out_dir: Union[str, Path, None] = None,
+             step: Optional[int] = None, prefix: str = "eval", progress: bool = False) -> dict:
+    """Evaluate an in-memory model on ``benchmarks`` and return flat metrics for a logger.
+
+    ``generate_fn(prompts, n)`` returns, per prompt, ``n`` completions (str, dicts with ``text`` and
+    optional ``num_tokens``, or objects with ``.text`` / ``.token_ids``). Prompts are built with the
+    trainer's ``template`` and ``tokenizer`` (or ``prompt_fn(question)``; raw questions when neither).
+    ``grader``: a backend from ``eval.grading_backend`` to reuse (else a worker pool is started and closed,
+    or the HTTP service at ``grader_url``). ``out_dir``: also write samples/summary/table there.
+    Returns ``{"eval/<benchmark>/<metric>": value, ..., "eval/avg/<metric>": value}``.
+    """
+    problems = load_benchmarks(benchmarks, data_dir=data_dir, limit=limit)
+    flat = [p for ps in problems.values() for p in ps]
+    if prompt_fn is not None:
+        prompts = [prompt_fn(p.question) for p in flat]
+    elif tokenizer is not None:
+        prompts = build_prompts([p.question for p in flat], tokenizer, template)
+    else:
+        prompts = [p.question for p in flat]
+    ks = _check_ks(ks or default_ks(n), n)
+    outs = generate_fn(prompts, n)
+    if len(outs) != len(prompts):
+        raise ValueError(f"generate_fn returned {len(outs)} results for {len(prompts)} prompts")
+    samples = []
+    for p, pr, o in zip(flat, prompts, outs):
+        comps = [as_completion(c) for c in o]
+        if len(comps) != n:
+            raise ValueError(f"generate_fn returned {len(comps)} completions for {p.benchmark}/{p.id}, expected {n}")
+        samples.append(ProblemSamples(p, comps, pr))
+    own = grader is None
+    backend = grader or make_backend("pool", url=grader_url, workers=grader_workers, timeout=grader_timeout)
+    try:
+        count = (lambda t: len(tokenizer(t, add_special_tokens=False)["input_ids"])) if tokenizer is not None else None
+        res = score_samples(samples, backend, ks, count_tokens=count, progress=progress)
+    finally:
+        if own:
+            backend.close()
+    if step is not None:
+        res.summary["step"] = step
+    if out_dir is not None:
+        write_run(out_dir, res.records, res.summary)
+    return flat_metrics(res.summary, prefix)
