@@ -4,8 +4,19 @@ Public API::
 
     grade(completion: str, gold, *, last_number_fallback: bool = False) -> Grade
 
-No web imports here. Time limits are enforced one level up, by killing worker processes
-(``reward_service.pool``), never by SIGALRM.
+``gold`` may be a string, a list of accepted answers, an int / float, a GSM8K rationale ending in ``#### N``
+or a solution containing ``\\boxed{}`` (:mod:`.gold`). ``completion`` may be a full model output or a bare
+answer. The verdict is ``correct``, ``wrong`` or ``no_answer``; ``method`` says how the answer was found
+(``answer_tag``, ``boxed``, ``phrase``, ``minerva``, ``gsm8k``, ``last_number``, ``bare``) so a reward scheme
+can give a format bonus.
+
+Modules: :mod:`.extract` (find the answer), :mod:`.normalize` (clean-up, units), :mod:`.numbers` (exact
+arithmetic), :mod:`.structure` (lists, intervals, equations, matrices), :mod:`.compare` (equivalence rules),
+:mod:`.symbolic` (sympy through latex2sympy2-extended), :mod:`.screen` (limits before symbolic work),
+:mod:`.gold` (gold forms).
+
+No web imports here, no signals, no threads. Time limits are enforced one level up, by killing worker
+processes (``reward_service.pool``), never by SIGALRM; the pre-screen keeps each item well under a second.
 """
 from __future__ import annotations
 
@@ -14,6 +25,10 @@ from typing import Any, Optional
 
 CORRECT, WRONG, NO_ANSWER = "correct", "wrong", "no_answer"
 VERDICTS = (CORRECT, WRONG, NO_ANSWER)
+METHODS = ("answer_tag", "boxed", "phrase", "minerva", "gsm8k", "last_number", "bare")
+
+MAX_COMPLETION_CHARS = 1_000_000  # longer completions are refused (wrong, "completion too long")
+MAX_ANSWER_CHARS = 20_000         # a longer extracted answer is compared as a string only
 
 
 @dataclass(frozen=True)
@@ -28,5 +43,46 @@ class Grade:
 
 
 def grade(completion: str, gold: Any, *, last_number_fallback: bool = False) -> Grade:
-    """Grade one completion against a gold answer. See the module docstring."""
-    raise NotImplementedError("being written (issue 2)")
+    """Grade one completion against a gold answer. See the module docstring.
+
+    Raises ``TypeError`` when ``completion`` is not a string and :class:`GoldError` (a ``ValueError``) when
+    the gold is empty or of an unsupported type.
+    """
+    from .compare import answers_equal, squash
+    from .extract import extract, extract_choice
+    from .gold import gold_answers
+    from .normalize import clean
+
+    if not isinstance(completion, str):
+        raise TypeError(f"completion must be a string, not {type(completion).__name__}")
+    golds, choice = gold_answers(gold)
+    if len(completion) > MAX_COMPLETION_CHARS:
+        return Grade(WRONG, None, "completion too long", None)
+    ex = extract(completion, last_number_fallback=last_number_fallback, choice=choice is not None)
+    if ex.answer is None:
+        return Grade(NO_ANSWER, None, ex.reason, ex.method)
+    answer = ex.answer.strip()
+    if not clean(answer[:MAX_ANSWER_CHARS]) if len(answer) <= MAX_ANSWER_CHARS else False:
+        return Grade(NO_ANSWER, None, "empty answer", ex.method)
+    if len(answer) > MAX_ANSWER_CHARS:
+        ok = any(squash(answer) == squash(g) for g in golds)
+        return Grade(CORRECT if ok else WRONG, answer[:200] + "...", "identical" if ok else "answer too long", ex.method)
+    if choice is not None:
+        letter = extract_choice(answer)
+        if letter is not None or len(clean(answer)) <= 3:
+            ok = letter == choice
+            return Grade(CORRECT if ok else WRONG, answer, "same choice" if ok else f"choice {letter} vs {choice}", ex.method)
+    reason = "different"
+    for g in golds:
+        try:
+            ok, reason = answers_equal(g, answer)
+        except RecursionError:
+            ok, reason = False, "nesting too deep"
+        if ok:
+            return Grade(CORRECT, answer, reason, ex.method)
+    return Grade(WRONG, answer, reason, ex.method)
+
+
+from .gold import GoldError  # noqa: E402  (re-export)
+
+__all__ = ["grade", "Grade", "GoldError", "CORRECT", "WRONG", "NO_ANSWER", "VERDICTS", "METHODS"]

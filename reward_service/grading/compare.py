@@ -1,0 +1,318 @@
+"""Equivalence of an extracted answer with one gold answer.
+
+:func:`answers_equal` cleans both strings (:mod:`normalize`), splits them into structures (:mod:`structure`)
+and compares node by node:
+
+* tuples and bracketed lists are ordered; bare lists of solutions and ``\\{…\\}`` sets are unordered and
+  duplicates do not count (``\\boxed{2}\\boxed{2}`` is ``{2}``); a two-element interval compares its brackets
+  (``[a, b)`` != ``(a, b)``); ``x \\ge 5`` equals ``[5, \\infty)``;
+* ``x = 5`` / ``f(x) = 5`` / ``(p, q) = (3, 2)`` compare by their right side; other equations up to a nonzero
+  factor; a chain ``a = b = c`` given for a plain gold is read by its last member;
+* scalars (:func:`atom_equal`): identical text; then units (different units are different answers); then
+  exact arithmetic (:mod:`numbers`); then the symbolic path (:mod:`symbolic`) for what is left, after the
+  pre-screen (:mod:`screen`).
+
+Numeric rules (:func:`num_equal`):
+
+* exact values must be exactly equal (``1/2^99`` != ``1/2^98``); an integer is never matched by a decimal
+  approximation (``3`` != ``2.9999``);
+* a lone decimal literal with at least two significant digits matches a non-integer exact value it is the
+  correct rounding of, at the digits shown: ``0.333`` = 1/3, ``0.33`` = 1/3, ``0.3`` != 1/3, ``0.34`` != 1/3,
+  ``1.4142`` = sqrt 2 (tolerance half a unit of the last shown digit, so relative and scaled to the digits);
+* two different decimals match only if the more precise one has 8+ significant digits (a printed float) and
+  rounds to the other;
+* percent: ``X%`` equals ``X/100`` and also the bare number ``X`` (the sign dropped like a unit);
+* degrees: ``30°`` equals ``30`` and, against a value written with ``\\pi``, ``\\pi/6``.
+"""
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from functools import lru_cache
+from typing import Optional
+
+import mpmath
+
+from . import screen, structure, symbolic
+from .normalize import clean, split_unit, strip_text_commands, units_conflict
+from .numbers import Num, TooLarge, evaluate
+
+MIN_SIG_APPROX = 2       # a decimal needs this many significant digits to stand for a non-terminating value
+PRINTED_FLOAT_SIG = 8    # a decimal with this many digits is a printed float, rounding it is allowed
+
+
+class Undecided(Exception):
+    pass
+
+
+def squash(s: str) -> str:
+    return re.sub(r"\s+", "", s)
+
+
+@lru_cache(maxsize=8192)
+def eval_cached(s: str):
+    """(Num or None, too_large_reason or None) for a cleaned atom."""
+    try:
+        return evaluate(s), None
+    except TooLarge as e:
+        return None, str(e)
+    except (RecursionError, ValueError, OverflowError, ZeroDivisionError):
+        return None, None
+
+
+@lru_cache(maxsize=8192)
+def parse_cached(s: str) -> structure.Node:
+    return structure.parse(s)
+
+
+# --------------------------------------------------------------------------------------------------------
+# numbers
+# --------------------------------------------------------------------------------------------------------
+def _rounds_to(x, d: Num) -> bool:
+    """True if the exact value x, rounded at d's last shown digit, gives d."""
+    if d.dec_sig < MIN_SIG_APPROX:
+        return False
+    half = d.dec_ulp / 2
+    if isinstance(x, Fraction):
+        return abs(x - d.q) <= half
+    with mpmath.workdps(60):
+        return abs(x - (mpmath.mpf(d.q.numerator) / d.q.denominator)) <= (mpmath.mpf(half.numerator) / half.denominator) * (1 + mpmath.mpf(10) ** -40)
+
+
+def _mp_close(a, b) -> bool:
+    with mpmath.workdps(60):
+        m = max(abs(a), abs(b), mpmath.mpf(1))
+        return abs(a - b) <= m * mpmath.mpf(10) ** -30
+
+
+def _num_eq(a: Num, b: Num) -> bool:
+    if a.inf or b.inf:
+        return a.inf == b.inf
+    if a.q is not None and b.q is not None:
+        if a.q == b.q:
+            return True
+        da, db = a.dec_ulp is not None, b.dec_ulp is not None
+        if da and not db:
+            return b.q.denominator != 1 and _rounds_to(b.q, a)
+        if db and not da:
+            return a.q.denominator != 1 and _rounds_to(a.q, b)
+        if da and db:
+            lo, hi = (a, b) if a.dec_ulp >= b.dec_ulp else (b, a)
+            return hi.dec_sig >= PRINTED_FLOAT_SIG and _rounds_to(hi.q, lo)
+        return False
+    # at least one irrational value
+    if a.dec_ulp is not None and b.q is None:
+        return _rounds_to(b.x, a)
+    if b.dec_ulp is not None and a.q is None:
+        return _rounds_to(a.x, b)
+    if a.q is not None and b.q is not None:
+        return False
+    return _mp_close(a.mp(), b.mp())
+
+
+def _unpct(n: Num) -> Num:
+    """The bare number written before a % sign (``28%`` -> 28)."""
+    return Num(q=n.q * 100 if n.q is not None else None, x=n.x * 100 if n.x is not None else None,
+               dec_ulp=n.dec_ulp * 100 if n.dec_ulp is not None else None, dec_sig=n.dec_sig)
+
+
+def _deg_to_rad(n: Num) -> Num:
+    with mpmath.workdps(60):
+        return Num(x=n.mp() * mpmath.pi / 180)
+
+
+def num_equal(g: Num, p: Num) -> bool:
+    """Numeric equality with the percent and degree rules (see the module docstring)."""
+    if g.pct != p.pct:
+        pc, other = (g, p) if g.pct else (p, g)
+        return _num_eq(pc, other) or _num_eq(_unpct(pc), other)
+    if g.deg != p.deg:
+        dg, other = (g, p) if g.deg else (p, g)
+        if other.has_pi:
+            return _num_eq(_deg_to_rad(dg), other)
+    return _num_eq(g, p)
+
+
+# --------------------------------------------------------------------------------------------------------
+# atoms
+# --------------------------------------------------------------------------------------------------------
+_WORDISH = re.compile(r"^[A-Za-z][A-Za-z\s\-']*$")
+
+
+def _text_form(s: str) -> str:
+    return squash(strip_text_commands(s)).replace("{", "").replace("}", "")
+
+
+def atom_equal(g: str, p: str) -> tuple[bool, str]:
+    """Compare two scalar answers; returns (equal, reason)."""
+    if squash(g) == squash(p):
+        return True, "identical"
+    gv, gu = split_unit(g)
+    pv, pu = split_unit(p)
+    if units_conflict(gu, pu):
+        return False, f"different units ({pu} vs {gu})"
+    if squash(gv) == squash(pv):
+        return True, "identical value"
+    gt, pt = _text_form(gv), _text_form(pv)
+    if gt and gt == pt:
+        return True, "identical text"
+    if _WORDISH.match(gt or "-") and _WORDISH.match(pt or "-"):
+        if len(gt) > 1 and gt.lower() == pt.lower():
+            return True, "same text"
+    ng, rg = eval_cached(gv)
+    np_, rp = eval_cached(pv)
+    if rg or rp:
+        return False, "too large to compare"
+    if ng is not None and np_ is not None:
+        ok = num_equal(ng, np_)
+        return ok, "equal value" if ok else "different value"
+    for s in (gv, pv):
+        why = screen.too_complex(s)
+        if why:
+            return False, why + ": too large to compare"
+    if (ng is None) != (np_ is None) and _WORDISH.match(gt or "-") and _WORDISH.match(pt or "-"):
+        return False, "different text"
+    res = symbolic.equal(gv, pv)
+    if res is None:
+        if _WORDISH.match(gt or "-") or _WORDISH.match(pt or "-"):
+            return False, "different text"
+        return False, "could not be compared"
+    return bool(res), "symbolically equal" if res else "symbolically different"
+
+
+# --------------------------------------------------------------------------------------------------------
+# structures
+# --------------------------------------------------------------------------------------------------------
+def _text_of(n: structure.Node) -> str:
+    return n.text
+
+
+def node_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
+    """Compare two structure trees (gold first)."""
+    # assignments compare by their right-hand side
+    if g.kind == "assign" and p.kind == "assign":
+        gl, pl = squash(g.lhs), squash(p.lhs)
+        if gl != pl and re.fullmatch(r"[A-Za-z]", gl) and re.fullmatch(r"[A-Za-z]", pl):
+            return False, f"different variable ({p.lhs} vs {g.lhs})"
+        return node_equal(g.items[0], p.items[0])
+    if g.kind == "assign" and p.kind != "eq":
+        return node_equal(g.items[0], p)
+    if p.kind == "assign" and g.kind != "eq":
+        return node_equal(g, p.items[0])
+    if g.kind in ("eq", "assign") and p.kind in ("eq", "assign"):
+        return _equations(g.text, p.text)
+    if g.kind == "eq":
+        if len(g.items) >= 3:
+            return node_equal(parse_cached(g.items[-1].text), p)
+        return False, "gold is an equation"
+    if p.kind == "eq":
+        return node_equal(g, parse_cached(p.items[-1].text))
+    if g.kind == "atom" and p.kind == "atom":
+        return atom_equal(g.text, p.text)
+    if g.kind == "seq" and p.kind == "seq":
+        return _seq_equal(g, p)
+    if g.kind == "union" and p.kind == "union":
+        return _unordered(g.items, p.items)
+    if g.kind == "matrix" or p.kind == "matrix":
+        return _matrix_equal(g, p)
+    # one-element containers
+    if g.kind in ("seq", "union") and len(g.items) == 1 and g.open in ("", "{"):
+        return node_equal(g.items[0], p)
+    if p.kind in ("seq", "union") and len(p.items) == 1 and p.open in ("", "{"):
+        return node_equal(g, p.items[0])
+    return False, f"different structure ({p.kind} vs {g.kind})"
+
+
+def _equations(gt: str, pt: str) -> tuple[bool, str]:
+    if squash(gt) == squash(pt):
+        return True, "identical"
+    for s in (gt, pt):
+        why = screen.too_complex(s)
+        if why:
+            return False, why + ": too large to compare"
+    res = symbolic.equal(gt, pt)
+    return bool(res), "equivalent equations" if res else "different equations"
+
+
+def _seq_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
+    ordered = g.open in "([" and g.open != "" or p.open in "([" and p.open != ""
+    if ordered:
+        if len(g.items) != len(p.items):
+            return False, f"{len(p.items)} items vs {len(g.items)}"
+        if len(g.items) == 2 and g.open and p.open and (g.open, g.close) != (p.open, p.close):
+            return False, f"different brackets ({p.open}{p.close} vs {g.open}{g.close})"
+        for a, b in zip(g.items, p.items):
+            ok, why = node_equal(a, b)
+            if not ok:
+                return False, why
+        return True, "equal tuple"
+    return _unordered(g.items, p.items)
+
+
+def _unordered(gs, ps) -> tuple[bool, str]:
+    """Set equality: every gold item is matched by a predicted one and every predicted item by a gold one."""
+    if len(gs) * len(ps) > 400:
+        return False, "list too long to compare"
+    memo = {}
+
+    def eq(i, j):
+        if (i, j) not in memo:
+            memo[(i, j)] = node_equal(gs[i], ps[j])[0]
+        return memo[(i, j)]
+
+    for i in range(len(gs)):
+        if not any(eq(i, j) for j in range(len(ps))):
+            return False, "missing an element"
+    for j in range(len(ps)):
+        if not any(eq(i, j) for i in range(len(gs))):
+            return False, "extra element"
+    return True, "equal set"
+
+
+def _matrix_equal(g, p) -> tuple[bool, str]:
+    def cells(n):
+        if n.kind == "matrix":
+            return [list(r) for r in n.items]
+        if n.kind == "seq" and n.open in ("(", "[", ""):
+            return [[x] for x in n.items]  # a tuple is a column vector
+        return None
+    a, b = cells(g), cells(p)
+    if a is None or b is None:
+        return False, "different structure"
+    if len(a) != len(b) or any(len(r) != len(s) for r, s in zip(a, b)):
+        # row vs column vector
+        if [len(r) for r in a] == [1] * len(a) and len(b) == 1 and len(b[0]) == len(a):
+            b = [[x] for x in b[0]]
+        elif [len(r) for r in b] == [1] * len(b) and len(a) == 1 and len(a[0]) == len(b):
+            a = [[x] for x in a[0]]
+        else:
+            return False, "different shape"
+    for r, s in zip(a, b):
+        for x, y in zip(r, s):
+            ok, why = node_equal(x, y)
+            if not ok:
+                return False, why
+    return True, "equal matrix"
+
+
+# --------------------------------------------------------------------------------------------------------
+# entry point
+# --------------------------------------------------------------------------------------------------------
+def answers_equal(gold: str, pred: str) -> tuple[bool, str]:
+    """Compare a predicted answer with one gold answer (raw extracted strings)."""
+    g, p = clean(gold), clean(pred)
+    if not p:
+        return False, "empty answer"
+    if squash(g) == squash(p):
+        return True, "identical"
+    best = (False, "different")
+    for ga in structure.alternatives(g):
+        for pa in structure.alternatives(p):
+            try:
+                ok, why = node_equal(parse_cached(ga), parse_cached(pa))
+            except RecursionError:
+                ok, why = False, "nesting too deep"
+            if ok:
+                return True, why
+            best = (False, why)
+    return best

@@ -1,0 +1,401 @@
+"""Find the final answer in a completion.
+
+Order (the first rule that finds something wins; see :func:`extract`):
+
+1. Reasoning is skipped: only the text after the last ``</think>`` is read. An unterminated ``<think>``
+   (no ``</think>``) hides everything after it: with nothing before it, the verdict is ``no_answer``.
+2. ``answer_tag``: the last closed ``<answer>…</answer>``; a ``\\boxed{}`` inside it is unwrapped; an empty
+   tag is ``no_answer``.
+3. ``boxed``: the last ``\\boxed{…}`` / ``\\fbox{…}`` / ``\\boxed N``. If the last box is not closed (a truncated
+   output) the verdict is ``no_answer``. Boxes just before it that are joined to it only by separators
+   (``,``, ``;``, "and", "or", ``\\quad``, a ``y =`` label) belong to the same final span and together form one
+   set answer, so ``\\boxed{1}\\boxed{2}\\boxed{3}`` is the answer ``{1, 2, 3}``, never ``3``. A strong
+   "final answer is $X$" statement *after* the last box overrides it.
+4. ``minerva`` ("Final Answer: The final answer is X. I hope it is correct.") and ``phrase``
+   ("final answer is", "the answer is", "Answer:"): the last occurrence; the answer is the math span right
+   after it, else the rest of the sentence (prose is reduced by :func:`answer_from_prose`).
+5. ``gsm8k``: the last ``#### N`` line.
+6. ``phrase`` (conclusion): a last, complete sentence starting with "Therefore/Thus/So/Hence…" that states
+   a value ("Therefore, the probability is 2/3."). A truncated output (no final period) has none.
+7. ``last_number``: only when asked (GSM8K-style schemes).
+8. ``bare``: the completion itself is an answer: pure math of any length, or a short one-line statement.
+   A long answerless completion gives ``no_answer``.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from .normalize import fix_escapes
+
+
+@dataclass
+class Extraction:
+    answer: Optional[str]
+    method: Optional[str]
+    reason: str
+    parts: Optional[list] = None  # several boxed answers that form one set answer
+
+
+MAX_SCAN = 200_000  # only the last MAX_SCAN characters of the visible text are searched
+
+_THINK_OPEN = re.compile(r"<think>", re.I)
+_THINK_CLOSE = re.compile(r"</think>", re.I)
+_ANS_OPEN = re.compile(r"<answer>", re.I)
+_ANS_CLOSE = re.compile(r"</answer>", re.I)
+_BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
+_CHAT_TAIL = re.compile(r"(?:<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|</s>|<\|end\|>|<\|assistant\|>|<\|user\|>).*$", re.S)
+_HOPE = re.compile(r"\s*I hope it is correct\.?\s*$", re.I)
+
+_MINERVA = re.compile(r"final\s+answer\s*:\s*the\s+final\s+answer\s+is\s*:?\s*(?P<a>.{0,600}?)\s*\.?\s*I\s+hope\s+it\s+is\s+correct", re.I | re.S)
+_PHRASE = re.compile(
+    r"(?:final\s+answer\s*(?:is|:|=|would\s+be|will\s+be|should\s+be)"
+    r"|(?<![a-z])answer\s+(?:is|would\s+be|will\s+be|should\s+be|must\s+be)(?:\s*:)?"
+    r"|(?<![a-z])answer\s*(?:\*\*)?\s*:"
+    r"|(?<![a-z])answer\s*(?=\\\(|\\\[|\$))",
+    re.I,
+)
+_GSM = re.compile(r"####\s*([^\n]*)")
+_CONCLUDE = re.compile(r"^(?:therefore|thus|so|hence|finally|in\s+conclusion|in\s+summary|consequently|as\s+a\s+result|overall|the\s+answer)\b", re.I)
+_NUMBER_IN_TEXT = re.compile(
+    r"(?<![A-Za-z0-9.\\])(?:[-+]\s?)?[$€£¥]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:[.,]\d+)?(?:\s*/\s*\d+)?(?:\s*(?:%|\\%|percent\b))?(?![\d])"
+)
+_COPULA = re.compile(r"(?<![A-Za-z])(?:is|are|was|were|be|equals?|gives?|by|=|\\approx|≈)(?![A-Za-z])", re.I)
+_CHOICE = re.compile(r"(?<![A-Za-z\\])\(?([A-J])\)?(?![A-Za-z])")
+_UNIT_WORDS_OK = re.compile(
+    r"^(?:and|or|of|the|units?|square|cubic|sq|cm|mm|km|m|in|ft|feet|inch(?:es)?|miles?|meters?|hours?|minutes?|seconds?|"
+    r"days?|weeks?|years?|dollars?|cents?|degrees?|pi|sqrt|frac|text|mbox|infty|cup|cap|le|ge|ne|pm|times|cdot|is)$",
+    re.I,
+)
+
+
+def split_think(text: str) -> tuple[str, Optional[str]]:
+    """The visible (non-reasoning) text; the second value is a no_answer reason or None."""
+    closes = list(_THINK_CLOSE.finditer(text))
+    if closes:
+        return text[closes[-1].end():], None
+    m = _THINK_OPEN.search(text)
+    if m:
+        before = text[: m.start()]
+        if not before.strip():
+            return "", "unterminated <think>"
+        return before, None
+    return text, None
+
+
+def find_boxes(text: str) -> list[tuple[int, int, Optional[str]]]:
+    """All ``\\boxed``/``\\fbox`` as (start, end, content); content None when the box is not closed."""
+    out = []
+    for m in _BOX.finditer(text):
+        i = m.end()
+        n = len(text)
+        while i < n and text[i] in " \t\n":
+            i += 1
+        if i < n and text[i] == "{":
+            depth = 0
+            j = i
+            close = -1
+            while j < n:
+                c = text[j]
+                if c == "\\":
+                    j += 2
+                    continue
+                if c == "{":
+                    depth += 1
+                elif c == "}":
+                    depth -= 1
+                    if depth == 0:
+                        close = j
+                        break
+                j += 1
+            if close < 0:
+                out.append((m.start(), n, None))
+            else:
+                out.append((m.start(), close + 1, text[i + 1: close].strip()))
+        elif i > m.end() and i < n:
+            mm = re.match(r"[^\s$]+", text[i:])
+            tok = re.sub(r"[.,;]+$", "", mm.group()) if mm else ""
+            out.append((m.start(), i + (mm.end() if mm else 0), tok or None))
+        else:
+            out.append((m.start(), min(n, i), None))
+    return out
+
+
+def _connector_ok(between: str) -> bool:
+    """True when the text between two boxes only joins them (separators, labels, spacing)."""
+    t = re.sub(r"\\(?:text|textbf|mathrm|mbox|textnormal)\s*\{([^{}]*)\}", r" \1 ", between)
+    t = re.sub(r"\$|\\[()\[\]]|\\q?quad|\\[,;:! ]|~|&|\\\\|\\hline|\\end\{[a-z*]+\}|\\begin\{[a-z*]+\}", " ", t)
+    t = re.sub(r"\s+", " ", t).strip()
+    # a trailing label such as "y_2 =" or "and (b) x ="
+    t = re.sub(r"(?:\(?[a-z]\)|\b[A-Za-z](?:_\{?\w+\}?)?\s*=|\b[A-Za-z]+\s*:)\s*$", "", t).strip()
+    t = re.sub(r"^(?:[.,;:]\s*)+", "", t).strip()
+    if not t or re.fullmatch(r"[.,;:\s]*", t):
+        return True
+    if len(t) <= 60 and re.search(r"(?:^|\s|,)(?:and|or|,|;)$|[,;]$", t):
+        return True
+    return False
+
+
+def _box_group(boxes, text) -> tuple[list[str], int]:
+    """Contents of the final span of boxes (see module docstring) and its end offset."""
+    last = boxes[-1]
+    contents = [last[2]]
+    prev_start = last[0]
+    for b in reversed(boxes[:-1]):
+        if b[2] is None or b[1] > prev_start:
+            break
+        if not _connector_ok(text[b[1]:prev_start]):
+            break
+        contents.append(b[2])
+        prev_start = b[0]
+    contents.reverse()
+    uniq = []
+    for c in contents:
+        if c not in uniq:
+            uniq.append(c)
+    return uniq, last[1]
+
+
+def _math_span_at(s: str) -> Optional[str]:
+    """If s starts with a math span ($..$, $$..$$, \\(..\\), \\[..\\]) return its content."""
+    s = s.lstrip()
+    for op, cl in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if s.startswith(op):
+            j = s.find(cl, len(op))
+            if j > len(op):
+                return s[len(op): j]
+            return None
+    return None
+
+
+_SPAN = re.compile(r"\$\$(.+?)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+
+
+def answer_from_prose(t: str) -> Optional[str]:
+    """Reduce a sentence to its answer: the math span or number right after the last copula ("is", "=",
+    "are"...), else the last math span or number. None when there is none."""
+    t = t.strip()
+    if not t:
+        return None
+    cands = []  # (start, end, text)
+    spans = []
+    for m in _SPAN.finditer(t):
+        content = next(g for g in m.groups() if g is not None)
+        if re.search(r"[0-9\\^_=<>]|^\s*[A-Za-z]\s*$|[A-Za-z]\s*[-+*/]", content):
+            cands.append((m.start(), m.end(), content.strip()))
+        spans.append((m.start(), m.end()))
+
+    def in_span(i):
+        return any(a <= i < b for a, b in spans)
+
+    for m in _NUMBER_IN_TEXT.finditer(t):
+        if not in_span(m.start()):
+            cands.append((m.start(), m.end(), m.group().strip()))
+    if not cands:
+        return None
+    cands.sort()
+    cops = [m for m in _COPULA.finditer(t) if not in_span(m.start())]
+    if cops:
+        after = [c for c in cands if c[0] >= cops[-1].end()]
+        if after:
+            return _with_unit(t, after[0])
+    return _with_unit(t, cands[-1])
+
+
+def _with_unit(t: str, cand) -> str:
+    """A number followed directly by a unit-like token keeps it (``1,000.99m²``), so units can be compared."""
+    s, e, txt = cand
+    m = re.match(r"\s*(?:\\text\{[^{}]*\}|[a-zA-Zµ°€£¥]+(?:\^?\d|²|³)?)", t[e:])
+    if m and re.match(r"^[-+]?[$€£¥]?[\d,.\s/]+%?$", txt):
+        unit = m.group().strip()
+        if re.fullmatch(r"(?:\\text\{[^{}]*\}|m|cm|mm|km|kg|g|s|h|ft|in|m²|m\^2|cm²|cm\^2|m³|°|€|£|¥|[a-z]{2,}s?)", unit) \
+                and not re.fullmatch(r"(?i)is|are|and|or|which|the|it|so|but|that|for|because|we|as|to|of|in|at|on|if", unit):
+            return txt + " " + unit
+    return txt
+
+
+def _phrase_answer(text: str, m: re.Match) -> Optional[str]:
+    """The answer stated right after a phrase match."""
+    rest = text[m.end():]
+    rest = re.sub(r"^[\s*:]+", "", rest)
+    if not rest:
+        return None
+    if rest.startswith("\\boxed") or rest.startswith("\\fbox"):
+        bx = find_boxes(rest)
+        if bx and bx[0][2] is not None:
+            return bx[0][2]
+    span = _math_span_at(rest)
+    if span is not None and span.strip():
+        return span
+    # up to the end of the sentence / line
+    mm = re.search(r"\n|(?<![0-9])\.(?=\s|$)|\.(?=\s+[A-Z])|$", rest)
+    sent = rest[: mm.start()] if mm else rest
+    sent = sent[:400].strip()
+    if not sent:
+        return None
+    # a plain value right away: keep it whole ("(0, 1)", "12,000,023", "x = 5")
+    if not _has_prose(sent):
+        return sent
+    return answer_from_prose(sent)
+
+
+def _has_prose(t: str) -> bool:
+    """True when the text contains English words outside math / \\text{} (so it is a sentence, not an answer)."""
+    s = _SPAN.sub(" ", t)
+    s = re.sub(r"\\[a-zA-Z]+\s*\{[^{}]*\}|\\[a-zA-Z]+", " ", s)
+    words = [w for w in re.findall(r"[A-Za-z]{3,}", s) if not _UNIT_WORDS_OK.match(w)]
+    if not words:
+        return False
+    if len(words) >= 2:
+        return True
+    return bool(re.search(r"\d|\$", t))
+
+
+def extract_choice(text: str) -> Optional[str]:
+    """A multiple-choice letter from a short text: ``(B)``, ``B:``, ``\\text{(B)}``, ``B.``, "the answer is B"."""
+    t = re.sub(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}", r"\1", text)
+    t = t.replace("$", " ").strip()
+    m = re.match(r"^\**\s*\(?([A-J])\)?(?:[.:,)\s*]|$)", t)
+    if m:
+        return m.group(1)
+    anchors = list(re.finditer(r"answer(?:\s+is|\s*:)?|option|choice", t, re.I))
+    for a in reversed(anchors):
+        mm = _CHOICE.search(t[a.end(): a.end() + 60])
+        if mm:
+            return mm.group(1)
+    letters = _CHOICE.findall(t)
+    if letters and len(t) <= 200:
+        return letters[-1]
+    return None
+
+
+def extract(completion: str, *, last_number_fallback: bool = False, choice: bool = False,
+            is_gold: bool = False) -> Extraction:
+    """Find the final answer of a completion (see the module docstring for the order of the rules).
+
+    ``choice``: the gold is a multiple-choice letter, so prose like "the answer is for sure D" is reduced to
+    the letter. ``is_gold``: the text is a reference solution or answer (no length limit on a bare answer).
+    """
+    text = fix_escapes(completion) if ("\\\\" in completion or "\x0c" in completion or "\x08" in completion) else completion
+    visible, why = split_think(text)
+    if why:
+        return Extraction(None, None, why)
+    if len(visible) > MAX_SCAN:
+        visible = visible[-MAX_SCAN:]
+    if not visible.strip():
+        return Extraction(None, None, "nothing after </think>" if text.strip() else "empty completion")
+
+    # 2. <answer> ... </answer>
+    opens = list(_ANS_OPEN.finditer(visible))
+    if opens:
+        o = opens[-1]
+        c = _ANS_CLOSE.search(visible, o.end())
+        if c:
+            inner = visible[o.end(): c.start()].strip()
+            if not inner:
+                return Extraction(None, "answer_tag", "empty <answer>")
+            sub = extract(inner, choice=choice, is_gold=True)
+            if sub.answer is None:
+                return Extraction(None, "answer_tag", sub.reason)
+            return Extraction(sub.answer, "answer_tag", "answer tag", sub.parts)
+        # unclosed tag: read what follows it with the other rules
+        visible = visible[o.end():]
+
+    # 3. boxes
+    boxes = find_boxes(visible)
+    box_end = -1
+    boxed = None
+    if boxes:
+        if boxes[-1][2] is None:
+            # truncated / unclosed last box; an answer stated after an earlier box does not rescue it
+            return Extraction(None, "boxed", "unclosed \\boxed")
+        parts, box_end = _box_group(boxes, visible)
+        boxed = Extraction(", ".join(parts) if len(parts) > 1 else parts[0], "boxed",
+                           "boxed" if len(parts) == 1 else f"{len(parts)} boxed answers form one set",
+                           parts if len(parts) > 1 else None)
+
+    tail = _CHAT_TAIL.sub("", visible)
+    # 4. phrases (and Minerva's format); after a box only a strong statement with a math value overrides
+    mv = None
+    for m in _MINERVA.finditer(tail):
+        mv = m
+    pm = None
+    for m in _PHRASE.finditer(tail):
+        pm = m
+    if boxed is not None:
+        for m, method in ((mv, "minerva"), (pm, "phrase")):
+            if m is not None and m.start() > box_end and re.match(r"(?i)final", m.group()):
+                a = m.group("a") if method == "minerva" else _phrase_answer(tail, m)
+                if a and _math_span_at(tail[m.start(m.lastindex or 0):] if method == "minerva" else re.sub(r"^[\s*:]+", "", tail[m.end():])) is not None:
+                    return Extraction(_strip_span(a), method, "final answer statement after the box")
+        return boxed
+    if mv is not None and (pm is None or mv.end() >= pm.start()):
+        a = mv.group("a").strip()
+        a2 = _math_span_at(a)
+        a = a2 if a2 is not None else (a if not _has_prose(a) else answer_from_prose(a))
+        if a:
+            return Extraction(_strip_span(a), "minerva", "minerva final answer")
+    if pm is not None:
+        a = _phrase_answer(tail, pm)
+        if choice:
+            ch = extract_choice(tail[pm.start():])
+            if ch:
+                return Extraction(ch, "phrase", "answer phrase")
+        if a:
+            return Extraction(_strip_span(a), "phrase", "answer phrase")
+    # 5. GSM8K
+    gm = None
+    for m in _GSM.finditer(tail):
+        gm = m
+    if gm is not None and gm.group(1).strip():
+        return Extraction(gm.group(1).strip(), "gsm8k", "#### line")
+    # 6. conclusion sentence
+    concl = _conclusion(tail)
+    if concl:
+        return Extraction(concl, "phrase", "conclusion sentence")
+    # 7. bare answer (whole text) -- before last_number so that "x = 5" stays an equation
+    stripped = tail.strip()
+    if choice:
+        ch = extract_choice(stripped) if len(stripped) <= 300 else None
+        if ch:
+            return Extraction(ch, "bare", "choice letter")
+    if stripped and (is_gold or len(stripped) <= 2000) and not _has_prose(stripped):
+        return Extraction(stripped, "bare", "bare answer")
+    if stripped and (len(stripped) <= 120 and "\n" not in stripped or is_gold):
+        a = answer_from_prose(stripped)
+        if a:
+            return Extraction(a, "bare", "short statement")
+        if len(stripped) <= 120:
+            return Extraction(stripped, "bare", "bare text answer")
+    # 8. last number
+    if last_number_fallback:
+        nums = list(_NUMBER_IN_TEXT.finditer(tail))
+        if nums:
+            return Extraction(nums[-1].group().strip(), "last_number", "last number in the text")
+    return Extraction(None, None, "no final answer found")
+
+
+def _strip_span(a: str) -> str:
+    a = a.strip()
+    inner = _math_span_at(a)
+    if inner is not None and _math_span_at(a) and len(inner) + 2 >= len(a) - 2:
+        return inner
+    return a
+
+
+def _conclusion(tail: str) -> Optional[str]:
+    """The value stated by a complete final sentence that starts with a conclusion word."""
+    t = _HOPE.sub("", tail.rstrip()).rstrip()
+    if not t.endswith((".", "!")) and not t.endswith(".$") and not t.endswith("$."):
+        return None
+    body = t.rstrip(".! ")
+    # previous sentence boundary: ". " / "! " / newline, not inside a number
+    cut = max(body.rfind(". "), body.rfind("! "), body.rfind("\n"), body.rfind(".\n"))
+    sent = body[cut + 1:].strip() if cut >= 0 else body.strip()
+    sent = re.sub(r"^[\s*#>-]+", "", sent)
+    if len(sent) > 400 or not _CONCLUDE.match(sent):
+        return None
+    if not _COPULA.search(sent):
+        return None
+    return answer_from_prose(sent)

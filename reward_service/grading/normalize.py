@@ -1,0 +1,260 @@
+"""Text clean-up of an extracted answer (LaTeX, unicode, spacing, units).
+
+Rules (each applied by :func:`clean`, in this order):
+
+* Broken escapes: a form feed / backspace / bell / vertical tab in the text is a ``\\f``, ``\\b``, ``\\a``,
+  ``\\v`` that a JSON or Python string swallowed (``"\\frac"`` -> form feed + ``rac``); a tab or carriage
+  return followed by a known command name (``\\times``, ``\\right``...) likewise.
+* Doubly escaped LaTeX (``\\\\frac``, ``\\\\boxed``, with no single-backslash command) is un-escaped once.
+* Unicode: minus signs and dashes, ``×·÷√π°∞≤≥≠±∪∩∈∅``, superscript digits and thin / no-break spaces map to
+  their LaTeX or ASCII form.
+* Math delimiters (``$``, ``$$``, ``\\(`` ``\\)``, ``\\[`` ``\\]``), sizing commands (``\\left``,
+  ``\\right``, ``\\big``...), ``\\displaystyle``, spacing commands (``\\!``, ``\\,``, ``\\;``, ``\\quad``,
+  ``~``) and trailing sentence punctuation are dropped; ``\\dfrac``/``\\tfrac``/``\\cfrac`` become ``\\frac``;
+  ``{,}`` (LaTeX thousands separator) becomes ``,``; ``\\%`` becomes ``%``; every degree notation
+  (``^\\circ``, ``^{\\circ}``, ``\\degree``, ``°``) becomes ``°``.
+
+Units: :func:`split_unit` separates a trailing unit (``\\text{ cm}^2``, ``\\mbox{ miles}``, ``meters``,
+``m²``, ``square units``) from the value. Two answers whose units differ are different (``5 m`` != ``5 cm``);
+a unit present on one side only is dropped (``10 \\text{ cm}`` == ``10``).
+"""
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+_CTRL_FIX = {"\x0c": "\\f", "\x08": "\\b", "\x07": "\\a", "\x0b": "\\v"}
+_TAB_CMD = re.compile(r"\t(?=(?:imes|ext|frac|heta|au|an|o\b|riangle|op|ilde|extbf|extrm))")
+_CR_CMD = re.compile(r"\r(?=(?:ight|angle|ho|m\b|ceil|floor|brace|brack|Rightarrow|ightarrow))")
+
+_UNICODE = [
+    ("\u2212", "-"), ("\u2012", "-"), ("\u2013", "-"), ("\u2014", "-"), ("\ufe63", "-"), ("\uff0d", "-"),
+    ("\u00d7", "\\times "), ("\u22c5", "\\cdot "), ("\u00b7", "\\cdot "), ("\u2219", "\\cdot "),
+    ("\u00f7", "\\div "), ("\u221a", "\\sqrt"), ("\u03c0", "\\pi "), ("\u221e", "\\infty "),
+    ("\u2264", "\\le "), ("\u2266", "\\le "), ("\u2265", "\\ge "), ("\u2267", "\\ge "), ("\u2260", "\\ne "),
+    ("\u00b1", "\\pm "), ("\u2213", "\\mp "), ("\u222a", "\\cup "), ("\u2229", "\\cap "), ("\u2208", "\\in "),
+    ("\u2205", "\\emptyset "), ("\u00b2", "^2"), ("\u00b3", "^3"), ("\u00b9", "^1"), ("\u2070", "^0"),
+    ("\u00bd", "\\frac{1}{2}"), ("\u00bc", "\\frac{1}{4}"), ("\u00be", "\\frac{3}{4}"),
+    ("\u2009", " "), ("\u202f", " "), ("\u00a0", " "), ("\u2002", " "), ("\u2003", " "), ("\u2005", " "),
+    ("\u2006", " "), ("\u200a", " "), ("\u200b", ""), ("\u2061", ""), ("\u3000", " "),
+    ("\u2032", "'"), ("\uff0c", ","), ("\uff1a", ":"), ("\u2236", ":"), ("\u00b0", "\u00b0"),
+    ("\u2217", "*"), ("\u2044", "/"), ("\u2215", "/"),
+]
+_UNICODE_TABLE = {ord(a): b for a, b in _UNICODE if len(a) == 1}
+
+_SIZING = re.compile(r"\\(?:m?left|m?right|[bB]igg?[lrm]?|middle)(?![a-zA-Z])\s*")
+_SIZING_DOT = re.compile(r"\\(?:m?left|m?right)\s*\.")
+_SPACING = re.compile(r"\\(?:[!,;:> ]|q?quad(?![a-zA-Z])|enspace|thinspace|medspace|thickspace|negthinspace|hspace\*?\{[^{}]*\}|kern\s*-?[\d.]+\w*)|~")
+_STYLE = re.compile(r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)(?![a-zA-Z])")
+_FRAC = re.compile(r"\\[dtc]frac(?![a-zA-Z])")
+_BINOM = re.compile(r"\\[dt]binom(?![a-zA-Z])")
+_DEGREE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}|\\circ(?![a-zA-Z])|\^\s*\{?\s*o\s*\}?(?=\s*$)")
+_THOUSANDS_BRACE = re.compile(r"\s*\{\s*,\s*\}\s*")
+_WS = re.compile(r"\s+")
+_DOUBLE_CMD = re.compile(r"(?<!\\)\\\\[a-zA-Z]")
+_SINGLE_CMD = re.compile(r"(?<!\\)\\[a-zA-Z]")
+_ENV_WORD = re.compile(r"\\(?:begin|end)\{")
+_TEXT_CMDS = r"(?:text|textnormal|textrm|textbf|textit|textsf|texttt|mathrm|mathbf|mathit|mathsf|mathtt|mbox|hbox|rm|bf|it|operatorname\*?|emph)"
+
+
+def fix_escapes(s: str) -> str:
+    """Repair control characters left by swallowed backslash escapes and doubly escaped LaTeX."""
+    if any(c in s for c in _CTRL_FIX):
+        s = "".join(_CTRL_FIX.get(c, c) for c in s)
+    if "\t" in s:
+        s = _TAB_CMD.sub(r"\\t", s)
+    if "\r" in s:
+        s = _CR_CMD.sub(r"\\r", s)
+    if "\\\\" in s and _DOUBLE_CMD.search(s) and not _SINGLE_CMD.search(s.replace("\\\\", "")):
+        s = s.replace("\\\\", "\\")
+        s = re.sub(r"\\n(?![a-zA-Z])|\\n(?=[A-Z*])", "\n", s)
+    return s
+
+
+def to_ascii_latex(s: str) -> str:
+    """Map unicode math symbols and exotic spaces to LaTeX / ASCII."""
+    if s.isascii():
+        return s
+    return s.translate(_UNICODE_TABLE).replace("\u00b0", "°")
+
+
+def strip_delimiters(s: str) -> str:
+    """Drop math-mode delimiters and escaped dollars (currency)."""
+    s = s.replace("\\$", " ")
+    s = s.replace("$", " ")
+    s = re.sub(r"\\[\[\]()]", " ", s)
+    return s
+
+
+@lru_cache(maxsize=8192)
+def clean(s: str) -> str:
+    """Normalise an answer string (see the module docstring for the rules)."""
+    s = fix_escapes(s)
+    s = to_ascii_latex(s)
+    s = strip_delimiters(s)
+    s = _SIZING_DOT.sub(" ", s)
+    s = _SIZING.sub("", s)
+    s = _STYLE.sub("", s)
+    s = _SPACING.sub(" ", s)
+    s = _FRAC.sub(r"\\frac", s)
+    s = _BINOM.sub(r"\\binom", s)
+    s = _THOUSANDS_BRACE.sub(",", s)
+    s = s.replace("\\%", "%").replace("\\infin ", "\\infty ")
+    s = _DEGREE.sub("°", s)
+    s = s.replace("\\lt", "<").replace("\\gt", ">")
+    s = re.sub(r"\\(?:leq|leqslant|le)(?![a-zA-Z])", r"\\le ", s)
+    s = re.sub(r"\\(?:geq|geqslant|ge)(?![a-zA-Z])", r"\\ge ", s)
+    s = re.sub(r"\\(?:neq|ne)(?![a-zA-Z])", r"\\ne ", s)
+    s = s.replace("<=", "\\le ").replace(">=", "\\ge ").replace("!=", "\\ne ")
+    s = _WS.sub(" ", s).strip()
+    s = strip_trailing_punct(s)
+    s = strip_outer_text(s)
+    return s
+
+
+def strip_trailing_punct(s: str) -> str:
+    """Remove sentence punctuation and stray wrappers at the ends: ``"x=3."`` -> ``"x=3"``."""
+    while True:
+        t = s.strip()
+        t = re.sub(r"(?:[.,;:!?]|\\\\)+$", "", t).strip()
+        if t.startswith("\\quad") or t.startswith(":"):
+            t = t.lstrip(":").strip()
+        if t == s:
+            return t
+        s = t
+
+
+def strip_outer_text(s: str) -> str:
+    """``\\text{(C)}`` -> ``(C)``, ``\\textbf{Even}`` -> ``Even``: unwrap a text command spanning the whole answer."""
+    m = re.fullmatch(r"\\" + _TEXT_CMDS + r"\s*\{(.*)\}", s)
+    if m and balanced(m.group(1)):
+        return m.group(1).strip()
+    return s
+
+
+def balanced(s: str) -> bool:
+    """True when ``{``/``}`` are balanced (ignoring escaped ``\\{``)."""
+    depth = 0
+    i = 0
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth < 0:
+                return False
+        i += 1
+    return depth == 0
+
+
+def strip_text_commands(s: str) -> str:
+    """``\\text{abc}`` -> ``abc`` everywhere (used for text / unit comparison)."""
+    prev = None
+    while prev != s:
+        prev = s
+        s = re.sub(r"\\" + _TEXT_CMDS + r"\s*\{([^{}]*)\}", r"\1", s)
+    return s
+
+
+# ----------------------------------------------------------------------------------------------------------
+# Units
+# ----------------------------------------------------------------------------------------------------------
+_UNIT_WORDS = (
+    "units? square units? sq units? cubic units? unit squared "
+    "meters? metres? m cm mm km nm um µm kilometers? kilometres? centimeters? centimetres? millimeters? "
+    "inch(?:es)? in ft feet foot yards? yd miles? mi "
+    "grams? g kg kilograms? mg tons? tonnes? pounds? lbs? lb ounces? oz "
+    "liters? litres? l ml mL gallons? gal quarts? pints? cups? "
+    "seconds? secs? s minutes? mins? min hours? hrs? hr h days? weeks? months? years? yrs? "
+    "dollars? cents? euros? yuan rupees? rs usd "
+    "degrees? deg radians? rad "
+    "mph kph km/h m/s cm/s ft/s km/hr mi/hr miles/hour miles per hour "
+    "sq cm sq m sq ft sq in square meters? square feet square inches square centimeters? "
+    "cubic meters? cubic feet cubic inches cubic centimeters? "
+    "people persons? students? children kids apples? books? marbles? cookies? boxes? points? ways? times? "
+    "pages? coins? balls? cars? trees? eggs? cards? pieces? bags? boys? girls? men women sheep cows? dogs? cats? "
+    "newtons? N joules? J watts? W volts? V amps? A kelvin K calories? kcal hz Hz pascals? Pa atm"
+).split()
+_UNIT_ALT = "|".join(sorted(set(_UNIT_WORDS), key=len, reverse=True))
+# a unit word at the very end, optionally raised to a power (cm^2, m^{3}, m²)
+_TRAILING_UNIT = re.compile(
+    r"^(?P<val>.*?[0-9}\)a-zA-Z°%.])\s*(?P<unit>(?:\\" + _TEXT_CMDS + r"\s*\{\s*[^{}]*\}|(?:" + _UNIT_ALT + r")(?![a-zA-Z]))"
+    r"(?:\s*\^\s*\{?\s*[0-9]\s*\}?)?(?:\s*(?:\\" + _TEXT_CMDS + r"\s*\{\s*[^{}]*\}|(?:" + _UNIT_ALT + r")(?![a-zA-Z]))(?:\s*\^\s*\{?\s*[0-9]\s*\}?)?)*)\s*$",
+)
+_CANON_UNIT = {
+    "meter": "m", "metre": "m", "meters": "m", "metres": "m", "centimeter": "cm", "centimeters": "cm",
+    "centimetre": "cm", "centimetres": "cm", "millimeter": "mm", "millimeters": "mm", "kilometer": "km",
+    "kilometers": "km", "kilometre": "km", "kilometres": "km", "inches": "in", "inch": "in", "feet": "ft",
+    "foot": "ft", "yards": "yd", "yard": "yd", "miles": "mi", "mile": "mi", "grams": "g", "gram": "g",
+    "kilograms": "kg", "kilogram": "kg", "pounds": "lb", "pound": "lb", "lbs": "lb", "liters": "l", "liter": "l",
+    "litres": "l", "litre": "l", "seconds": "s", "second": "s", "secs": "s", "sec": "s", "minutes": "min",
+    "minute": "min", "mins": "min", "hours": "h", "hour": "h", "hrs": "h", "hr": "h", "days": "day",
+    "weeks": "week", "months": "month", "years": "year", "yrs": "year", "yr": "year", "dollars": "dollar",
+    "cents": "cent", "degrees": "deg", "degree": "deg", "radians": "rad", "radian": "rad", "units": "unit",
+    "square": "sq", "squared": "sq", "sq": "sq", "cubic": "cu",
+}
+# units that do not make two answers different when present on both sides with different words
+_NEUTRAL_UNITS = {"unit", "sq unit", "cu unit", "sq", "cu", "unit sq"}
+
+
+def canonical_unit(u: str) -> str:
+    """Canonical spelling of a unit string (``\\text{ cm}^2`` -> ``cm^2``, ``square meters`` -> ``sq m``)."""
+    u = strip_text_commands(u)
+    u = u.replace("{", "").replace("}", "").replace(" ", " ").strip().lower()
+    u = re.sub(r"\s*\^\s*", "^", u)
+    words = [w for w in re.split(r"\s+", u) if w]
+    out = []
+    for w in words:
+        pw = ""
+        m = re.match(r"^(.*?)(\^\d)$", w)
+        if m:
+            w, pw = m.group(1), m.group(2)
+        out.append(_CANON_UNIT.get(w, w) + pw)
+    u = " ".join(out)
+    # "sq m" == "m^2", "cu cm" == "cm^3"
+    u = re.sub(r"^sq (\S+)$", r"\1^2", u)
+    u = re.sub(r"^cu (\S+)$", r"\1^3", u)
+    return u
+
+
+def split_unit(s: str) -> tuple[str, str | None]:
+    """Split ``"15 \\text{ cm}^2"`` into ``("15", "cm^2")``; ``(s, None)`` when there is no trailing unit.
+
+    Only a value that itself looks like a number or closes a group is split, so ``x`` or ``\\sin x`` keep
+    their letters. Single-letter units (``m``, ``s``, ``g``...) are split only after a digit.
+    """
+    if len(s) > 400:
+        return s, None
+    m = _TRAILING_UNIT.match(s)
+    if not m:
+        return s, None
+    val, unit = m.group("val").strip(), m.group("unit").strip()
+    if not val or not re.search(r"[0-9]", val):
+        return s, None
+    bare = strip_text_commands(unit).strip()
+    if not bare:
+        return val, None
+    # text wrapped answers like \text{(C)} or \text{odd} are not units
+    if re.fullmatch(r"[a-zA-Z]", bare.strip()) and not re.search(r"[0-9]\s*$", val):
+        return s, None
+    # a value ending in a letter (e.g. "2x") followed by a bare single letter is algebra, not a unit
+    if re.search(r"[a-zA-Z]$", val) and not unit.startswith("\\"):
+        return s, None
+    return val, canonical_unit(unit)
+
+
+def units_conflict(u1: str | None, u2: str | None) -> bool:
+    """Two present, different, non-neutral units conflict (``m`` vs ``cm``); a missing unit never does."""
+    if not u1 or not u2:
+        return False
+    if u1 == u2:
+        return False
+    if u1 in _NEUTRAL_UNITS or u2 in _NEUTRAL_UNITS:
+        return False
+    strip_pl = lambda u: re.sub(r"(?<=[a-z]{3})s$", "", u)  # noqa: E731
+    return strip_pl(u1) != strip_pl(u2)

@@ -1,0 +1,89 @@
+"""Pre-screen limits applied before any symbolic work, so pathological answers are decided fast.
+
+An answer that fails a limit never reaches sympy: it can still be equal to the gold by the exact string /
+exact-arithmetic path (:mod:`numbers` has its own size guards), otherwise it is graded ``wrong`` with the reason
+"too large to compare". The limits (:func:`too_complex`):
+
+* length above ``MAX_SYMBOLIC_CHARS`` characters;
+* brace / bracket nesting deeper than ``MAX_DEPTH`` (``\\frac{\\frac{\\frac{...}}}`` 1000 deep);
+* a digit run longer than ``MAX_DIGIT_RUN`` (a 100k-digit number);
+* an exponent tower (an exponent that itself contains ``^``: ``9^{9^{9^9}}``, ``10^{10^{100}}``) or an
+  exponent above ``MAX_EXPONENT``;
+* a factorial of a number above ``MAX_FACTORIAL`` or a nested factorial (``(10!)!``);
+* more than ``MAX_COMMANDS`` LaTeX commands.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+MAX_SYMBOLIC_CHARS = 600
+MAX_DEPTH = 24
+MAX_DIGIT_RUN = 120
+MAX_EXPONENT = 10_000
+MAX_FACTORIAL = 500
+MAX_COMMANDS = 80
+
+_DIGITS = re.compile(r"\d{%d,}" % (MAX_DIGIT_RUN + 1))
+_EXP_GROUP = re.compile(r"\^\s*\{")
+_EXP_NUM = re.compile(r"\^\s*\{?\s*(\d+(?:\.\d+)?)")
+_FACT = re.compile(r"(\d+)\s*!")
+_NESTED_FACT = re.compile(r"!\s*[)}]*\s*!")
+
+
+def max_depth(s: str) -> int:
+    d = m = 0
+    for c in s:
+        if c in "{([":
+            d += 1
+            if d > m:
+                m = d
+        elif c in "})]":
+            d -= 1
+    return m
+
+
+def _tower(s: str) -> bool:
+    """True if some exponent contains another exponent (a tower)."""
+    for m in _EXP_GROUP.finditer(s):
+        depth = 0
+        for j in range(m.end() - 1, min(len(s), m.end() + 2000)):
+            c = s[j]
+            if c == "{":
+                depth += 1
+            elif c == "}":
+                depth -= 1
+                if depth == 0:
+                    break
+            elif c == "^" and depth >= 1:
+                return True
+    # a^b^c written without braces
+    return bool(re.search(r"\^\s*[\w.]+\s*\^", s))
+
+
+def too_complex(s: str) -> Optional[str]:
+    """A short reason when s must not go to the symbolic path, else None."""
+    if len(s) > MAX_SYMBOLIC_CHARS:
+        return "answer too long for symbolic comparison"
+    if max_depth(s) > MAX_DEPTH:
+        return "nesting too deep"
+    if _DIGITS.search(s):
+        return "number too long"
+    if "^" in s:
+        if _tower(s):
+            return "exponent tower"
+        for m in _EXP_NUM.finditer(s):
+            try:
+                if float(m.group(1)) > MAX_EXPONENT:
+                    return "exponent too large"
+            except ValueError:
+                return "exponent too large"
+    if "!" in s:
+        for m in _FACT.finditer(s):
+            if int(m.group(1)) > MAX_FACTORIAL:
+                return "factorial too large"
+        if _NESTED_FACT.search(s):
+            return "nested factorial"
+    if s.count("\\") > MAX_COMMANDS:
+        return "too many commands"
+    return None

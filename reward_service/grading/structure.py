@@ -1,0 +1,304 @@
+"""Split a cleaned answer into its structure: lists, tuples, sets, intervals, unions, matrices, equations.
+
+:func:`parse` returns a small tree of :class:`Node` objects:
+
+* ``atom``: a scalar expression (text), compared by :mod:`compare`.
+* ``seq``: items with their brackets: ``(``…``)`` tuple / open interval, ``[``…``]``, mixed ``[``…``)``
+  intervals, ``{`` for ``\\{…\\}`` sets, ``""`` for a bare list ``1, 2, 3`` (a list of solutions).
+* ``union``: ``A \\cup B``.
+* ``matrix``: rows of items (``pmatrix``, ``bmatrix``, ``matrix``, ``array``...).
+* ``assign``: ``x = 5``, ``(p, q) = (3, 2)``, ``f(x) = 2x+3``: a left side made only of symbols; compared by its
+  right side. A chain ``x = 5+5+1 = 11`` keeps its last member; ``x = 1/3 \\approx 0.33`` keeps the exact part.
+* ``eq``: any other equation (``2x + 4y = 3``), compared up to a nonzero factor.
+
+Separators: ``,`` and ``;`` at top level, "and"/"or". ``1,000`` (groups of three digits) is one number;
+``1,5`` is read both as the list ``1, 5`` and the decimal ``1.5`` (:func:`alternatives`). ``a \\pm b`` is the
+list ``a + b, a - b``. A single-variable inequality with numeric bounds (``x \\ge 5``, ``-2 < x \\le 7``,
+``x \\ne 3``) becomes its interval(s), so it compares equal to the interval notation.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Optional
+
+MAX_ITEMS = 64
+
+
+@dataclass
+class Node:
+    kind: str
+    text: str = ""
+    items: list = field(default_factory=list)
+    open: str = ""
+    close: str = ""
+    lhs: str = ""
+
+
+_OPEN = "([{"
+_CLOSE = ")]}"
+
+
+def split_top(s: str, seps: tuple[str, ...]) -> list[str]:
+    """Split s at separators that are outside every bracket / brace / environment."""
+    parts = []
+    depth = 0
+    env = 0
+    start = 0
+    i = 0
+    n = len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\":
+            if s.startswith("\\begin{", i):
+                env += 1
+            elif s.startswith("\\end{", i):
+                env -= 1
+            elif s.startswith("\\{", i) or s.startswith("\\}", i):
+                depth += 1 if s[i + 1] == "{" else -1
+                i += 2
+                continue
+            # a command: check separators that are commands
+            for sep in seps:
+                if sep.startswith("\\") and depth == 0 and env == 0 and s.startswith(sep, i) and \
+                        not (i + len(sep) < n and s[i + len(sep)].isalpha()):
+                    parts.append(s[start:i])
+                    i += len(sep)
+                    start = i
+                    break
+            else:
+                i += 1
+                while i < n and s[i].isalpha():
+                    i += 1
+            continue
+        if c in _OPEN:
+            depth += 1
+        elif c in _CLOSE:
+            depth -= 1
+        elif depth == 0 and env == 0:
+            for sep in seps:
+                if not sep.startswith("\\") and s.startswith(sep, i):
+                    parts.append(s[start:i])
+                    i += len(sep)
+                    start = i
+                    break
+            else:
+                i += 1
+                continue
+            continue
+        i += 1
+    parts.append(s[start:])
+    return [p.strip() for p in parts]
+
+
+def _wrapped(s: str) -> Optional[tuple[str, str, str]]:
+    """If s is one bracketed group spanning the whole string, return (open, inner, close)."""
+    if len(s) < 2:
+        return None
+    if s.startswith("\\{") and s.endswith("\\}"):
+        inner = s[2:-2]
+        if _depth_ok(inner):
+            return "{", inner, "}"
+        return None
+    if s[0] in "([{" and s[-1] in ")]}":
+        inner = s[1:-1]
+        if _depth_ok(inner):
+            return s[0], inner, s[-1]
+    return None
+
+
+def _depth_ok(s: str) -> bool:
+    depth = 0
+    i = 0
+    while i < len(s):
+        c = s[i]
+        if c == "\\" and i + 1 < len(s) and s[i + 1] in "{}":
+            depth += 1 if s[i + 1] == "{" else -1
+            i += 2
+        else:
+            if c in _OPEN:
+                depth += 1
+            elif c in _CLOSE:
+                depth -= 1
+            i += 1
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_DEC_COMMA = re.compile(r"^([+-]?\d+),(\d+)$")
+_MATRIX = re.compile(r"^\\begin\{(pmatrix|bmatrix|Bmatrix|vmatrix|Vmatrix|matrix|smallmatrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.S)
+_IN_PREFIX = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*\\in\s*")
+_SYMBOLIC_LHS = re.compile(
+    r"^(?:[A-Za-z](?:_\{?[\w,]+\}?|_\d)?'*|\\[a-zA-Z]+(?:_\{?\w+\}?)?|[A-Za-z]{1,6}(?:_\{?\w+\}?)?|"
+    r"[A-Za-z]+\s*\([A-Za-z0-9,\s]*\)|\|[A-Za-z\s]+\||\\frac\{[A-Za-z]+\}\{[A-Za-z]+\}|"
+    r"[A-Za-z](?:_\{?\w+\}?)?\s*:\s*[A-Za-z](?:_\{?\w+\}?)?|[A-Z]{1,4}|\\overline\{[A-Z]+\}|"
+    r"[A-Za-z]_?\{?\w*\}?\s*\+\s*[A-Za-z]_?\{?\w*\}?|"
+    r"\((?:\s*[A-Za-z](?:_\{?\w+\}?)?\s*,)+\s*[A-Za-z](?:_\{?\w+\}?)?\s*\))$"
+)
+
+
+def is_symbolic_lhs(lhs: str) -> bool:
+    """``x``, ``f(x)``, ``|AB|``, ``(p,q)``, ``V_{1}:V_{2}``, ``\\frac{NO}{BO}``: names, not values."""
+    return bool(_SYMBOLIC_LHS.match(lhs.strip())) and not re.search(r"\d", re.sub(r"_\{?\w+\}?", "", lhs))
+
+
+def _rel_split(s: str):
+    """Split at top-level relation signs; returns (parts, ops) or None when there is no relation."""
+    parts = split_top(s, ("=", "<", ">", "\\le", "\\ge", "\\ne", "\\approx"))
+    if len(parts) == 1:
+        return None
+    ops = []
+    # recover the operators in order
+    rest = s
+    for p in parts[:-1]:
+        idx = rest.find(p) + len(p) if p else 0
+        rest = rest[idx:]
+        m = re.match(r"\s*(=|<|>|\\le|\\ge|\\ne|\\approx)", rest)
+        if not m:
+            return None
+        ops.append(m.group(1))
+        rest = rest[m.end():]
+    return parts, ops
+
+
+def _num_like(s: str) -> bool:
+    return bool(re.fullmatch(r"[-+]?\s*(?:\d+(?:\.\d+)?|\.\d+|\\frac\{[-\d.]+\}\{[\d.]+\}|\d+/\d+|\\infty|[-+]?\\sqrt\{\d+\})", s.strip()))
+
+
+def _ineq_to_intervals(parts, ops) -> Optional[Node]:
+    """``x \\ge 5`` -> ``[5, \\infty)``; ``a < x \\le b`` -> ``(a, b]``; ``x \\ne 3`` -> two intervals."""
+    var = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?$")
+    if len(parts) == 2 and ops[0] in ("<", ">", "\\le", "\\ge", "\\ne"):
+        a, b = parts
+        op = ops[0]
+        if var.match(b) and _num_like(a):
+            a, b = b, a
+            op = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le", "\\ne": "\\ne"}[op]
+        if not (var.match(a) and _num_like(b)):
+            return None
+        if op == "<":
+            return Node("seq", items=[Node("atom", "-\\infty"), Node("atom", b)], open="(", close=")")
+        if op == "\\le":
+            return Node("seq", items=[Node("atom", "-\\infty"), Node("atom", b)], open="(", close="]")
+        if op == ">":
+            return Node("seq", items=[Node("atom", b), Node("atom", "\\infty")], open="(", close=")")
+        if op == "\\ge":
+            return Node("seq", items=[Node("atom", b), Node("atom", "\\infty")], open="[", close=")")
+        return Node("union", items=[
+            Node("seq", items=[Node("atom", "-\\infty"), Node("atom", b)], open="(", close=")"),
+            Node("seq", items=[Node("atom", b), Node("atom", "\\infty")], open="(", close=")")])
+    if len(parts) == 3 and var.match(parts[1]) and _num_like(parts[0]) and _num_like(parts[2]):
+        o1, o2 = ops
+        if o1 in ("<", "\\le") and o2 in ("<", "\\le"):
+            return Node("seq", items=[Node("atom", parts[0]), Node("atom", parts[2])],
+                        open="(" if o1 == "<" else "[", close=")" if o2 == "<" else "]")
+        if o1 in (">", "\\ge") and o2 in (">", "\\ge"):
+            return Node("seq", items=[Node("atom", parts[2]), Node("atom", parts[0])],
+                        open="(" if o2 == ">" else "[", close=")" if o1 == ">" else "]")
+    return None
+
+
+def parse(s: str, depth: int = 0) -> Node:
+    """Structure of a cleaned answer string (see the module docstring)."""
+    s = s.strip()
+    if depth > 12 or len(s) > 5000:
+        return Node("atom", s)
+    s = _IN_PREFIX.sub("", s)
+    # top-level "or"/"and" words and \text{and} are list separators
+    s2 = re.sub(r"\\text\{\s*(?:and|or)\s*\}|(?<![A-Za-z\\])(?:and|or)(?![A-Za-z])", ";;", s)
+    # union
+    parts = split_top(s2, ("\\cup",))
+    if len(parts) > 1:
+        return Node("union", items=[parse(p, depth + 1) for p in parts if p][:MAX_ITEMS])
+    # lists: ';' outside, ',' inside when both occur (p=5,q=2;p=7,q=2)
+    semi = [p for p in split_top(s2, (";;", ";")) if p.strip()]
+    if len(semi) > 1:
+        if any(len(split_top(p, (",",))) > 1 for p in semi) and ";;" not in s2:
+            return Node("seq", items=[_solution(p, depth) for p in semi][:MAX_ITEMS], open="", close="")
+        items = []
+        for p in semi:
+            sub = parse(p, depth + 1)
+            if sub.kind == "seq" and sub.open == "":
+                items.extend(sub.items)
+            else:
+                items.append(sub)
+        return Node("seq", items=items[:MAX_ITEMS], open="", close="")
+    s = s2.replace(";;", ",")
+    if _THOUSANDS.match(s):
+        return Node("atom", s.replace(",", ""))
+    commas = split_top(s, (",",))
+    if len(commas) > 1:
+        commas = [c for c in commas if c]
+        if len(commas) > 1 and all(_is_assignment(c) for c in commas) and len({c.split("=")[0].strip() for c in commas}) == len(commas):
+            # "x = 1, y = 2": one solution, keep as a list of assignments (compared by value)
+            pass
+        return Node("seq", items=[parse(c, depth + 1) for c in commas][:MAX_ITEMS], open="", close="")
+    w = _wrapped(s)
+    if w:
+        op, inner, cl = w
+        inner_items = split_top(inner, (",", ";"))
+        if len(inner_items) > 1 or op == "{" and s.startswith("\\{"):
+            if op == "{" and not s.startswith("\\{"):
+                return parse(inner, depth + 1)
+            items = [parse(x, depth + 1) for x in inner_items if x or op == "{"]
+            return Node("seq", items=items[:MAX_ITEMS], open=op, close=cl)
+        if (op, cl) in (("(", ")"), ("{", "}"), ("[", "]")):
+            return parse(inner, depth + 1)
+    m = _MATRIX.match(s)
+    if m:
+        body = m.group(2).strip()
+        rows = [r for r in re.split(r"\\\\", body) if r.strip() and not re.fullmatch(r"\s*\\hline\s*", r)]
+        return Node("matrix", items=[[parse(c, depth + 1) for c in split_top(r, ("&",))] for r in rows][:MAX_ITEMS],
+                    text=m.group(1))
+    # relations
+    rel = _rel_split(s)
+    if rel:
+        parts, ops = rel
+        if "\\approx" in ops:
+            k = ops.index("\\approx")
+            head = parts[: k + 1]
+            if k > 0 and all(o == "=" for o in ops[:k]):
+                return parse(" = ".join(head), depth + 1)
+            return parse(parts[-1], depth + 1)
+        if all(o == "=" for o in ops):
+            if is_symbolic_lhs(parts[0]) and parts[-1]:
+                return Node("assign", lhs=parts[0], items=[parse(parts[-1], depth + 1)], text=s)
+            return Node("eq", text=s, items=[Node("atom", p) for p in parts])
+        iv = _ineq_to_intervals(parts, ops)
+        if iv is not None:
+            return iv
+        return Node("atom", s)
+    # a \pm b
+    pm = split_top(s, ("\\pm",))
+    if len(pm) == 2 and pm[1]:
+        a, b = pm
+        if a:
+            return Node("seq", items=[Node("atom", f"{a} + {b}"), Node("atom", f"{a} - ({b})")], open="", close="")
+        return Node("seq", items=[Node("atom", b), Node("atom", f"-({b})")], open="", close="")
+    return Node("atom", s)
+
+
+def _is_assignment(c: str) -> bool:
+    parts = split_top(c, ("=",))
+    return len(parts) == 2 and is_symbolic_lhs(parts[0])
+
+
+def _solution(p: str, depth: int) -> Node:
+    """``p=5,q=2`` -> the tuple ``(5, 2)``; otherwise the plain structure."""
+    items = split_top(p, (",",))
+    if len(items) > 1 and all(_is_assignment(i) for i in items):
+        return Node("seq", items=[parse(split_top(i, ("=",))[1], depth + 1) for i in items], open="(", close=")")
+    return parse(p, depth + 1)
+
+
+def alternatives(s: str) -> list[str]:
+    """Readings of an ambiguous answer: ``1,5`` is the list and the decimal comma; ``0,111`` is a decimal."""
+    m = _DEC_COMMA.match(s.strip())
+    if m and not _THOUSANDS.match(s.strip()):
+        dec = f"{m.group(1)}.{m.group(2)}"
+        if m.group(1).lstrip("+-") == "0":
+            return [dec]
+        return [s, dec]
+    return [s]

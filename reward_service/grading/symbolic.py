@@ -1,0 +1,280 @@
+"""The symbolic path: LaTeX -> sympy through latex2sympy2-extended (antlr), then our own comparison.
+
+Used only when :mod:`numbers` cannot decide (variables, functions, sets written unusually...). Inputs reach
+this module only after :mod:`screen` has accepted them. No ``eval``/``sympify``/``parse_expr`` is applied to
+user text: latex2sympy2-extended builds sympy objects from an antlr parse tree.
+
+Equality rules (:func:`equal`):
+
+* identical trees are equal;
+* numbers / closed expressions: both evaluated to 50 significant digits, equal when they agree to a
+  relative 1e-30 (a difference that small between two closed forms written with a few symbols does not occur
+  in practice; exact integers and rationals never get here, :mod:`numbers` decides them);
+* expressions with variables: probabilistic identity test, evaluated at several random points; the
+  answer is "equal" only if every valid point agrees (and at least two points were valid);
+* equations: equal when ``lhs - rhs`` of one is a nonzero constant multiple of the other's;
+* inequalities / relations in one variable: compared as solution sets;
+* sets, intervals, tuples, matrices: element-wise with the same rules.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import re
+from functools import lru_cache
+from typing import Optional
+
+logger = logging.getLogger(__name__)
+
+_L2S = None
+_SYMPY = None
+
+
+def _lazy():
+    global _L2S, _SYMPY
+    if _L2S is None:
+        import sympy
+        from latex2sympy2_extended.latex2sympy2 import ConversionConfig, latex2sympy
+        _SYMPY = sympy
+        _L2S = (latex2sympy, ConversionConfig)
+    return _L2S, _SYMPY
+
+
+_COMPLEX = re.compile(r"(?<![a-zA-Z\\])i(?![a-zA-Z])|\\i(?![a-zA-Z])|\\imath|\\mathrm\{i\}|(?<![a-zA-Z\\])I(?![a-zA-Z])")
+
+
+def _prep(s: str) -> str:
+    s = s.replace("°", "")
+    s = s.replace("%", "\\%")
+    return s
+
+
+@lru_cache(maxsize=4096)
+def parse_latex(s: str):
+    """sympy object for a cleaned LaTeX string, or None when it cannot be parsed."""
+    (latex2sympy, ConversionConfig), sympy = _lazy()
+    try:
+        return latex2sympy(_prep(s), is_real=not bool(_COMPLEX.search(s)), convert_degrees=False,
+                           normalization_config=None,
+                           conversion_config=ConversionConfig(interpret_as_mixed_fractions=True,
+                                                              lowercase_symbols=False))
+    except Exception:  # antlr / conversion errors of every kind
+        return None
+    except RecursionError:
+        return None
+
+
+def _is_rel(x) -> bool:
+    sympy = _SYMPY
+    from latex2sympy2_extended.logic import And
+    return isinstance(x, sympy.core.relational.Relational) or (
+        isinstance(x, And) and all(isinstance(a, sympy.core.relational.Relational) for a in x.args))
+
+
+def _evalf(e, subs=None, n=50):
+    sympy = _SYMPY
+    try:
+        if subs:
+            e = e.subs(subs)
+        v = e.evalf(n)
+        if isinstance(v, sympy.UnevaluatedExpr):
+            v = v.args[0].evalf(n)
+        if v.is_number:
+            c = complex(v.evalf(20))
+            return v, c
+    except Exception:
+        return None
+    return None
+
+
+def _close(a, b, rel=1e-30) -> bool:
+    sympy = _SYMPY
+    try:
+        d = abs(sympy.N(a - b, 50))
+        m = max(abs(sympy.N(a, 50)), abs(sympy.N(b, 50)), sympy.Float(1e-300))
+        return bool(d <= rel * max(m, 1) if m >= 1 else d <= rel)
+    except Exception:
+        return False
+
+
+def _points(symbols, k, seed):
+    rnd = random.Random(seed)
+    pts = []
+    for _ in range(k):
+        pts.append({s: _SYMPY.Rational(rnd.randint(11, 97), rnd.randint(17, 43)) for s in symbols})
+    return pts
+
+
+def expr_equal(g, p) -> Optional[bool]:
+    """Equality of two sympy scalar expressions (see the module docstring)."""
+    sympy = _SYMPY
+    try:
+        if g == p:
+            return True
+    except Exception:
+        pass
+    if isinstance(g, sympy.MatrixBase) or isinstance(p, sympy.MatrixBase):
+        if not (isinstance(g, sympy.MatrixBase) and isinstance(p, sympy.MatrixBase)) or g.shape != p.shape:
+            return False
+        return all(expr_equal(a, b) for a, b in zip(g, p))
+    if not (isinstance(g, sympy.Expr) and isinstance(p, sympy.Expr)):
+        return None
+    try:
+        free = sorted(g.free_symbols | p.free_symbols, key=str)
+    except Exception:
+        return None
+    if any(isinstance(a, sympy.core.function.AppliedUndef) for e in (g, p) for a in e.atoms(sympy.Function)):
+        return str(g) == str(p)
+    if not free:
+        vg, vp = _evalf(g), _evalf(p)
+        if vg is None or vp is None:
+            return None
+        return _close(vg[0], vp[0])
+    if len(free) > 8:
+        return None
+    valid = 0
+    for i, pt in enumerate(_points(free, 8, 1234)):
+        vg, vp = _evalf(g, pt), _evalf(p, pt)
+        if vg is None or vp is None:
+            continue
+        if any(v != v or abs(v) == float("inf") for v in (vg[1], vp[1])):
+            continue
+        if not _close(vg[0], vp[0], 1e-25):
+            return False
+        valid += 1
+        if valid >= 3:
+            return True
+    return True if valid >= 2 else None
+
+
+def _rel_expr(r):
+    return r.lhs - r.rhs
+
+
+def equation_equal(g, p) -> Optional[bool]:
+    """Two equations are equal when lhs - rhs agree up to a nonzero constant factor."""
+    sympy = _SYMPY
+    eg, ep = _rel_expr(g), _rel_expr(p)
+    try:
+        free = sorted(eg.free_symbols | ep.free_symbols, key=str)
+    except Exception:
+        return None
+    if not free:
+        return None
+    ratio = None
+    valid = 0
+    for pt in _points(free, 8, 99):
+        vg, vp = _evalf(eg, pt), _evalf(ep, pt)
+        if vg is None or vp is None:
+            continue
+        if abs(vp[1]) < 1e-12:
+            if abs(vg[1]) > 1e-12:
+                return False
+            continue
+        r = vg[0] / vp[0]
+        if ratio is None:
+            if abs(complex(r)) < 1e-12:
+                return False
+            ratio = r
+        elif not _close(r, ratio, 1e-20):
+            return False
+        valid += 1
+        if valid >= 3:
+            return True
+    return True if valid >= 2 else None
+
+
+def relation_equal(g, p) -> Optional[bool]:
+    """Relations: equations up to a factor; inequalities in one variable as solution sets."""
+    sympy = _SYMPY
+    if isinstance(g, sympy.Eq) and isinstance(p, sympy.Eq):
+        return equation_equal(g, p)
+    sg, sp = as_set(g), as_set(p)
+    if sg is not None and sp is not None:
+        return set_equal(sg, sp)
+    return None
+
+
+def as_set(x):
+    """The solution set of a relation in one variable (or x itself if it is a set), else None."""
+    sympy = _SYMPY
+    if isinstance(x, sympy.Set):
+        return x
+    if not _is_rel(x):
+        return None
+    try:
+        free = x.free_symbols
+        if len(free) != 1:
+            # |z| style: a single function of one symbol is fine too
+            return None
+        (v,) = free
+        v_real = sympy.Symbol(v.name, real=True)
+        return x.subs(v, v_real).as_set()
+    except Exception:
+        return None
+
+
+def set_equal(a, b) -> Optional[bool]:
+    sympy = _SYMPY
+    try:
+        if a == b:
+            return True
+        if isinstance(a, sympy.Interval) and isinstance(b, sympy.Interval):
+            return (a.left_open == b.left_open and a.right_open == b.right_open
+                    and bool(expr_equal(a.start, b.start)) and bool(expr_equal(a.end, b.end)))
+        if isinstance(a, sympy.FiniteSet) and isinstance(b, sympy.FiniteSet):
+            return _unordered(list(a.args), list(b.args))
+        d = a.symmetric_difference(b)
+        if d.is_empty:
+            return True
+        if d.is_empty is False:
+            return False
+    except Exception:
+        return None
+    return None
+
+
+def _unordered(xs, ys) -> bool:
+    return all(any(expr_equal(x, y) for y in ys) for x in xs) and all(any(expr_equal(x, y) for x in xs) for y in ys)
+
+
+def equal(g_text: str, p_text: str) -> Optional[bool]:
+    """Compare two cleaned LaTeX answers symbolically; None when undecidable (parse failure...)."""
+    _lazy()
+    sympy = _SYMPY
+    g = parse_latex(g_text)
+    p = parse_latex(p_text)
+    if g is None or p is None:
+        return None
+    return objects_equal(g, p)
+
+
+def objects_equal(g, p) -> Optional[bool]:
+    sympy = _SYMPY
+    from latex2sympy2_extended.sets import FiniteSet as L2SFiniteSet
+    try:
+        if g == p:
+            return True
+    except Exception:
+        pass
+    if _is_rel(g) or _is_rel(p):
+        if _is_rel(g) and _is_rel(p):
+            return relation_equal(g, p)
+        # assignment x = 5 against 5
+        if isinstance(g, sympy.Eq) and not _is_rel(p):
+            return objects_equal(g.rhs, p)
+        if isinstance(p, sympy.Eq) and not _is_rel(g):
+            return objects_equal(g, p.rhs)
+        sg, sp = as_set(g), as_set(p)
+        if sg is not None and sp is not None:
+            return set_equal(sg, sp)
+        return False
+    if isinstance(g, (sympy.Set, L2SFiniteSet)) or isinstance(p, (sympy.Set, L2SFiniteSet)):
+        if isinstance(g, sympy.Set) and isinstance(p, sympy.Set):
+            return set_equal(g, p)
+        return False
+    if isinstance(g, sympy.Tuple) or isinstance(p, sympy.Tuple):
+        if isinstance(g, sympy.Tuple) and isinstance(p, sympy.Tuple) and len(g) == len(p):
+            return all(objects_equal(a, b) for a, b in zip(g, p))
+        return False
+    return expr_equal(g, p)
