@@ -105,11 +105,14 @@ _verl_local = threading.local()
 
 
 def _verl_client() -> RewardClient:
-    c = getattr(_verl_local, "client", None)
-    if c is None:
-        c = _verl_local.client = RewardClient(os.environ.get("MATHRL_REWARD_URL", DEFAULT_URL),
-                                              token=os.environ.get("MATHRL_REWARD_TOKEN"))
-    return c
+    """One client per thread and (url, token), read from the environment at call time."""
+    key = (os.environ.get("MATHRL_REWARD_URL", DEFAULT_URL), os.environ.get("MATHRL_REWARD_TOKEN"))
+    clients = getattr(_verl_local, "clients", None)
+    if clients is None:
+        clients = _verl_local.clients = {}
+    if key not in clients:
+        clients[key] = RewardClient(key[0], token=key[1])
+    return clients[key]
 
 
 def compute_score(data_source: Any, solution_str: str, ground_truth: Any, extra_info: Optional[dict] = None,

