@@ -1,0 +1,32 @@
+"""Shared fixtures.
+
+``tiny_model_dir``: a tiny Qwen2-style checkpoint (BPE tokenizer trained locally + random model, hidden 64,
+2 layers) written once per test session with ``trainer.models.tiny.save_tiny_checkpoint``; load it with the
+real loading code (``load_tokenizer`` / ``load_causal_lm`` / vLLM). ``tiny_tokenizer`` and ``tiny_model`` are
+fresh loads of it (function scope: a test may train or modify them freely).
+"""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    from trainer.models.tiny import save_tiny_checkpoint
+
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("tiny_model") / "tiny", seed=0, vocab_size=1000,
+                                hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2)
+
+
+@pytest.fixture
+def tiny_tokenizer(tiny_model_dir):
+    from trainer.models.loading import load_tokenizer
+
+    return load_tokenizer(str(tiny_model_dir), padding_side="left")
+
+
+@pytest.fixture
+def tiny_model(tiny_model_dir):
+    from trainer.models.loading import load_causal_lm
+
+    return load_causal_lm(str(tiny_model_dir), dtype="float32")

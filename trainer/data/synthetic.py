@@ -1,0 +1,189 @@
+"""Synthetic arithmetic word problems with short worked solutions ending in ``\\boxed{answer}``.
+
+Used by the CPU quickstart: SFT a tiny model on the solutions, then RL it against the reward service on
+held-out problems. Everything is deterministic given the seed. Difficulty is tuned by the number of
+operations per problem and the number ranges (:class:`SyntheticConfig`).
+
+Train and held-out problems never share a question: a problem's split is a fixed function of its question
+text (a SHA-256 bucket), so the held-out set is disjoint from every train set, whatever the seeds or sizes.
+
+Example (2 operations)::
+
+    Q: Mia has 7 marbles. She buys 5 more marbles. Then she gives 3 marbles to a friend.
+       How many marbles does Mia have now?
+    S: Mia starts with 7 marbles.
+       She buys 5 more: 7 + 5 = 12.
+       She gives 3 away: 12 - 3 = 9.
+       The answer is \\boxed{9}.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+NAMES = [("Mia", "she"), ("Leo", "he"), ("Ava", "she"), ("Sam", "he"), ("Zoe", "she"), ("Max", "he"),
+         ("Lily", "she"), ("Ben", "he"), ("Emma", "she"), ("Omar", "he"), ("Nora", "she"), ("Raj", "he"),
+         ("Ivy", "she"), ("Tom", "he"), ("Sara", "she"), ("Eli", "he"), ("Maya", "she"), ("Jack", "he"),
+         ("Ana", "she"), ("Kai", "he"), ("Lucy", "she"), ("Noah", "he"), ("Ella", "she"), ("Finn", "he")]
+OBJECTS = ["apples", "marbles", "stickers", "books", "coins", "pencils", "cookies", "shells", "stamps",
+           "cards", "balloons", "candies", "toy cars", "beads", "flowers", "eggs", "buttons", "crayons",
+           "oranges", "rocks", "feathers", "puzzles", "kites", "bottles"]
+OPENINGS = ["{name} has {n} {obj}.", "{name} starts with {n} {obj}.", "There are {n} {obj} in {name}'s box."]
+QUESTIONS = ["How many {obj} does {name} have now?", "How many {obj} does {name} have in the end?",
+             "How many {obj} are in {name}'s box at the end?"]
+# Each phrase: (question sentence, solution verb phrase). {x} is the operand, {k} a factor.
+PHRASES = {
+    "add": [("{Pron} buys {x} more {obj}.", "buys {x} more"),
+            ("{Pron} finds {x} more {obj}.", "finds {x} more"),
+            ("A friend gives {obj_pron} {x} {obj}.", "gets {x} from a friend"),
+            ("Then {pron} gets {x} more {obj} as a gift.", "gets {x} as a gift")],
+    "sub": [("Then {pron} gives {x} {obj} to a friend.", "gives {x} away"),
+            ("{Pron} loses {x} {obj}.", "loses {x}"),
+            ("{Pron} sells {x} of the {obj}.", "sells {x}"),
+            ("Then {pron} uses {x} {obj}.", "uses {x}")],
+    "mul": [("Then {pron} ends up with {k} times as many {obj} as before.", "has {k} times as many"),
+            ("Later the number of {obj} {pron} has becomes {k} times larger.", "has {k} times as many")],
+    "div": [("{Pron} splits the {obj} into {k} equal groups and keeps one group.", "keeps one of {k} groups"),
+            ("Then {pron} divides the {obj} equally among {k} boxes and keeps one box.", "keeps one of {k} boxes")],
+}
+SYMBOL = {"add": "+", "sub": "-", "mul": "*", "div": "/"}
+
+
+@dataclass(frozen=True)
+class SyntheticConfig:
+    """Difficulty knobs. Numbers are drawn uniformly from the inclusive ranges."""
+
+    min_ops: int = 1
+    max_ops: int = 3
+    start_range: tuple[int, int] = (2, 20)    # the starting amount
+    operand_range: tuple[int, int] = (2, 10)  # amounts added / removed
+    factor_range: tuple[int, int] = (2, 4)    # multiplication / division factors
+    ops: tuple[str, ...] = ("add", "sub", "mul", "div")
+    heldout_fraction: float = 0.2             # share of all possible questions reserved for the held-out split
+
+    def __post_init__(self):
+        if not 1 <= self.min_ops <= self.max_ops:
+            raise ValueError(f"need 1 <= min_ops <= max_ops, got {self.min_ops}, {self.max_ops}")
+        for name in ("start_range", "operand_range", "factor_range"):
+            lo, hi = getattr(self, name)
+            if not 1 <= lo <= hi:
+                raise ValueError(f"{name} must satisfy 1 <= lo <= hi, got {(lo, hi)}")
+        unknown = set(self.ops) - set(PHRASES)
+        if unknown or not self.ops:
+            raise ValueError(f"ops must be a non-empty subset of {sorted(PHRASES)}, got {self.ops}")
+        if not 0.0 < self.heldout_fraction < 1.0:
+            raise ValueError(f"heldout_fraction must be in (0, 1), got {self.heldout_fraction}")
+
+
+@dataclass(frozen=True)
+class SyntheticProblem:
+    question: str
+    solution: str  # a short worked solution ending in \boxed{answer}
+    answer: str    # the gold answer (an integer, as text)
+    num_ops: int
+    ops: tuple[str, ...] = field(default=())
+
+    def to_record(self) -> dict:
+        d = asdict(self)
+        d["ops"] = list(self.ops)
+        return d
+
+
+def split_of(question: str, heldout_fraction: float = 0.2) -> str:
+    """``"test"`` or ``"train"``: a fixed function of the question text (SHA-256 bucket)."""
+    bucket = int(hashlib.sha256(question.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
+    return "test" if bucket < heldout_fraction else "train"
+
+
+def _apply(op: str, cur: int, arg: int) -> int:
+    return {"add": cur + arg, "sub": cur - arg, "mul": cur * arg, "div": cur // arg}[op]
+
+
+def _choose_step(rng: random.Random, cur: int, cfg: SyntheticConfig) -> tuple[str, int] | None:
+    """Pick an operation valid for the current amount (results stay positive integers)."""
+    options = list(cfg.ops)
+    rng.shuffle(options)
+    for op in options:
+        if op == "add":
+            return op, rng.randint(*cfg.operand_range)
+        if op == "sub":
+            hi = min(cfg.operand_range[1], cur - 1)
+            if hi >= cfg.operand_range[0]:
+                return op, rng.randint(cfg.operand_range[0], hi)
+        if op == "mul":
+            return op, rng.randint(*cfg.factor_range)
+        if op == "div":
+            ks = [k for k in range(max(2, cfg.factor_range[0]), cfg.factor_range[1] + 1) if cur % k == 0]
+            if ks:
+                return op, rng.choice(ks)
+    return None
+
+
+def make_problem(rng: random.Random, cfg: SyntheticConfig = SyntheticConfig()) -> SyntheticProblem:
+    """One random problem (consumes ``rng``)."""
+    name, pron = rng.choice(NAMES)
+    obj = rng.choice(OBJECTS)
+    obj_pron = "her" if pron == "she" else "him"
+    fmt = dict(name=name, pron=pron, Pron=pron.capitalize(), obj=obj, obj_pron=obj_pron)
+    n_ops = rng.randint(cfg.min_ops, cfg.max_ops)
+    cur = rng.randint(*cfg.start_range)
+    sentences = [rng.choice(OPENINGS).format(n=cur, **fmt)]
+    lines = [f"{name} starts with {cur} {obj}."]
+    ops = []
+    for _ in range(n_ops):
+        step = _choose_step(rng, cur, cfg)
+        if step is None:  # e.g. only "sub"/"div" allowed and nothing valid: stop early
+            break
+        op, arg = step
+        text, verb = rng.choice(PHRASES[op])
+        sentences.append(text.format(x=arg, k=arg, **fmt))
+        new = _apply(op, cur, arg)
+        lines.append(f"{pron.capitalize()} {verb.format(x=arg, k=arg)}: {cur} {SYMBOL[op]} {arg} = {new}.")
+        ops.append(op)
+        cur = new
+    sentences.append(rng.choice(QUESTIONS).format(**fmt))
+    lines.append(f"The answer is \\boxed{{{cur}}}.")
+    return SyntheticProblem(" ".join(sentences), "\n".join(lines), str(cur), len(ops), tuple(ops))
+
+
+def generate_problems(n: int, split: str = "train", seed: int = 0,
+                      config: SyntheticConfig | None = None) -> list[SyntheticProblem]:
+    """``n`` distinct problems of ``split`` ("train" or "test"), deterministic given ``seed`` and ``config``."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    cfg = config or SyntheticConfig()
+    rng = random.Random(f"mathrl-synthetic-{seed}-{split}")
+    seen: set[str] = set()
+    out: list[SyntheticProblem] = []
+    misses, max_misses = 0, max(10_000, 20 * n)  # consecutive draws without a new problem of this split
+    while len(out) < n:
+        if misses > max_misses:
+            raise ValueError(f"could only make {len(out)} distinct {split} problems out of {n} requested with "
+                             f"{cfg}; widen the number ranges or allow more operations")
+        p = make_problem(rng, cfg)
+        if p.question in seen or split_of(p.question, cfg.heldout_fraction) != split:
+            misses += 1
+            continue
+        misses = 0
+        seen.add(p.question)
+        out.append(p)
+    return out
+
+
+def synthetic_records(n: int, split: str = "train", seed: int = 0, config: SyntheticConfig | None = None) -> list[dict]:
+    """Problems as JSON-able dicts with ``question``, ``answer``, ``solution`` (what ``load_records`` reads)."""
+    return [p.to_record() for p in generate_problems(n, split, seed, config)]
+
+
+def write_jsonl(path: str | Path, records: Iterable[dict]) -> Path:
+    """Write records one JSON object per line (creates parent folders)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for r in records:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    return path

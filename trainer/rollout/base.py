@@ -1,0 +1,154 @@
+"""The rollout interface shared by the HF ``generate`` backend and the vLLM backend.
+
+A backend turns prompts into ``n`` sampled responses each and reports, per response, the token ids, the
+log-probability of every sampled token under the distribution it was sampled from, the decoded text and why
+it stopped. Responses of one prompt are contiguous: rows ``i*n .. i*n+n-1`` belong to prompt ``i``.
+
+Conventions every backend follows (so the trainer can switch backends without changing numbers):
+
+- Log-probs are ``log softmax(logits / temperature)[token]`` over the full vocabulary: top-k / top-p
+  truncation is *not* folded in, so they equal what ``trainer.models.actor.response_logprobs`` computes with
+  the same temperature (PPO's old log-probs). With ``temperature == 0`` (greedy) they use temperature 1.
+- ``response_token_ids`` include the eos token when the model emitted one (the policy learns to stop); the
+  text never shows special tokens.
+- Stop strings: the response ends with the token that completes the first stop string; the text ends right
+  after the stop string when ``include_stop_str_in_output`` (the default, so ``</answer>`` stays for the r1
+  format) or right before it otherwise. A token that straddles the end of a stop string is kept whole.
+- ``finish_reason`` is ``"stop"`` (eos, stop token or stop string) or ``"length"`` (``max_new_tokens`` hit).
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Mapping, Sequence
+
+import torch
+
+
+@dataclass
+class SamplingConfig:
+    n: int = 1                       # samples per prompt
+    temperature: float = 1.0         # 0 = greedy
+    top_p: float = 1.0
+    top_k: int = -1                  # -1 or 0 = off (vLLM convention)
+    max_new_tokens: int = 256
+    stop: list[str] = field(default_factory=list)
+    stop_token_ids: list[int] = field(default_factory=list)  # extra eos-like token ids (e.g. <|im_end|>)
+    include_stop_str_in_output: bool = True
+    seed: int | None = None          # None: draw from the global torch RNG (part of the run's RNG state)
+
+    def __post_init__(self):
+        if self.n < 1:
+            raise ValueError(f"sampling.n must be >= 1, got {self.n}")
+        if self.temperature < 0:
+            raise ValueError(f"sampling.temperature must be >= 0, got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"sampling.top_p must be in (0, 1], got {self.top_p}")
+        if self.top_k < -1:
+            raise ValueError(f"sampling.top_k must be -1 (off) or >= 0, got {self.top_k}")
+        if self.max_new_tokens < 1:
+            raise ValueError(f"sampling.max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        if isinstance(self.stop, str):
+            self.stop = [self.stop]
+        if any(not s for s in self.stop):
+            raise ValueError("sampling.stop strings must be non-empty")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0
+
+
+@dataclass
+class RolloutOutput:
+    """Sampled responses; row ``j`` belongs to prompt ``prompt_index[j]``; a prompt's rows are contiguous."""
+
+    prompt_token_ids: list[list[int]]
+    response_token_ids: list[list[int]]
+    response_logprobs: list[list[float]]
+    texts: list[str]
+    finish_reasons: list[str]
+    prompt_index: list[int]
+
+    def __post_init__(self):
+        n = len(self.response_token_ids)
+        for name in ("prompt_token_ids", "response_logprobs", "texts", "finish_reasons", "prompt_index"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"RolloutOutput.{name} has {len(getattr(self, name))} rows, expected {n}")
+        for j, (ids, lps) in enumerate(zip(self.response_token_ids, self.response_logprobs)):
+            if len(ids) != len(lps):
+                raise ValueError(f"row {j}: {len(ids)} tokens but {len(lps)} log-probs")
+
+    def __len__(self) -> int:
+        return len(self.response_token_ids)
+
+    @property
+    def response_lengths(self) -> list[int]:
+        return [len(r) for r in self.response_token_ids]
+
+    def select(self, rows: Sequence[int]) -> "RolloutOutput":
+        """A subset of rows (e.g. DAPO dynamic sampling keeps groups with mixed rewards)."""
+        return RolloutOutput(*[[getattr(self, f)[j] for j in rows] for f in _FIELDS])
+
+    @staticmethod
+    def concat(outputs: Sequence["RolloutOutput"]) -> "RolloutOutput":
+        """Rows of several outputs one after the other (``prompt_index`` is kept as each output gave it)."""
+        return RolloutOutput(*[[x for o in outputs for x in getattr(o, f)] for f in _FIELDS])
+
+    def to_batch(self, pad_token_id: int, device=None):
+        """The ``[left-padded prompt | right-padded response]`` tensors (``trainer.models.actor.SequenceBatch``)
+        and the ``[B, T]`` float tensor of sampling log-probs, 0 at padding."""
+        from trainer.models.actor import pad_sequences
+
+        batch = pad_sequences(self.prompt_token_ids, self.response_token_ids, pad_token_id, device)
+        T = batch.input_ids.shape[1] - batch.prompt_len
+        lp = torch.zeros((len(self), T), dtype=torch.float32)
+        for j, row in enumerate(self.response_logprobs):
+            if row:
+                lp[j, :len(row)] = torch.as_tensor(row, dtype=torch.float32)
+        return batch, lp.to(device) if device is not None else lp
+
+
+_FIELDS = ("prompt_token_ids", "response_token_ids", "response_logprobs", "texts", "finish_reasons",
+           "prompt_index")
+
+
+class RolloutBackend(ABC):
+    """What the RL loop needs from an inference engine."""
+
+    @abstractmethod
+    def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], sampling: SamplingConfig) -> RolloutOutput:
+        """Sample ``sampling.n`` responses for each prompt (a rendered prompt string or its token ids)."""
+
+    @abstractmethod
+    def update_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None:
+        """Replace (some of) the engine's weights by HF-named tensors, e.g. ``export_state_dict(actor)``."""
+
+    def close(self) -> None:
+        """Release engine resources (no-op by default)."""
+
+
+def find_stop(tokenizer, token_ids: Sequence[int], stops: Sequence[str], include_stop: bool = True):
+    """Cut a response at the first stop string.
+
+    Returns ``None`` when no stop string occurs in the decoded text, otherwise ``(k, text)``: ``k`` the
+    number of tokens to keep (the shortest prefix whose text contains a stop string; found by bisection, so
+    ~log2(len) decodes) and the text cut right after (or before, ``include_stop=False``) that stop string.
+    """
+    if not stops or not token_ids:
+        return None
+
+    def decode(ids):
+        return tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    if not any(s in decode(token_ids) for s in stops):
+        return None
+    lo, hi = 1, len(token_ids)  # invariant: prefix of length hi contains a stop string
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if any(s in decode(token_ids[:mid]) for s in stops):
+            hi = mid
+        else:
+            lo = mid + 1
+    text = decode(token_ids[:hi])
+    pos, stop = min(((text.find(s), s) for s in stops if s in text), key=lambda x: (x[0], -len(x[1])))
+    return hi, text[:pos + len(stop)] if include_stop else text[:pos]
