@@ -1,0 +1,272 @@
+"""The RL loop. One step, as data:
+
+    prompts -> rollout.generate (n per prompt) -> reward service (one batched call) -> [dynamic sampling]
+    -> old / reference log-probs, critic values -> advantages -> policy (and critic) updates
+    -> weights synced to the rollout engine -> metrics, eval, checkpoint
+
+The workers (policy, reference, critic, rollout) are whatever the builder hands in: local objects in this
+process or Ray actor groups with the same methods. The loop never asks which.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from typing import Callable, Optional
+
+import torch
+
+from trainer import checkpoint
+from trainer.algorithms import (apply_kl_to_rewards, broadcast_to_tokens, filter_uniform_groups,
+                                gae_advantages_and_returns, group_advantages, kl_estimate,
+                                logprob_mismatch_stats, masked_mean, masked_whiten, overlong_filter_mask,
+                                overlong_reward_shaping, reinforce_pp_advantages, tis_weights,
+                                token_level_rewards, explained_variance)
+from trainer.config import AlgorithmConfig, RLConfig
+from trainer.data.templates import build_prompt
+from trainer.experience import Experience
+from trainer.rollout.base import RolloutOutput, SamplingConfig
+from trainer.rollout_metrics import length_stats, reflection_rate, verdict_rates
+
+logger = logging.getLogger(__name__)
+
+
+def compute_advantages(exp: Experience, a: AlgorithmConfig, group_size: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    """Advantages ``[B, T]`` (and critic returns for GAE) from the experience's rewards and log-probs.
+
+    - gae:       token rewards r_t (scalar reward on the last token, minus beta*KL_t when kl_mode=reward),
+                 A = GAE(gamma, lambda) with the critic's values; returns R = A + V.
+    - grpo / dr_grpo / rloo: sequence advantage from the group of ``n`` samples, the same for every token.
+    - reinforce_pp: discounted token returns (reward - beta*KL_t), whitened over the batch.
+    - reinforce_baseline: (r - group mean) as the terminal reward, then REINFORCE++ return + whitening.
+    """
+    mask = exp.response_mask
+    kl = None
+    if a.kl_coef > 0 and a.kl_mode == "reward":
+        kl = kl_estimate(exp.old_logprobs, exp.ref_logprobs, a.kl_estimator)
+    if a.advantage == "gae":
+        r = token_level_rewards(exp.rewards, mask)
+        if kl is not None:
+            r = apply_kl_to_rewards(r, kl, a.kl_coef, mask)
+        adv, ret = gae_advantages_and_returns(r, exp.values, mask, a.gamma, a.lam)
+        if a.whiten_advantages:
+            adv = masked_whiten(adv, mask)
+        return adv, ret
+    if a.advantage in ("grpo", "dr_grpo", "rloo"):
+        seq = group_advantages(exp.rewards, group_size, a.advantage, eps=a.group_eps)
+        return broadcast_to_tokens(seq, mask), None
+    if a.advantage == "reinforce_baseline":
+        terminal = group_advantages(exp.rewards, group_size, "reinforce_baseline")
+    else:  # reinforce_pp
+        terminal = exp.rewards
+    r = token_level_rewards(terminal, mask)
+    if kl is not None:
+        r = apply_kl_to_rewards(r, kl, a.kl_coef, mask)
+    adv, _ = reinforce_pp_advantages(r, mask, gamma=a.gamma)
+    return adv, None
+
+
+class PhaseTimer:
+    def __init__(self):
+        self.seconds = defaultdict(float)
+
+    @contextmanager
+    def __call__(self, phase: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] += time.perf_counter() - t0
+
+
+class RLLoop:
+    def __init__(self, cfg: RLConfig, *, tokenizer, data, rollout, reward, policy, ref=None, critic=None,
+                 tracker=None, eval_fn: Optional[Callable[[int], dict]] = None,
+                 rollout_shares_policy: bool = False, total_steps: int, start_step: int = 0):
+        self.cfg = cfg
+        self.tokenizer = tokenizer
+        self.data = data
+        self.rollout = rollout
+        self.reward = reward
+        self.policy = policy
+        self.ref = ref
+        self.critic = critic
+        self.tracker = tracker
+        self.eval_fn = eval_fn
+        self.rollout_shares_policy = rollout_shares_policy
+        self.total_steps = total_steps
+        self.step_num = start_step
+        if cfg.uses_critic and critic is None:
+            raise ValueError("algorithm.advantage=gae needs a critic worker")
+
+    # ---- the loop -----------------------------------------------------------------------------------------
+    def run(self) -> list[dict]:
+        history = []
+        if self.step_num > 0:
+            self.sync_weights()  # a resumed run: the rollout engine must generate with the resumed weights
+        while self.step_num < self.total_steps:
+            step = self.step_num + 1
+            metrics = self.train_step(step)
+            self.step_num = step
+            if self.eval_fn and self.cfg.eval.every_steps and (step % self.cfg.eval.every_steps == 0
+                                                               or step == self.total_steps):
+                metrics.update(self.eval_fn(step))
+            if self.tracker:
+                self.tracker.log(step, metrics)
+            history.append(metrics)
+            save_every = self.cfg.logging.save_steps
+            if (save_every and step % save_every == 0) or step == self.total_steps:
+                self.save(step)
+        return history
+
+    def train_step(self, step: int) -> dict:
+        timer = PhaseTimer()
+        t0 = time.perf_counter()
+        out, golds, scored, gen_stats = self.collect(step, timer)
+        exp = self.make_experience(out, golds, scored, timer)
+        metrics = {**gen_stats, **self.experience_metrics(exp, out)}
+        with timer("train"):
+            if self.critic is not None:
+                metrics.update(self.critic.fit(exp, step))
+            metrics.update(self.policy.fit(exp, step))
+        with timer("sync"):
+            self.sync_weights()
+        for phase, s in timer.seconds.items():
+            metrics[f"time/{phase}"] = s
+        metrics["time/step"] = time.perf_counter() - t0
+        generated = float(sum(out.response_lengths))
+        metrics["throughput/tokens_per_s"] = generated / max(metrics["time/step"], 1e-9)
+        metrics["throughput/generate_tokens_per_s"] = generated / max(timer.seconds["generate"], 1e-9)
+        metrics["throughput/samples_per_s"] = len(out) / max(metrics["time/step"], 1e-9)
+        return metrics
+
+    # ---- phases -------------------------------------------------------------------------------------------
+    def sampling(self, step: int, round_: int) -> SamplingConfig:
+        r = self.cfg.rollout
+        return SamplingConfig(n=r.n, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k,
+                              max_new_tokens=r.max_new_tokens, stop=list(r.stop),
+                              include_stop_str_in_output=r.include_stop_str_in_output,
+                              seed=step_seed(self.cfg.train.seed, step, round_))
+
+    def collect(self, step: int, timer: PhaseTimer):
+        """Generate and score ``prompts_per_step`` groups. With DAPO dynamic sampling, groups whose rewards are
+        all equal are dropped and more prompts are drawn (at most ``dynamic_sampling_max_rounds`` rounds);
+        if still short, dropped groups fill the batch (they carry zero group advantage)."""
+        a, r = self.cfg.algorithm, self.cfg.rollout
+        n, want = r.n, r.prompts_per_step
+        kept, dropped = [], []          # (RolloutOutput of one group, golds, rewards, verdicts, answers)
+        all_verdicts, all_rewards, all_texts, all_lengths, all_reasons = [], [], [], [], []
+        rounds = 0
+        while True:
+            rounds += 1
+            records = self.data.next_batch()
+            prompts = [build_prompt(self.tokenizer, rec.question, self.cfg.data.template) for rec in records]
+            with timer("generate"):
+                out = self.rollout.generate(prompts, self.sampling(step, rounds))
+            golds = [records[i].answer for i in out.prompt_index]
+            with timer("reward"):
+                scored = self.reward.score(out.texts, golds)
+            all_verdicts += scored.verdicts
+            all_rewards += scored.rewards
+            all_texts += out.texts
+            all_lengths += out.response_lengths
+            all_reasons += out.finish_reasons
+            rewards = torch.tensor(scored.rewards, dtype=torch.float32)
+            keep = (filter_uniform_groups(rewards, n) if a.dynamic_sampling
+                    else torch.ones(len(out), dtype=torch.bool))
+            for g in range(len(out) // n):
+                rows = list(range(g * n, (g + 1) * n))
+                item = (out.select(rows), [golds[j] for j in rows], [scored.rewards[j] for j in rows],
+                        [scored.verdicts[j] for j in rows])
+                (kept if bool(keep[g * n]) else dropped).append(item)
+            if not a.dynamic_sampling or len(kept) >= want or rounds >= a.dynamic_sampling_max_rounds:
+                break
+        stats = {"reward/mean": sum(all_rewards) / max(len(all_rewards), 1), **verdict_rates(all_verdicts),
+                 **length_stats(all_lengths, all_reasons), "response/reflection_rate": reflection_rate(all_texts)}
+        if a.dynamic_sampling:
+            filled = max(0, want - len(kept))
+            stats.update({"dynamic_sampling/rounds": float(rounds), "dynamic_sampling/filled_groups": float(filled),
+                          "dynamic_sampling/kept_groups_frac": len(kept) / max(len(kept) + len(dropped), 1)})
+            if filled:
+                logger.warning("dynamic sampling: only %d/%d groups with mixed rewards after %d rounds; filling "
+                               "with %d uniform groups", len(kept), want, rounds, filled)
+        groups = (kept + dropped)[:want]
+        out = RolloutOutput.concat([g[0] for g in groups])
+        golds = [x for g in groups for x in g[1]]
+        scored = {"rewards": [x for g in groups for x in g[2]], "verdicts": [x for g in groups for x in g[3]]}
+        return out, golds, scored, stats
+
+    def make_experience(self, out: RolloutOutput, golds, scored: dict, timer: PhaseTimer) -> Experience:
+        a, r = self.cfg.algorithm, self.cfg.rollout
+        batch, rollout_lp = out.to_batch(self.tokenizer.pad_token_id)
+        mask = batch.response_mask.float()
+        truncated = torch.tensor([f == "length" for f in out.finish_reasons])
+        rewards = torch.tensor(scored["rewards"], dtype=torch.float32)
+        if a.overlong_buffer > 0:
+            lengths = torch.tensor(out.response_lengths, dtype=torch.float32)
+            rewards = rewards + overlong_reward_shaping(lengths, r.max_new_tokens, a.overlong_buffer,
+                                                        a.overlong_penalty)
+        if a.overlong_filter:
+            mask = overlong_filter_mask(truncated, mask).float()
+        exp = Experience(input_ids=batch.input_ids, attention_mask=batch.attention_mask, response_mask=mask,
+                         prompt_len=batch.prompt_len, rewards=rewards, truncated=truncated,
+                         rollout_logprobs=rollout_lp)
+        with timer("reference"):
+            exp.old_logprobs = self.policy.compute_logprobs(exp)
+            if self.ref is not None:
+                exp.ref_logprobs = self.ref.compute_logprobs(exp)
+            if self.critic is not None:
+                exp.values = self.critic.compute_values(exp)
+        exp.advantages, exp.returns = compute_advantages(exp, a, r.n)
+        if a.tis_cap is not None:
+            exp.tis_weights = tis_weights(exp.old_logprobs, exp.rollout_logprobs, mask, a.tis_cap)
+        return exp
+
+    def experience_metrics(self, exp: Experience, out: RolloutOutput) -> dict:
+        a = self.cfg.algorithm
+        mask = exp.response_mask
+        m = {"reward/shaped_mean": float(exp.rewards.mean()),
+             "advantage/mean": float(masked_mean(exp.advantages, mask)),
+             "advantage/abs_mean": float(masked_mean(exp.advantages.abs(), mask))}
+        if exp.ref_logprobs is not None:
+            m["policy/kl"] = float(masked_mean(kl_estimate(exp.old_logprobs, exp.ref_logprobs, a.kl_estimator), mask))
+        raw_mask = torch.zeros_like(mask)
+        for i, n in enumerate(out.response_lengths):
+            raw_mask[i, :n] = 1.0
+        mismatch = logprob_mismatch_stats(exp.old_logprobs, exp.rollout_logprobs, raw_mask)
+        m["rollout/logprob_max_abs_diff"] = float(mismatch["max_abs_diff"])
+        m["rollout/logprob_mean_abs_diff"] = float(mismatch["mean_abs_diff"])
+        if not self.rollout_shares_policy:
+            m["weight_sync_max_abs_logprob_diff"] = m["rollout/logprob_max_abs_diff"]
+        if exp.values is not None:
+            m["critic/explained_variance"] = float(explained_variance(exp.values, exp.returns, mask))
+            m["critic/values_mean"] = float(masked_mean(exp.values, mask))
+        return m
+
+    def sync_weights(self) -> None:
+        if not self.rollout_shares_policy:
+            self.rollout.update_weights(self.policy.named_weights())
+
+    # ---- checkpoints --------------------------------------------------------------------------------------
+    def save(self, step: int) -> None:
+        tmp = checkpoint.begin(self.cfg.logging.output_dir, step)
+        self.policy.save(tmp / "policy")
+        if self.critic is not None:
+            self.critic.save(tmp / "critic")
+        state = {"step": step, "data": self.data.state_dict(), "total_steps": self.total_steps}
+        final = checkpoint.commit(tmp, step, state, keep=self.cfg.logging.keep_checkpoints)
+        logger.info("saved checkpoint %s", final)
+
+    def restore(self, ckpt) -> None:
+        state = checkpoint.load_state(ckpt)
+        self.policy.load(ckpt / "policy")
+        if self.critic is not None:
+            self.critic.load(ckpt / "critic")
+        self.data.load_state_dict(state["data"])
+        self.step_num = int(state["step"])
+
+
+def step_seed(seed: int, step: int, round_: int = 1) -> int:
+    """The sampling seed of one generation round: a pure function, so a resumed run samples identically."""
+    return (seed * 1_000_003 + step * 7919 + round_) % (2**31 - 1)

@@ -1,0 +1,71 @@
+"""Small helpers shared by the workers: metric accumulation, minibatch order, padding trim."""
+from __future__ import annotations
+
+from collections import defaultdict
+
+import torch
+
+from trainer.experience import Experience
+
+
+class StatsAccumulator:
+    """Accumulate per-micro-batch statistics into one number per key.
+
+    ``reduce``: "mean" (weighted by ``weight``), "sum", "max" or "min".
+    """
+
+    def __init__(self):
+        self._sum = defaultdict(float)
+        self._w = defaultdict(float)
+        self._reduce: dict[str, str] = {}
+
+    def add(self, key: str, value: float, weight: float = 1.0, reduce: str = "mean") -> None:
+        self._reduce.setdefault(key, reduce)
+        if reduce == "mean":
+            self._sum[key] += value * weight
+            self._w[key] += weight
+        elif reduce == "sum":
+            self._sum[key] += value
+            self._w[key] = 1.0
+        elif reduce in ("max", "min"):
+            cur = self._sum.get(key)
+            pick = max if reduce == "max" else min
+            self._sum[key] = value if key not in self._w else pick(cur, value)
+            self._w[key] = 1.0
+        else:
+            raise ValueError(f"unknown reduce {reduce!r}")
+
+    def set(self, key: str, value: float) -> None:
+        self._reduce[key] = "sum"
+        self._sum[key] = value
+        self._w[key] = 1.0
+
+    def means(self) -> dict[str, float]:
+        return {k: (self._sum[k] / self._w[k] if self._reduce[k] == "mean" else self._sum[k])
+                for k in self._sum if self._w[k] > 0}
+
+
+def minibatch_permutation(n: int, seed: int, step: int, epoch: int) -> torch.Tensor:
+    """The minibatch order of epoch ``epoch`` of RL step ``step``: a pure function of its arguments, so a
+    resumed run shuffles exactly as an uninterrupted one."""
+    g = torch.Generator().manual_seed((seed * 1_000_003 + step * 1009 + epoch) % (2**63 - 1))
+    return torch.randperm(n, generator=g)
+
+
+def trimmed(exp: Experience) -> Experience:
+    """Drop prompt columns that are padding in every row and response columns past the longest response."""
+    from dataclasses import replace
+
+    P = exp.prompt_len
+    used = exp.attention_mask[:, :P].any(dim=0)
+    first = int(used.float().argmax()) if bool(used.any()) else P - 1
+    first = min(first, P - 1)  # keep at least one prompt column
+    lengths = exp.response_mask.sum(dim=1)
+    T = max(1, int(lengths.max().item())) if exp.batch_size else 1
+    cols = slice(first, P + T)
+    out = {"input_ids": exp.input_ids[:, cols], "attention_mask": exp.attention_mask[:, cols],
+           "prompt_len": P - first}
+    for name, v in exp._tensor_fields():
+        if name not in ("input_ids", "attention_mask") and v.dim() == 2:
+            out[name] = v[:, :T]
+    return replace(exp, **out)
