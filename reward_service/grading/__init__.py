@@ -83,6 +83,13 @@ def grade(completion: str, gold: Any, *, last_number_fallback: bool = False) -> 
     return Grade(WRONG, answer, reason, ex.method)
 
 
+def warmup() -> None:
+    """Load the symbolic stack (sympy, latex2sympy2-extended, antlr) ahead of the first item (~1-2 s)."""
+    from .symbolic import warmup as _w
+    _w()
+    grade("\\boxed{\\frac{1}{2}}", "0.5")
+
+
 from .gold import GoldError  # noqa: E402  (re-export)
 
-__all__ = ["grade", "Grade", "GoldError", "CORRECT", "WRONG", "NO_ANSWER", "VERDICTS", "METHODS"]
+__all__ = ["grade", "warmup", "Grade", "GoldError", "CORRECT", "WRONG", "NO_ANSWER", "VERDICTS", "METHODS"]

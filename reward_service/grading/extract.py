@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from .normalize import fix_escapes
+from .normalize import _UNIT_ALT, fix_escapes
 
 
 @dataclass
@@ -58,6 +58,7 @@ _PHRASE = re.compile(
 )
 _GSM = re.compile(r"####\s*([^\n]*)")
 _CONCLUDE = re.compile(r"^(?:therefore|thus|so|hence|finally|in\s+conclusion|in\s+summary|consequently|as\s+a\s+result|overall|the\s+answer)\b", re.I)
+_CONCLUDE_INNER = re.compile(r"\$\s+(?=(?:Therefore|Thus|So|Hence|Finally|Consequently)\b)")
 _NUMBER_IN_TEXT = re.compile(
     r"(?<![A-Za-z0-9.\\])(?:[-+]\s?)?[$€£¥]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:[.,]\d+)?(?:\s*/\s*\d+)?(?:\s*(?:%|\\%|percent\b))?(?![\d])"
 )
@@ -68,6 +69,9 @@ _UNIT_WORDS_OK = re.compile(
     r"days?|weeks?|years?|dollars?|cents?|degrees?|pi|sqrt|frac|text|mbox|infty|cup|cap|le|ge|ne|pm|times|cdot|is)$",
     re.I,
 )
+
+
+_UNIT_AFTER = re.compile(r"\s*(\\text\{[^{}]*\}|(?:" + _UNIT_ALT + r")(?:\^?\d|²|³)?)(?![A-Za-z])")
 
 
 def split_think(text: str) -> tuple[str, Optional[str]]:
@@ -124,6 +128,8 @@ def find_boxes(text: str) -> list[tuple[int, int, Optional[str]]]:
 
 def _connector_ok(between: str) -> bool:
     """True when the text between two boxes only joins them (separators, labels, spacing)."""
+    if len(between) < 10 and not re.search(r"[A-Za-z]", between.replace("\\quad", "")):
+        return True
     t = re.sub(r"\\(?:text|textbf|mathrm|mbox|textnormal)\s*\{([^{}]*)\}", r" \1 ", between)
     t = re.sub(r"\$|\\[()\[\]]|\\q?quad|\\[,;:! ]|~|&|\\\\|\\hline|\\end\{[a-z*]+\}|\\begin\{[a-z*]+\}", " ", t)
     t = re.sub(r"\s+", " ", t).strip()
@@ -163,6 +169,8 @@ def _math_span_at(s: str) -> Optional[str]:
     for op, cl in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
         if s.startswith(op):
             j = s.find(cl, len(op))
+            while j > 0 and cl == "$" and s[j - 1] == "\\":
+                j = s.find(cl, j + 1)
             if j > len(op):
                 return s[len(op): j]
             return None
@@ -182,6 +190,8 @@ def answer_from_prose(t: str) -> Optional[str]:
     spans = []
     for m in _SPAN.finditer(t):
         content = next(g for g in m.groups() if g is not None)
+        if _has_words(content):
+            continue  # "$? just about 1$": not math
         if re.search(r"[0-9\\^_=<>]|^\s*[A-Za-z]\s*$|[A-Za-z]\s*[-+*/]", content):
             cands.append((m.start(), m.end(), content.strip()))
         spans.append((m.start(), m.end()))
@@ -204,15 +214,19 @@ def answer_from_prose(t: str) -> Optional[str]:
 
 
 def _with_unit(t: str, cand) -> str:
-    """A number followed directly by a unit-like token keeps it (``1,000.99m²``), so units can be compared."""
+    """A number followed directly by a unit (``1,000.99m²``, ``5 cm``) keeps it, so units can be compared."""
     s, e, txt = cand
-    m = re.match(r"\s*(?:\\text\{[^{}]*\}|[a-zA-Zµ°€£¥]+(?:\^?\d|²|³)?)", t[e:])
-    if m and re.match(r"^[-+]?[$€£¥]?[\d,.\s/]+%?$", txt):
-        unit = m.group().strip()
-        if re.fullmatch(r"(?:\\text\{[^{}]*\}|m|cm|mm|km|kg|g|s|h|ft|in|m²|m\^2|cm²|cm\^2|m³|°|€|£|¥|[a-z]{2,}s?)", unit) \
-                and not re.fullmatch(r"(?i)is|are|and|or|which|the|it|so|but|that|for|because|we|as|to|of|in|at|on|if", unit):
-            return txt + " " + unit
+    if not re.match(r"^[-+]?[$€£¥]?[\d,.\s/]+%?$", txt):
+        return txt
+    m = _UNIT_AFTER.match(t[e:])
+    if m:
+        return txt + " " + m.group(1).strip()
     return txt
+
+
+def _has_words(t: str) -> bool:
+    s = re.sub(r"\\[a-zA-Z]+\s*\{[^{}]*\}|\\[a-zA-Z]+", " ", t)
+    return any(not _UNIT_WORDS_OK.match(w) for w in re.findall(r"[A-Za-z]{3,}", s))
 
 
 def _phrase_answer(text: str, m: re.Match) -> Optional[str]:
@@ -244,7 +258,7 @@ def _has_prose(t: str) -> bool:
     """True when the text contains English words outside math / \\text{} (so it is a sentence, not an answer)."""
     s = _SPAN.sub(" ", t)
     s = re.sub(r"\\[a-zA-Z]+\s*\{[^{}]*\}|\\[a-zA-Z]+", " ", s)
-    words = [w for w in re.findall(r"[A-Za-z]{3,}", s) if not _UNIT_WORDS_OK.match(w)]
+    words = [w for w in re.findall(r"\b[A-Za-z]{3,}\b", s) if not _UNIT_WORDS_OK.match(w)]
     if not words:
         return False
     if len(words) >= 2:
@@ -308,6 +322,11 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
     boxed = None
     if boxes:
         if boxes[-1][2] is None:
+            if is_gold:
+                rest = visible[boxes[-1][0]:]
+                rest = rest[rest.find("{") + 1:] if "{" in rest else ""
+                if rest.strip():
+                    return Extraction(rest.strip(), "boxed", "unclosed box in the gold")
             # truncated / unclosed last box; an answer stated after an earlier box does not rescue it
             return Extraction(None, "boxed", "unclosed \\boxed")
         parts, box_end = _box_group(boxes, visible)
@@ -362,11 +381,13 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
             return Extraction(ch, "bare", "choice letter")
     if stripped and (is_gold or len(stripped) <= 2000) and not _has_prose(stripped):
         return Extraction(stripped, "bare", "bare answer")
-    if stripped and (len(stripped) <= 120 and "\n" not in stripped or is_gold):
+    prose_len = len(_SPAN.sub("$", stripped))
+    one_sentence = prose_len <= 100 and "\n" not in stripped and not re.search(r"[.!]\s+[A-Za-z]", stripped)
+    if stripped and (one_sentence or is_gold):
         a = answer_from_prose(stripped)
         if a:
             return Extraction(a, "bare", "short statement")
-        if len(stripped) <= 120:
+        if one_sentence:
             return Extraction(stripped, "bare", "bare text answer")
     # 8. last number
     if last_number_fallback:
@@ -394,6 +415,12 @@ def _conclusion(tail: str) -> Optional[str]:
     cut = max(body.rfind(". "), body.rfind("! "), body.rfind("\n"), body.rfind(".\n"))
     sent = body[cut + 1:].strip() if cut >= 0 else body.strip()
     sent = re.sub(r"^[\s*#>-]+", "", sent)
+    if not _CONCLUDE.match(sent):
+        # "... = 6$ So, the pair is $(7, 6)$." : a conclusion word after a math span ends the previous sentence
+        starts = [m.start() for m in _CONCLUDE_INNER.finditer(sent)]
+        if not starts:
+            return None
+        sent = sent[starts[-1]:].lstrip("$ ")
     if len(sent) > 400 or not _CONCLUDE.match(sent):
         return None
     if not _COPULA.search(sent):

@@ -21,7 +21,7 @@ from typing import Any, Optional
 from .extract import extract
 
 _ANCHOR = re.compile(r"\\boxed|\\fbox|####|final answer|answer is|answer:", re.I)
-_CHOICE_GOLD = re.compile(r"^\(?([A-J])\)?(?:$|[.:)]|\s+[A-Z][a-z]+)")
+_CHOICE_GOLD = re.compile(r"^\(?([A-J])\)?(?:$|[.:)]\s+\S|\s+[A-Z][a-z]+)")
 
 
 class GoldError(ValueError):
@@ -97,7 +97,7 @@ def gold_choice(a: str) -> Optional[str]:
     """The letter when the gold answer is a multiple-choice option, else None."""
     t = re.sub(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}", r"\1", a).replace("$", "").strip()
     m = _CHOICE_GOLD.match(t)
-    if m and (len(t) <= 3 or m.group(0) != t):
+    if m:
         return m.group(1)
     m = re.search(r"answer is\s*\n?\s*\(([A-J])\)|answer is\s*\n?\s*([A-J])(?:\s|$)", t)
     if m:

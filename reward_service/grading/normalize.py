@@ -3,8 +3,8 @@
 Rules (each applied by :func:`clean`, in this order):
 
 * Broken escapes: a form feed / backspace / bell / vertical tab in the text is a ``\\f``, ``\\b``, ``\\a``,
-  ``\\v`` that a JSON or Python string swallowed (``"\\frac"`` -> form feed + ``rac``); a tab or carriage
-  return followed by a known command name (``\\times``, ``\\right``...) likewise.
+  ``\\v`` that a JSON or Python string swallowed (``"\\frac"`` -> form feed + ``rac``). Tabs are left alone
+  (a tab before ``ext`` is not repaired into ``\\text``).
 * Doubly escaped LaTeX (``\\\\frac``, ``\\\\boxed``, with no single-backslash command) is un-escaped once.
 * Unicode: minus signs and dashes, ``×·÷√π°∞≤≥≠±∪∩∈∅``, superscript digits and thin / no-break spaces map to
   their LaTeX or ASCII form.
@@ -24,8 +24,6 @@ import re
 from functools import lru_cache
 
 _CTRL_FIX = {"\x0c": "\\f", "\x08": "\\b", "\x07": "\\a", "\x0b": "\\v"}
-_TAB_CMD = re.compile(r"\t(?=(?:imes|ext|frac|heta|au|an|o\b|riangle|op|ilde|extbf|extrm))")
-_CR_CMD = re.compile(r"\r(?=(?:ight|angle|ho|m\b|ceil|floor|brace|brack|Rightarrow|ightarrow))")
 
 _UNICODE = [
     ("\u2212", "-"), ("\u2012", "-"), ("\u2013", "-"), ("\u2014", "-"), ("\ufe63", "-"), ("\uff0d", "-"),
@@ -44,7 +42,7 @@ _UNICODE_TABLE = {ord(a): b for a, b in _UNICODE if len(a) == 1}
 
 _SIZING = re.compile(r"\\(?:m?left|m?right|[bB]igg?[lrm]?|middle)(?![a-zA-Z])\s*")
 _SIZING_DOT = re.compile(r"\\(?:m?left|m?right)\s*\.")
-_SPACING = re.compile(r"\\(?:[!,;:> ]|q?quad(?![a-zA-Z])|enspace|thinspace|medspace|thickspace|negthinspace|hspace\*?\{[^{}]*\}|kern\s*-?[\d.]+\w*)|~")
+_SPACING = re.compile(r"(?<!\\)\\(?:[,;:> ]|q?quad(?![a-zA-Z])|enspace|thinspace|medspace|thickspace|negthinspace|hspace\*?\{[^{}]*\}|kern\s*-?[\d.]+\w*)|~")
 _STYLE = re.compile(r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)(?![a-zA-Z])")
 _FRAC = re.compile(r"\\[dtc]frac(?![a-zA-Z])")
 _BINOM = re.compile(r"\\[dt]binom(?![a-zA-Z])")
@@ -57,14 +55,37 @@ _ENV_WORD = re.compile(r"\\(?:begin|end)\{")
 _TEXT_CMDS = r"(?:text|textnormal|textrm|textbf|textit|textsf|texttt|mathrm|mathbf|mathit|mathsf|mathtt|mbox|hbox|rm|bf|it|operatorname\*?|emph)"
 
 
+_CURRENCY = re.compile(r"[€£¥₹₽₩]|\\(?:euro|pounds|yen)(?![a-zA-Z])")
+_EMPTYSET = re.compile(r"\\(?:emptyset|varnothing)(?![a-zA-Z])|∅|\\\{\s*\\\}")
+_OPNAME = re.compile(r"\\operatorname\s*\{\s*([a-zA-Z]+)\s*\}")
+_OPNAME_MAP = {"acos": "arccos", "asin": "arcsin", "atan": "arctan", "acot": "arccot", "asec": "arcsec",
+               "acsc": "arccsc", "asinh": "operatorname{arcsinh}", "acosh": "operatorname{arccosh}",
+               "atanh": "operatorname{arctanh}", "sin": "sin", "cos": "cos", "tan": "tan", "ln": "ln",
+               "log": "log", "exp": "exp"}
+_GREEK_BARE = re.compile(r"(?<![\\a-zA-Z])(alpha|beta|gamma|delta|epsilon|theta|lambda|sigma|omega|phi|psi|rho|tau|mu|nu|xi|eta|zeta|kappa|chi)(?=_)")
+_PERCENT_WORD = re.compile(r"\s*(?:\\text\s*\{\s*(?:percent(?:age)?|pct|%)\s*\}|(?<![a-zA-Z])(?:percent(?:age)?|pct)(?![a-zA-Z]))")
+_THOUSANDS_FREE = re.compile(r"(?<![\d.,(\[{])[1-9]\d{0,2}(?:,\d{3})+(?![\d)\]]|,\d)")
+_FRAC_DD = re.compile(r"\\frac\s*(\d)\s*(\d)")
+_FRAC_D_BRACE = re.compile(r"\\frac\s*([\da-zA-Z])\s*\{")
+_FRAC_BRACE_D = re.compile(r"\\frac\s*(\{[^{}]*\})\s*([\da-zA-Z])")
+_FRAC_DL = re.compile(r"\\frac\s*(\d)\s*([a-zA-Z])(?![a-zA-Z])")
+_SQRT_D = re.compile(r"\\sqrt\s*([\da-zA-Z])(?![a-zA-Z])")
+
+
+def _shorthand(s: str) -> str:
+    """``\\frac12`` -> ``\\frac{1}{2}``, ``\\frac1{x}``, ``\\frac{x}2``, ``\\sqrt3`` -> ``\\sqrt{3}``."""
+    s = _FRAC_DD.sub(r"\\frac{\1}{\2}", s)
+    s = _FRAC_DL.sub(r"\\frac{\1}{\2}", s)
+    s = _FRAC_D_BRACE.sub(r"\\frac{\1}{", s)
+    s = _FRAC_BRACE_D.sub(r"\\frac\1{\2}", s)
+    s = _SQRT_D.sub(r"\\sqrt{\1}", s)
+    return s
+
+
 def fix_escapes(s: str) -> str:
     """Repair control characters left by swallowed backslash escapes and doubly escaped LaTeX."""
     if any(c in s for c in _CTRL_FIX):
         s = "".join(_CTRL_FIX.get(c, c) for c in s)
-    if "\t" in s:
-        s = _TAB_CMD.sub(r"\\t", s)
-    if "\r" in s:
-        s = _CR_CMD.sub(r"\\r", s)
     if "\\\\" in s and _DOUBLE_CMD.search(s) and not _SINGLE_CMD.search(s.replace("\\\\", "")):
         s = s.replace("\\\\", "\\")
         s = re.sub(r"\\n(?![a-zA-Z])|\\n(?=[A-Z*])", "\n", s)
@@ -92,12 +113,28 @@ def clean(s: str) -> str:
     s = fix_escapes(s)
     s = to_ascii_latex(s)
     s = strip_delimiters(s)
+    s = _CURRENCY.sub(" ", s)
+    s = re.sub(r",\s*\\!\s*", ",", s)
+    s = s.replace("\\!", "")
+    if "\\\\" in s and not _ENV_WORD.search(s):
+        s = re.sub(r"\\\\(?=[a-zA-Z])", r"\\", s)
     s = _SIZING_DOT.sub(" ", s)
     s = _SIZING.sub("", s)
     s = _STYLE.sub("", s)
     s = _SPACING.sub(" ", s)
     s = _FRAC.sub(r"\\frac", s)
     s = _BINOM.sub(r"\\binom", s)
+    if "\\frac" in s or "\\sqrt" in s:
+        s = _shorthand(s)
+    if "\\choose" in s:
+        s = re.sub(r"\{([^{}]*?)\\choose([^{}]*?)\}", r"\\binom{\1}{\2}", s)
+    s = _EMPTYSET.sub(r"\\{\\}", s)
+    if "\\operatorname" in s:
+        s = _OPNAME.sub(lambda m: "\\" + _OPNAME_MAP.get(m.group(1), "operatorname{" + m.group(1) + "}"), s)
+    s = _GREEK_BARE.sub(r"\\\1", s)
+    s = re.sub(r"\s+(?=[_^])|(?<=[_^])\s+", "", s)
+    s = _PERCENT_WORD.sub("%", s)
+    s = _THOUSANDS_FREE.sub(lambda m: m.group(0).replace(",", ""), s)
     s = _THOUSANDS_BRACE.sub(",", s)
     s = s.replace("\\%", "%").replace("\\infin ", "\\infty ")
     s = _DEGREE.sub("°", s)

@@ -33,6 +33,7 @@ class Node:
     open: str = ""
     close: str = ""
     lhs: str = ""
+    from_ineq: bool = False  # an interval written as an inequality (x >= 5)
 
 
 _OPEN = "([{"
@@ -126,7 +127,8 @@ def _depth_ok(s: str) -> bool:
     return depth == 0
 
 
-_THOUSANDS = re.compile(r"^[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_THOUSANDS = re.compile(r"^[+-]?[1-9]\d{0,2}(?:,\d{3})+(?:\.\d+)?$")
+_RATIO = re.compile(r"^\s*[-+]?\d+(?:\.\d+)?(?:\s*:\s*[-+]?\d+(?:\.\d+)?)+\s*$")
 _DEC_COMMA = re.compile(r"^([+-]?\d+),(\d+)$")
 _MATRIX = re.compile(r"^\\begin\{(pmatrix|bmatrix|Bmatrix|vmatrix|Vmatrix|matrix|smallmatrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.S)
 _IN_PREFIX = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*\\in\s*")
@@ -169,7 +171,7 @@ def _num_like(s: str) -> bool:
 
 def _ineq_to_intervals(parts, ops) -> Optional[Node]:
     """``x \\ge 5`` -> ``[5, \\infty)``; ``a < x \\le b`` -> ``(a, b]``; ``x \\ne 3`` -> two intervals."""
-    var = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?$")
+    var = re.compile(r"^(?:[A-Za-z](?:_\{?\w+\}?)?|[A-Za-z]\s*\(\s*[A-Za-z]\s*\))$")
     if len(parts) == 2 and ops[0] in ("<", ">", "\\le", "\\ge", "\\ne"):
         a, b = parts
         op = ops[0]
@@ -201,21 +203,29 @@ def _ineq_to_intervals(parts, ops) -> Optional[Node]:
 
 
 def parse(s: str, depth: int = 0) -> Node:
-    """Structure of a cleaned answer string (see the module docstring)."""
+    """Structure of a cleaned answer string (see the module docstring); every node keeps its text."""
+    s = _IN_PREFIX.sub("", s.strip())
+    n = _parse(s, depth)
+    if not n.text:
+        n.text = s
+    return n
+
+
+def _parse(s: str, depth: int = 0) -> Node:
     s = s.strip()
     if depth > 12 or len(s) > 5000:
         return Node("atom", s)
     s = _IN_PREFIX.sub("", s)
     # top-level "or"/"and" words and \text{and} are list separators
-    s2 = re.sub(r"\\text\{\s*(?:and|or)\s*\}|(?<![A-Za-z\\])(?:and|or)(?![A-Za-z])", ";;", s)
+    s2 = re.sub(r"\\text\{\s*(?:and|or)\s*\}|(?<![A-Za-z\\])(?:and|or)(?![A-Za-z])|(?<=[\d)}])(?:or|and)(?=[A-Z(\\])", ";", s)
     # union
     parts = split_top(s2, ("\\cup",))
     if len(parts) > 1:
         return Node("union", items=[parse(p, depth + 1) for p in parts if p][:MAX_ITEMS])
     # lists: ';' outside, ',' inside when both occur (p=5,q=2;p=7,q=2)
-    semi = [p for p in split_top(s2, (";;", ";")) if p.strip()]
+    semi = [p for p in split_top(s2, (";",)) if p.strip()]
     if len(semi) > 1:
-        if any(len(split_top(p, (",",))) > 1 for p in semi) and ";;" not in s2:
+        if any(_all_assignments(p) for p in semi):
             return Node("seq", items=[_solution(p, depth) for p in semi][:MAX_ITEMS], open="", close="")
         items = []
         for p in semi:
@@ -225,7 +235,7 @@ def parse(s: str, depth: int = 0) -> Node:
             else:
                 items.append(sub)
         return Node("seq", items=items[:MAX_ITEMS], open="", close="")
-    s = s2.replace(";;", ",")
+    s = s2.replace(";", ",")
     if _THOUSANDS.match(s):
         return Node("atom", s.replace(",", ""))
     commas = split_top(s, (",",))
@@ -235,6 +245,10 @@ def parse(s: str, depth: int = 0) -> Node:
             # "x = 1, y = 2": one solution, keep as a list of assignments (compared by value)
             pass
         return Node("seq", items=[parse(c, depth + 1) for c in commas][:MAX_ITEMS], open="", close="")
+    if s in ("\\{\\}", "\\{ \\}"):
+        return Node("seq", items=[], open="{", close="}")
+    if ":" in s and _RATIO.match(s):
+        return Node("seq", items=[Node("atom", x.strip()) for x in s.split(":")], open=":", close=":")
     w = _wrapped(s)
     if w:
         op, inner, cl = w
@@ -247,7 +261,7 @@ def parse(s: str, depth: int = 0) -> Node:
         if (op, cl) in (("(", ")"), ("{", "}"), ("[", "]")):
             return parse(inner, depth + 1)
     m = _MATRIX.match(s)
-    if m:
+    if m and "\\begin{" not in m.group(2) and "\\end{" not in m.group(2):
         body = m.group(2).strip()
         rows = [r for r in re.split(r"\\\\", body) if r.strip() and not re.fullmatch(r"\s*\\hline\s*", r)]
         return Node("matrix", items=[[parse(c, depth + 1) for c in split_top(r, ("&",))] for r in rows][:MAX_ITEMS],
@@ -268,6 +282,7 @@ def parse(s: str, depth: int = 0) -> Node:
             return Node("eq", text=s, items=[Node("atom", p) for p in parts])
         iv = _ineq_to_intervals(parts, ops)
         if iv is not None:
+            iv.from_ineq = True
             return iv
         return Node("atom", s)
     # a \pm b
@@ -278,6 +293,11 @@ def parse(s: str, depth: int = 0) -> Node:
             return Node("seq", items=[Node("atom", f"{a} + {b}"), Node("atom", f"{a} - ({b})")], open="", close="")
         return Node("seq", items=[Node("atom", b), Node("atom", f"-({b})")], open="", close="")
     return Node("atom", s)
+
+
+def _all_assignments(p: str) -> bool:
+    items = split_top(p, (",",))
+    return len(items) > 1 and all(_is_assignment(i) for i in items)
 
 
 def _is_assignment(c: str) -> bool:

@@ -40,21 +40,54 @@ def _lazy():
     return _L2S, _SYMPY
 
 
-_COMPLEX = re.compile(r"(?<![a-zA-Z\\])i(?![a-zA-Z])|\\i(?![a-zA-Z])|\\imath|\\mathrm\{i\}|(?<![a-zA-Z\\])I(?![a-zA-Z])")
+_COMPLEX = re.compile(r"(?<![a-zA-Z\\_{])i(?![a-zA-Z])|\\i(?![a-zA-Z])|\\imath|\\mathrm\{i\}|(?<![a-zA-Z\\])I(?![A-Z])")
+
+
+_DEC = re.compile(r"(?<![\d.])(\d*)\.(\d+)(?:[eE]([+-]?\d+))?(?![\d.])")
+_ENOT = re.compile(r"(?<![\d.a-zA-Z\\])(\d+)[eE]([+-]?\d+)(?![\d.a-zA-Z])")
+_I_UNIT = re.compile(r"(?<![a-zA-Z\\_{])i(?![a-zA-Z])")
+
+
+def _enot_digits(m: re.Match) -> str:
+    e = int(m.group(2))
+    if 0 <= e <= 400:
+        return m.group(1) + "0" * e
+    return m.group(1) + "\\cdot 10^{" + str(e) + "}"
+
+
+def _dec_to_frac(m: re.Match) -> str:
+    ip, fp, ex = m.group(1) or "0", m.group(2), m.group(3)
+    num, den = ip + fp, "1" + "0" * len(fp)
+    e = int(ex) if ex else 0
+    if e > 0:
+        num += "0" * min(e, 400)
+    elif e < 0:
+        den += "0" * min(-e, 400)
+    return "\\frac{" + num.lstrip("0") + "0" * (num.lstrip("0") == "") + "}{" + den + "}"
 
 
 def _prep(s: str) -> str:
-    s = s.replace("°", "")
+    """Our cleaned LaTeX to what latex2sympy2-extended reads: decimals become exact fractions (0.1 = 1/10),
+    e-notation a power of ten, degrees a multiple of pi/180, a lone ``i`` the imaginary unit."""
+    s = _DEC.sub(_dec_to_frac, s)
+    s = _ENOT.sub(_enot_digits, s)
+    s = s.replace("°", "\\cdot\\frac{\\pi}{180}")
     s = s.replace("%", "\\%")
+    if "\\sum" not in s and "\\prod" not in s and not re.search(r"_\{?\s*i", s) and _I_UNIT.search(s):
+        s = _I_UNIT.sub("I", s)
     return s
 
 
+def is_complex(s: str) -> bool:
+    return bool(_COMPLEX.search(s))
+
+
 @lru_cache(maxsize=4096)
-def parse_latex(s: str):
+def parse_latex(s: str, is_real: bool = True):
     """sympy object for a cleaned LaTeX string, or None when it cannot be parsed."""
     (latex2sympy, ConversionConfig), sympy = _lazy()
     try:
-        return latex2sympy(_prep(s), is_real=not bool(_COMPLEX.search(s)), convert_degrees=False,
+        return latex2sympy(_prep(s), is_real=is_real, convert_degrees=False,
                            normalization_config=None,
                            conversion_config=ConversionConfig(interpret_as_mixed_fractions=True,
                                                               lowercase_symbols=False))
@@ -76,7 +109,11 @@ def _evalf(e, subs=None, n=50):
     try:
         if subs:
             e = e.subs(subs)
+        if not e.has(sympy.Integral, sympy.Sum, sympy.Product, sympy.Limit, sympy.Derivative):
+            e = e.doit()
         v = e.evalf(n)
+        if v.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+            return None
         if isinstance(v, sympy.UnevaluatedExpr):
             v = v.args[0].evalf(n)
         if v.is_number:
@@ -125,6 +162,9 @@ def expr_equal(g, p) -> Optional[bool]:
         return None
     if any(isinstance(a, sympy.core.function.AppliedUndef) for e in (g, p) for a in e.atoms(sympy.Function)):
         return str(g) == str(p)
+    if not (_evaluable(g) and _evaluable(p)):
+        # symbolic sums / integrals / limits: only identical trees are accepted
+        return str(g) == str(p)
     if not free:
         vg, vp = _evalf(g), _evalf(p)
         if vg is None or vp is None:
@@ -147,6 +187,28 @@ def expr_equal(g, p) -> Optional[bool]:
     return True if valid >= 2 else None
 
 
+_HEAVY = None
+
+
+def _evaluable(e) -> bool:
+    """False for sums / products with symbolic or huge ranges, integrals, limits, derivatives: evaluating them
+    numerically can take seconds."""
+    sympy = _SYMPY
+    global _HEAVY
+    if _HEAVY is None:
+        _HEAVY = (sympy.Integral, sympy.Limit, sympy.Derivative)
+    try:
+        if e.has(*_HEAVY):
+            return False
+        for node in e.atoms(sympy.Sum, sympy.Product):
+            for lim in node.limits:
+                if len(lim) != 3 or not (lim[1].is_Integer and lim[2].is_Integer) or abs(int(lim[2]) - int(lim[1])) > 2000:
+                    return False
+    except Exception:
+        return False
+    return True
+
+
 def _rel_expr(r):
     return r.lhs - r.rhs
 
@@ -155,6 +217,8 @@ def equation_equal(g, p) -> Optional[bool]:
     """Two equations are equal when lhs - rhs agree up to a nonzero constant factor."""
     sympy = _SYMPY
     eg, ep = _rel_expr(g), _rel_expr(p)
+    if not (_evaluable(eg) and _evaluable(ep)):
+        return str(g) == str(p)
     try:
         free = sorted(eg.free_symbols | ep.free_symbols, key=str)
     except Exception:
@@ -238,12 +302,32 @@ def _unordered(xs, ys) -> bool:
     return all(any(expr_equal(x, y) for y in ys) for x in xs) and all(any(expr_equal(x, y) for x in xs) for y in ys)
 
 
+def _mat(x):
+    """Evaluate a matrix expression (sum / product of explicit matrices) to a matrix."""
+    sympy = _SYMPY
+    if isinstance(x, sympy.MatrixExpr) and not isinstance(x, sympy.MatrixBase):
+        try:
+            return x.doit()
+        except Exception:
+            return x
+    return x
+
+
+def warmup() -> None:
+    """Import sympy / latex2sympy2-extended and build the antlr parser once (about 1-2 s), so that the first
+    graded item does not pay for it. Worker processes call this at start."""
+    _lazy()
+    parse_latex("x^{2}+\\frac{1}{2}", True)
+    parse_latex("\\sqrt{2}", True)
+
+
 def equal(g_text: str, p_text: str) -> Optional[bool]:
     """Compare two cleaned LaTeX answers symbolically; None when undecidable (parse failure...)."""
     _lazy()
     sympy = _SYMPY
-    g = parse_latex(g_text)
-    p = parse_latex(p_text)
+    real = not (is_complex(g_text) or is_complex(p_text))
+    g = parse_latex(g_text, real)
+    p = parse_latex(p_text, real)
     if g is None or p is None:
         return None
     return objects_equal(g, p)
@@ -252,6 +336,7 @@ def equal(g_text: str, p_text: str) -> Optional[bool]:
 def objects_equal(g, p) -> Optional[bool]:
     sympy = _SYMPY
     from latex2sympy2_extended.sets import FiniteSet as L2SFiniteSet
+    g, p = _mat(g), _mat(p)
     try:
         if g == p:
             return True
