@@ -529,7 +529,6 @@ def evaluate(s: str) -> Optional[Num]:
             except (NotNumeric, ZeroDivisionError, ValueError, OverflowError):
                 return None
         v.has_pi = p2.has_pi
-        v.x = +v.x if v.x is not None else v.x
         v.dps = dps  # type: ignore[attr-defined]
     if _LONE_DEC.match(s):
         _, ulp, sig = _decimal(s.replace(" ", "").lstrip("+-"))

@@ -265,7 +265,7 @@ def _parse(s: str, depth: int = 0) -> Node:
         body = m.group(2).strip()
         rows = [r for r in re.split(r"\\\\", body) if r.strip() and not re.fullmatch(r"\s*\\hline\s*", r)]
         return Node("matrix", items=[[parse(c, depth + 1) for c in split_top(r, ("&",))] for r in rows][:MAX_ITEMS],
-                    text=m.group(1))
+                    lhs=m.group(1))
     # relations
     rel = _rel_split(s)
     if rel:

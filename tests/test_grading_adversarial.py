@@ -1,0 +1,224 @@
+"""Hand-decided adversarial cases for the grader: reward-hacking attempts and the known mistakes of public
+graders (Math-Verify, Qwen2.5-Math, prm800k, verl). Both directions are checked: false positives (a wrong or
+missing answer rewarded) and false negatives (a right answer in another form refused)."""
+import time
+
+import pytest
+
+from reward_service.grading import CORRECT, NO_ANSWER, WRONG, grade
+
+C, W, N = CORRECT, WRONG, NO_ANSWER
+
+# (completion, gold, expected verdict, why)
+HACKS = [
+    # several boxes in the final span are one set answer: a shotgun never matches a single gold
+    (r"\boxed{1}\boxed{2}\boxed{3}", "2", W, "shotgun of boxes"),
+    (r"So $\boxed{1}$, $\boxed{2}$, $\boxed{3}$.", "2", W, "shotgun with commas"),
+    (r"It is \boxed{1} or \boxed{2}", "2", W, "shotgun with or"),
+    (r"\boxed{2, 3}", "2", W, "list for a single answer"),
+    (r"\boxed{2 \text{ or } 3}", "2", W, "or inside a box"),
+    (r"\boxed{2}\boxed{2}", "2", C, "the same box twice is one answer"),
+    (r"First I got \boxed{1}. Wait, that is wrong; redoing the algebra gives \boxed{2}.", "2", C,
+     "self-correction: the last box counts"),
+    # reasoning is not the answer
+    (r"<think>maybe 41</think><answer>42</answer>", "42", C, "answer tag after think"),
+    (r"<think>maybe 42</think><answer>41</answer>", "42", W, "answer in think does not count"),
+    (r"<think>so the answer is \boxed{42}</think>", "42", N, "answer only inside think"),
+    (r"<think>so the answer is \boxed{42}", "42", N, "unterminated think"),
+    (r"<think>hmm</think>", "42", N, "nothing after think"),
+    (r"<answer></answer>", "42", N, "empty answer tag"),
+    (r"<answer> \boxed{42} </answer>", "42", C, "box inside the answer tag"),
+    # truncated output
+    (r"Thus the answer is \boxed{4", "42", N, "unclosed box"),
+    (r"\boxed{42} is a guess, the real one is \boxed{4", "42", N, "last box unclosed"),
+    (r"\boxed{}", "2", N, "empty box"),
+    # answerless completions are not graded on their last number
+    ("Let's compute 6 * 7 = 42. Next we need to handle the second part of the problem, which asks for the "
+     "remainder, so we keep going with the division", "42", N, "answerless, last number"),
+    ("We have 20 + 22 = 42.\nThen we need to check the constraint on the other variable carefully before", "42", N,
+     "answerless, two lines"),
+    # undefined symbols and structure mismatches
+    (r"\boxed{x}", "2", W, "undefined symbol"),
+    (r"\boxed{\pm 2}", "2", W, "pm for a single value"),
+    (r"\boxed{[0, 1]}", "(0,1)", W, "closed for open interval"),
+    (r"\boxed{[0, 1)}", "[0,1]", W, "half-open for closed"),
+    (r"\boxed{(2, 1)}", "(1,2)", W, "tuple order matters"),
+    (r"\boxed{\infty}", "-\\infty", W, "sign of infinity"),
+    (r"\boxed{\infty}", "100", W, "infinity is not a number"),
+    (r"\boxed{y = 2}", "x = 2", W, "different variable"),
+    (r"\boxed{\frac{1}{0}}", "1", W, "division by zero"),
+    (r"\boxed{12:00}", "1:00", W, "times differ"),
+    (r"\boxed{(B)}", "C", W, "other choice"),
+]
+
+FORMS = [
+    # exact arithmetic, never via float
+    (r"\boxed{\frac{1}{2^{99}}}", r"\frac{1}{2^{98}}", W, "1/2^99 != 1/2^98"),
+    (r"\boxed{2^{-99}}", r"\frac{1}{2^{99}}", C, "negative exponent"),
+    (r"\boxed{12345678901234567891}", "12345678901234567890", W, "big integers differ by 1"),
+    (r"\boxed{0.1+0.2}", "0.3", C, "decimals are exact"),
+    (r"\boxed{5.0001}", "5", W, "close is not equal"),
+    (r"\boxed{2.9999999999}", "3", W, "an integer is not approximated"),
+    # decimal approximations: the digits shown decide
+    (r"\boxed{0.333}", r"\frac{1}{3}", C, "correctly rounded, 3 digits"),
+    (r"\boxed{0.33}", r"\frac{1}{3}", C, "correctly rounded, 2 digits"),
+    (r"\boxed{0.3}", r"\frac{1}{3}", W, "one digit is too few"),
+    (r"\boxed{0.34}", r"\frac{1}{3}", W, "wrongly rounded"),
+    (r"\boxed{0.3333333333333333}", r"\frac13", C, "printed float"),
+    (r"\boxed{0.866}", r"\frac{\sqrt{3}}{2}", C, "irrational, rounded"),
+    (r"\boxed{0.867}", r"\frac{\sqrt{3}}{2}", W, "irrational, badly rounded"),
+    (r"\boxed{2.45}", "2.5", W, "two decimals, different"),
+    (r"\boxed{2.50}", "2.5", C, "trailing zero"),
+    (r"\boxed{1,000}", "1000", C, "thousands separator"),
+    (r"\boxed{1,000}", "1.000", W, "1,000 is a thousand, 1.000 is one"),
+    (r"\boxed{1.000}", "1", C, "1.000 is one"),
+    (r"\boxed{10{,}000}", "10000", C, "LaTeX thousands separator"),
+    (r"\boxed{1\,000\,000}", "1000000", C, "thin-space separators"),
+    ("\\boxed{1\u2009000}", "1000", C, "unicode thin space"),
+    (r"\boxed{1.5e3}", "1500", C, "e-notation"),
+    (r"\boxed{1.5 \times 10^{3}}", "1500", C, "scientific notation"),
+    (r"\boxed{0.\overline{3}}", r"\frac{1}{3}", C, "repeating decimal"),
+    (r"\boxed{0.1\overline{6}}", r"\frac{1}{6}", C, "repeating decimal with prefix"),
+    (r"\boxed{2\frac12}", r"\frac{5}{2}", C, "mixed number"),
+    (r"\boxed{7 3/4}", r"\frac{31}{4}", C, "plain mixed number"),
+    (r"\boxed{-3\frac{1}{2}}", "-3.5", C, "negative mixed number"),
+    (r"\boxed{\dfrac{-1}{2}}", "-0.5", C, "dfrac"),
+    ("\\boxed{\u22125}", "-5", C, "unicode minus"),
+    ("\\boxed{3\u221a2}", r"3\sqrt{2}", C, "unicode sqrt"),
+    ("\\boxed{2\u03c0}", r"2\pi", C, "unicode pi"),
+    (r"\boxed{\sqrt{8}}", r"2\sqrt{2}", C, "surd forms"),
+    (r"\boxed{\sqrt{8}}", r"2\sqrt{3}", W, "different surd"),
+    (r"\boxed{025}", 25, C, "AIME zero padded, int gold"),
+    (r"\boxed{27}", 27.0, C, "AMC float gold"),
+    (r"\boxed{24.99}", 25, W, "close to an integer gold"),
+    # percent rule
+    (r"\boxed{50\%}", "0.5", C, "percent = value/100"),
+    (r"\boxed{50}", r"50\%", C, "percent sign dropped"),
+    (r"\boxed{0.5}", r"50\%", C, "percent as a fraction"),
+    (r"\boxed{40\%}", r"50\%", W, "different percent"),
+    # units
+    (r"\boxed{5 \text{ m}}", r"5 \text{ cm}", W, "different units"),
+    (r"\boxed{5 \text{ m}}", "5", C, "unit dropped"),
+    (r"\boxed{5}", r"5 \text{ meters}", C, "gold unit dropped"),
+    (r"\boxed{5\text{ meters}}", r"5\text{ m}", C, "same unit spelled out"),
+    (r"\boxed{15\mbox{ cm}^2}", "15", C, "area unit"),
+    # degrees
+    (r"\boxed{30^\circ}", "30", C, "degree sign dropped"),
+    (r"\boxed{30^{\circ}}", r"\frac{\pi}{6}", C, "degrees against radians"),
+    (r"\boxed{\frac{\pi}{6}}", "30", W, "radians for a degree answer"),
+    ("\\boxed{30\u00b0}", "30", C, "unicode degree"),
+    # structures
+    (r"\boxed{x = 2}", "2", C, "assignment"),
+    (r"\boxed{2}", "x=2", C, "gold assignment"),
+    (r"\boxed{1, -2}", "-2, 1", C, "solution lists are unordered"),
+    (r"\boxed{\{1, 1, 2\}}", r"\{1, 2\}", C, "sets ignore duplicates"),
+    (r"\boxed{1, 2, 3}", "1, 2", W, "extra solution"),
+    (r"\boxed{2, -2}", r"\pm 2", C, "plus-minus"),
+    (r"\boxed{\pm 2}", r"2, -2", C, "plus-minus in the answer"),
+    (r"\boxed{x \in (1, 2)}", "(1,2)", C, "set membership prefix"),
+    (r"\boxed{(-\infty, 3]}", r"x \le 3", C, "interval for an inequality gold"),
+    (r"\boxed{[1, \infty)}", r"x \geq 1", C, "closed ray"),
+    (r"\boxed{(-\infty, 1) \cup (2, \infty)}", r"(2,\infty)\cup(-\infty,1)", C, "union order"),
+    (r"\boxed{\begin{bmatrix} 1 & 2 \\ 3 & 4 \end{bmatrix}}", r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", C,
+     "matrix brackets"),
+    (r"\boxed{\begin{pmatrix} 1 & 2 \\ 3 & 5 \end{pmatrix}}", r"\begin{pmatrix} 1 & 2 \\ 3 & 4 \end{pmatrix}", W,
+     "matrix entry"),
+    (r"\boxed{2x+4y=6}", "x+2y=3", C, "equation up to a factor"),
+    (r"\boxed{x+2y=4}", "x+2y=3", W, "different equation"),
+    (r"\boxed{y=2x+1}", "2x-y+1=0", C, "rearranged line"),
+    (r"\boxed{(x+1)^2}", "x^2+2x+1", C, "expanded polynomial"),
+    (r"\boxed{(x+1)^3}", "x^2+2x+1", W, "different polynomial"),
+    (r"\boxed{2i+1}", "1+2i", C, "complex number"),
+    (r"\boxed{1-2i}", "1+2i", W, "conjugate"),
+    # multiple choice
+    (r"\boxed{\text{(C)}}", "C", C, "text choice"),
+    (r"\boxed{C}", r"\text{(C)}", C, "choice gold in text"),
+    ("The answer is (B).", "B", C, "choice in a sentence"),
+    ("B: because the others fail", "B", C, "choice with colon"),
+    ("B. It is the only one.", "B", C, "choice with period"),
+    # text answers
+    (r"\boxed{\text{Evelyn}}", "Evelyn", C, "text answer"),
+    (r"\boxed{\text{odd}}", r"\text{even}", W, "different text"),
+]
+
+EXTRACTION = [
+    ("The answer is 42.", "42", C, "phrase"),
+    ("Answer: 42", "42", C, "answer colon"),
+    ("Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.", "0.5", C, "minerva"),
+    ("Janet has 3 apples.\n#### 3", "3", C, "gsm8k marker"),
+    (r"\boxed 5", "5", C, "boxed without braces"),
+    (r"\fbox{42}", "42", C, "fbox"),
+    ("We get \\boxed{255} for the first part.\nFinal Answer: The final answer is $10,455$. I hope it is correct.",
+     "10455", C, "a final statement after a box overrides it"),
+    ("42", "42", C, "bare answer"),
+    ("$x = \\frac{1}{3}$", r"\frac13", C, "bare math"),
+    ("Therefore, the probability that Alice wins is 2/3.", "2/3", C, "conclusion sentence"),
+    ("", "1", N, "empty completion"),
+]
+
+GOLDS = [
+    ("1000", "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\n#### 1,000", C, "gsm8k rationale"),
+    ("0.02", ["0.01", "0.02"], C, "list of accepted answers"),
+    ("0.03", ["0.01", "0.02"], W, "not in the accepted list"),
+    ("0.5", "We see that $x = \\frac{1}{2}$, so the answer is $\\boxed{\\frac{1}{2}}$.", C, "boxed solution"),
+    ("(1,1), (3,2)", ["$(1,1), (3,2)$"], C, "olympiadbench list"),
+    ("17.5\\%", ["17.5%"], C, "olympiadbench percent"),
+]
+
+
+@pytest.mark.parametrize("completion,gold,expected,why", HACKS + FORMS + EXTRACTION)
+def test_adversarial(completion, gold, expected, why):
+    g = grade(completion, gold)
+    assert g.verdict == expected, f"{why}: got {g}"
+
+
+@pytest.mark.parametrize("pred,gold,expected,why", GOLDS)
+def test_gold_forms(pred, gold, expected, why):
+    g = grade(f"\\boxed{{{pred}}}", gold)
+    assert g.verdict == expected, f"{why}: got {g}"
+
+
+def test_last_number_fallback_only_when_asked():
+    text = "We add the two parts: 20 + 22 which gives us 42 in total, and that is what we were looking for here"
+    assert grade(text + ". Then more reasoning follows.\nAnd more", 42).verdict == NO_ANSWER
+    assert grade(text + ". Then more reasoning follows.\nAnd more 42", 42, last_number_fallback=True).verdict == CORRECT
+
+
+PATHOLOGICAL = [
+    ("9^{9^{9^9}}", "1"),
+    ("10^{10^{100}}", "10^{10^{100}}+1"),
+    ("1" + "0" * 100_000, "1"),
+    ("\\frac{" * 1000 + "1" + "}{2}" * 1000, "1"),
+    ("100000!", "1"),
+    ("(10!)!", "2"),
+    ("2^{2^{2^{2^{2^{2}}}}}", "x"),
+    ("x^{" * 300 + "2" + "}" * 300, "x"),
+    ("\\sqrt{" * 2000 + "2" + "}" * 2000, "2"),
+    ("(" * 5000 + "1" + ")" * 5000, "1"),
+    ("1+" * 20000 + "1", "20001"),
+    ("\\sum_{k=1}^{10^{12}} k", "1"),
+]
+
+
+@pytest.mark.parametrize("pred,gold", PATHOLOGICAL)
+def test_pathological_inputs_are_decided_fast(pred, gold):
+    t = time.perf_counter()
+    g = grade(f"\\boxed{{{pred}}}", gold)
+    dt = time.perf_counter() - t
+    assert g.verdict in (WRONG, NO_ANSWER), g
+    assert dt < 2.0, f"{dt:.2f}s"
+
+
+def test_identical_huge_answers_are_correct_fast():
+    big = "1" + "0" * 100_000
+    t = time.perf_counter()
+    assert grade(f"\\boxed{{{big}}}", big).verdict == CORRECT
+    assert grade("\\boxed{9^{9^{9^9}}}", "9^{9^{9^9}}").verdict == CORRECT
+    assert time.perf_counter() - t < 2.0
+
+
+def test_huge_completion_is_fast():
+    text = "blah " * 100_000 + "\\boxed{42}"
+    t = time.perf_counter()
+    assert grade(text, "42").verdict == CORRECT
+    assert time.perf_counter() - t < 2.0
