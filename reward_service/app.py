@@ -221,7 +221,9 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
                                         cache_size=settings.cache_size)
         p: GradingPool = state["pool"]
         metrics_ref["metrics"] = ServiceMetrics(p)
-        ok = await asyncio.to_thread(p.wait_ready, 300)
+        # Serve once every worker is ready (predictable latency from the first request); settle for one after
+        # a while rather than not serving at all.
+        ok = await asyncio.to_thread(p.wait_ready, 120, settings.workers) or await asyncio.to_thread(p.wait_ready, 180)
         if not ok:
             if own:
                 p.close()
@@ -328,9 +330,14 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
 
     @app.get("/health")
     async def health():
+        # ok = can grade. Workers being replaced after a timeout is normal operation, not a failure: only a pool
+        # that never started or whose workers cannot start at all is reported unhealthy (503).
         p: Optional[GradingPool] = state["pool"]
         ready = p.ready_workers if p is not None else 0
-        status = "broken" if p is not None and p.broken else ("ok" if ready else "starting")
+        if p is None or not p.started:
+            status = "starting"
+        else:
+            status = "broken" if p.broken else "ok"
         body = {"status": status, "workers_ready": ready, "workers": settings.workers,
                 "queue_depth": p.queue_depth if p is not None else 0, "version": __version__}
         return JSONResponse(body, status_code=200 if status == "ok" else 503)

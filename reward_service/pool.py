@@ -57,6 +57,16 @@ TIMEOUT_REASON = "timeout"
 # Upper bounds of the per-item grading-time histogram (seconds); the last bucket is +Inf.
 ITEM_SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
+# Graded once by every new worker before it takes work, so that lazy imports on the symbolic path do not
+# count against the first real item's time limit.
+WARMUP_ITEMS = (
+    ("The answer is \\boxed{\\frac{1}{2}}", "0.5"),
+    ("\\boxed{x^2+1}", "1+x^2"),
+    ("\\boxed{\\sin(\\pi/6)}", "\\frac{1}{2}"),
+    ("\\boxed{y=2x+1}", "2x-y+1=0"),
+    ("\\boxed{[1,2)}", "[1, 2)"),
+)
+
 # Chunk sizing. A prefetched chunk must fit in the socket buffer (about 208 KiB on Linux) together with the
 # one the worker may not have read yet, so the dispatcher never blocks on a write while a worker is busy.
 _MAX_CHUNK_ITEMS = 32
@@ -119,17 +129,29 @@ def _die_with_parent() -> None:
             pass
 
 
+def warm_up_grader(grader_path: str = DEFAULT_GRADER) -> Callable:
+    """Import the grader and pay its first-call costs (lazy sympy/LaTeX-parser imports: ~2 s); return it."""
+    fn = load_callable(grader_path)
+    module_warmup = getattr(sys.modules.get(getattr(fn, "__module__", ""), None), "warmup", None)
+    if callable(module_warmup):  # the grading library's own warm-up, when it has one
+        try:
+            module_warmup()
+        except Exception:
+            pass
+    for completion, gold in WARMUP_ITEMS:
+        try:
+            fn(completion, gold, last_number_fallback=False)
+        except Exception:
+            pass
+    return fn
+
+
 def _worker_main(conn: mpc.Connection, grader_path: str, warmup: bool) -> None:
     """Worker process: import the grader, then grade chunks and stream one result per item."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the parent decides
     try:
-        fn = load_callable(grader_path)
-        if warmup:  # pay first-call costs (lazy imports, parser tables) before we report ready
-            try:
-                fn("The answer is \\boxed{\\frac{1}{2}}", "0.5", last_number_fallback=False)
-            except Exception:
-                pass
+        fn = warm_up_grader(grader_path) if warmup else load_callable(grader_path)
     except BaseException:
         conn.send(("error", traceback.format_exc(limit=5)))
         return
@@ -154,6 +176,17 @@ def _worker_main(conn: mpc.Connection, grader_path: str, warmup: bool) -> None:
 
 
 # --------------------------------------------------------------------------------------------- parent side
+
+
+def _context(method: str):
+    if method not in ("forkserver", "spawn"):
+        raise ValueError(f"start_method must be 'forkserver' or 'spawn', got {method!r}")
+    if method == "forkserver" and "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        # Read when the (process-wide) fork server starts; no effect if it is already running.
+        ctx.set_forkserver_preload(["reward_service._preload"])
+        return ctx
+    return multiprocessing.get_context("spawn")
 
 
 class _Batch:
@@ -216,6 +249,10 @@ class GradingPool:
         cache_size: entries of the (completion, gold, fallback) result cache; 0 disables it.
         warmup: call the grader once in each worker before it takes work.
         start_timeout: seconds a worker may take to import the grader and report ready.
+        start_method: "forkserver" (default where available) or "spawn". Both start workers from a fresh
+            interpreter, never by forking this (threaded) process. With "forkserver" a single server process
+            imports and warms the grading stack once and every worker is forked from it: a replacement worker
+            after a timeout is ready in milliseconds instead of re-importing sympy for seconds.
     """
 
     def __init__(
@@ -226,6 +263,7 @@ class GradingPool:
         cache_size: int = 65536,
         warmup: bool = True,
         start_timeout: float = 120.0,
+        start_method: str = "forkserver",
     ):
         if timeout <= 0:
             raise ValueError("timeout must be > 0")
@@ -237,7 +275,8 @@ class GradingPool:
         self.start_timeout = float(start_timeout)
         self.stats = PoolStats()
 
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = _context(start_method)
+        self.start_method = self._ctx.get_start_method()
         self._lock = threading.Lock()
         self._queue: collections.deque[_Task] = collections.deque()
         self._cache: "collections.OrderedDict[bytes, Grade]" = collections.OrderedDict()
@@ -303,14 +342,20 @@ class GradingPool:
         """asyncio version of grade_many; cancelling the awaiting task drops the batch's queued items."""
         return await asyncio.wrap_future(self.submit(items))
 
-    def wait_ready(self, timeout: Optional[float] = None) -> bool:
-        """Block until at least one worker is ready (True) or the timeout passes / the pool breaks (False)."""
+    def wait_ready(self, timeout: Optional[float] = None, workers: int = 1) -> bool:
+        """Block until ``workers`` workers are ready (True), or the timeout passes / the pool breaks (False)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        want = min(workers, self.n_workers)
         while True:
-            if self._ready_event.wait(0.05):
+            if self._ready_event.wait(0.05) and self.ready_workers >= want:
                 return True
             if self._broken or (deadline is not None and time.monotonic() > deadline):
                 return False
+
+    @property
+    def started(self) -> bool:
+        """True once a worker has been ready (the pool can grade, possibly after replacing workers)."""
+        return self._ready_event.is_set()
 
     @property
     def ready_workers(self) -> int:

@@ -14,8 +14,9 @@ A timed-out or crashed item is graded ``wrong`` (reason ``timeout`` / ``crash: .
 reward of its scheme.
 
 Format bonus: append ``+format`` to any scheme name (``"correctness+format"``) to add ``format_bonus``
-(default 0.1) whenever the final answer was given in a structured form: ``<answer>…</answer>`` or
-``\\boxed{…}`` (``Grade.method`` is ``"answer_tag"`` or ``"boxed"``), whether or not it is right.
+(default 0.1) whenever a final answer was given in a structured form: ``<answer>…</answer>`` or
+``\\boxed{…}`` (``Grade.method`` is ``"answer_tag"`` or ``"boxed"``), whether or not it is right. An
+unclosed ``\\boxed{`` or an empty ``<answer></answer>`` (verdict ``no_answer``) gets no bonus.
 
 Plugins. A scheme is a function ::
 
@@ -101,7 +102,7 @@ def with_format_bonus(base: RewardScheme, bonus: float) -> RewardScheme:
 
     def fn(grade: Grade, completion: str = "", gold: Any = None) -> float:
         r = base(grade, completion, gold)
-        return r + bonus if grade.method in FORMAT_METHODS else r
+        return r + bonus if grade.method in FORMAT_METHODS and grade.verdict != NO_ANSWER else r
 
     return RewardScheme(
         base.name + FORMAT_SUFFIX, fn, base.last_number_fallback,

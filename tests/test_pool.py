@@ -158,3 +158,12 @@ def test_close_fails_pending_batches():
         fut.result(timeout=10)
     with pytest.raises(GradingPoolError):
         p.submit([("x", "1")])
+
+
+def test_spawn_start_method_also_works():
+    with GradingPool(workers=1, timeout=LIMIT, grader=FAKE, warmup=False, start_method="spawn") as p:
+        assert p.start_method == "spawn"
+        grades = p.grade_many([boxed(1), ("HANG", "2"), boxed(3)], timeout=60)
+        assert [g.verdict for g in grades] == ["correct", "wrong", "correct"] and grades[1].reason == "timeout"
+    with pytest.raises(ValueError):
+        GradingPool(workers=1, start_method="fork")

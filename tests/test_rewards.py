@@ -21,6 +21,7 @@ RIGHT_PHRASE = Grade(CORRECT, "1/2", "equal", "phrase")
 BAD = Grade(WRONG, "3", "not equal", "boxed")
 BAD_LAST = Grade(WRONG, "3", "not equal", "last_number")
 NONE = Grade(NO_ANSWER, None, "no answer", None)
+UNCLOSED = Grade(NO_ANSWER, None, "unclosed \\boxed", "boxed")
 TIMEOUT = Grade(WRONG, None, "timeout", None)
 
 
@@ -57,6 +58,7 @@ def test_format_bonus_uses_the_extraction_method(reg):
     assert s(BAD) == pytest.approx(-0.4)  # the bonus rewards the format, right or wrong
     assert s(BAD_LAST) == pytest.approx(-0.5)
     assert s(NONE) == pytest.approx(-1.0)
+    assert s(UNCLOSED) == pytest.approx(-1.0)  # a truncated \boxed{ is no answer, and no format
     assert SchemeRegistry(format_bonus=0.5).get("correctness+format")(RIGHT) == pytest.approx(1.5)
     assert reg.get("correctness+format").last_number_fallback is True
 

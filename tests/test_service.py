@@ -69,8 +69,9 @@ def test_score_batch_real_grading(http):
         {"completion": "Thus \\boxed{\\dfrac{3}{4}}", "gold": "\\frac34"},
         {"completion": "<think>maybe 41</think><answer>42</answer>", "gold": 42},
         {"completion": "So the result is \\boxed{7}.", "gold": "8"},
-        {"completion": "I am not sure.", "gold": "8"},
-        {"completion": "Janet makes 9 * 2 = 18 dollars.", "gold": "... #### 18", "scheme": "correctness"},
+        {"completion": "Let us compute. The answer is \\boxed{", "gold": "8"},  # truncated: no answer
+        {"completion": "She sells 9 eggs at $2, so 9 * 2 = 18 dollars every day.", "gold": "9 * 2 = 18\n#### 18",
+         "scheme": "correctness"},  # GSM8K style: the last number counts
         {"completion": "\\boxed{027}", "gold": 27.0, "scheme": "rlinf"},
         {"completion": "\\boxed{2}", "gold": ["1", "2"], "scheme": "simplerl+format"},
     ]
@@ -87,7 +88,7 @@ def test_score_batch_real_grading(http):
 def test_openrlhf_get_reward(http):
     pad = "<|endoftext|><|endoftext|>"
     prompts = ["<|im_start|>user\nWhat is 1/2+1/4?<|im_end|>\n<|im_start|>assistant\n"] * 3
-    responses = ["It is \\boxed{\\frac{3}{4}}<|im_end|>", "It is \\boxed{0.7}<|im_end|>", "Hmm<|im_end|>"]
+    responses = ["It is \\boxed{\\frac{3}{4}}<|im_end|>", "It is \\boxed{0.7}<|im_end|>", "So it is \\boxed{<|im_end|>"]
     body = {"query": [pad + p + r for p, r in zip(prompts, responses)], "prompts": prompts,
             "labels": ["0.75"] * 3, "datasources": ["math"] * 3}  # extra fields newer OpenRLHF sends: ignored
     out = http.post("/get_reward", json=body).json()
@@ -95,10 +96,9 @@ def test_openrlhf_get_reward(http):
     assert out["scores"] == [1.0, 0.0, 0.0]
     assert out["extra_logs"] == {"accuracy": [1.0, 0.0, 0.0], "no_answer": [0.0, 0.0, 1.0], "timeout": [0.0, 0.0, 0.0]}
     # the prompt is not graded: a boxed example in the prompt must not count as the answer
-    q = "Example: \\boxed{3/4}. Question: 1/2+1/4? Answer: no idea"
-    out = http.post("/get_reward", json={"query": [q], "prompts": [q[: q.index("Answer:")]], "labels": ["3/4"],
-                                         "scheme": "correctness"}).json()
-    assert out["rewards"] == [0.0]
+    q = "Example: \\boxed{3/4}. Question: 1/2+1/4? Answer: <think>no idea"
+    out = http.post("/get_reward", json={"query": [q], "prompts": [q[: q.index("<think>")]], "labels": ["3/4"]}).json()
+    assert out["rewards"] == [-1.0]
     r = http.post("/get_reward", json={"query": ["a", "b"], "prompts": ["a"], "labels": ["1", "2"]})
     assert r.status_code == 422 and "'prompts' has 1 entries but 'query' has 2" in r.json()["message"]
     r = http.post("/get_reward", json={"query": ["a"]})
@@ -163,22 +163,38 @@ def test_plugin_scheme_over_http(http):
     assert r.json()["results"][0]["reward"] == pytest.approx(1.0 - 0.001 * len("\\boxed{5}"))
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _worker_pids(server_pid: int) -> list[int]:
+    """Grading workers of the server: forked by its multiprocessing fork server (or spawned directly)."""
     pids = []
-    for task in Path(f"/proc/{server_pid}/task").iterdir():
-        for pid in (task / "children").read_text().split():
-            try:
-                cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-            except OSError:
-                continue
-            if b"spawn_main" in cmd:
-                pids.append(int(pid))
+    for child in _children(server_pid):
+        cmd = _cmdline(child)
+        if b"forkserver" in cmd:
+            pids += _children(child)
+        elif b"spawn_main" in cmd:
+            pids.append(child)
     return pids
 
 
 def test_health_fast_during_pathological_batch(http, service):
-    """Two workers stuck on items that never finish (killed at the limit) while /health is polled."""
-    items = [{"completion": f"SPIN {i}", "gold": "1"} for i in range(4)]
+    """Both workers stuck on items that never finish (killed at the limit) while /health is polled."""
+    items = [{"completion": f"SPIN {i}", "gold": "1"} for i in range(2)]
     items += [{"completion": f"NAP health {i} \\boxed{{{i}}}", "gold": str(i)} for i in range(20)]
     out = {}
     t = threading.Thread(target=lambda: out.update(r=http.post("/v1/score", json={"items": items})))
@@ -193,8 +209,8 @@ def test_health_fast_during_pathological_batch(http, service):
             time.sleep(0.02)
     t.join(60)
     res = out["r"].json()["results"]
-    assert [x["reason"] for x in res[:4]] == ["timeout"] * 4
-    assert all(x["verdict"] == "correct" for x in res[4:])
+    assert [x["reason"] for x in res[:2]] == ["timeout"] * 2
+    assert all(x["verdict"] == "correct" for x in res[2:])
     assert len(lat) >= 10
     p50 = statistics.median(lat)
     assert p50 < 0.05, f"/health median {p50 * 1000:.1f} ms during a pathological batch"
@@ -244,7 +260,7 @@ def test_metrics(http):
                  "mathrl_reward_worker_restarts_total"):
         assert name in text
     timeouts = [ln for ln in text.splitlines() if ln.startswith("mathrl_reward_timeouts_total")]
-    assert float(timeouts[0].split()[-1]) >= 4
+    assert float(timeouts[0].split()[-1]) >= 2
 
 
 def test_client_chunks_and_keeps_order(client):
@@ -276,7 +292,7 @@ def test_trl_reward_func(service):
     prompts = [[{"role": "user", "content": "1+1?"}]] * 3
     completions = [[{"role": "assistant", "content": "It is \\boxed{2}."}],
                    [{"role": "assistant", "content": "It is \\boxed{3}."}],
-                   [{"role": "assistant", "content": [{"type": "text", "text": "So 2"}]}]]
+                   [{"role": "assistant", "content": [{"type": "text", "text": "We get 1 + 1 = 2 apples."}]}]]
     out = reward(prompts=prompts, completions=completions, completion_ids=[[1], [2], [3]], answer=["2", "2", "2"],
                  trainer_state=object(), log_extra=lambda *a: None, log_metric=lambda k, v: logged.update({k: v}))
     assert out == [1.0, 0.0, 1.0]  # correctness: last-number fallback for the third
@@ -294,5 +310,6 @@ def test_verl_compute_score(service, monkeypatch):
     monkeypatch.setenv("MATHRL_REWARD_URL", service.url)
     monkeypatch.setenv("MATHRL_REWARD_TOKEN", TOKEN)
     assert compute_score("math500", "so \\boxed{\\frac{1}{2}}", "0.5") == 1.0
-    assert compute_score("gsm8k", "it is 18", "#### 18", extra_info={"reward_scheme": "correctness"}) == 1.0
-    assert compute_score_batch(["a", "b"], ["\\boxed{1}", "no"], ["1", "1"]) == [1.0, -1.0]
+    assert compute_score("gsm8k", "She makes 9 * 2 = 18 dollars every day.", "#### 18",
+                         extra_info={"reward_scheme": "correctness"}) == 1.0
+    assert compute_score_batch(["a", "b"], ["\\boxed{1}", "<think>no"], ["1", "1"]) == [1.0, -1.0]
