@@ -35,7 +35,8 @@ import mpmath
 
 from . import screen, structure, symbolic
 from .normalize import clean, split_unit, strip_text_commands, units_conflict
-from .numbers import Num, TooLarge, evaluate
+from .expr import equations_proportional, evaluate, same_function
+from .numbers import Num, TooLarge
 
 MIN_SIG_APPROX = 2       # a decimal needs this many significant digits to stand for a non-terminating value
 PRINTED_FLOAT_SIG = 8    # a decimal with this many digits is a printed float, rounding it is allowed
@@ -172,6 +173,12 @@ def atom_equal(g: str, p: str) -> tuple[bool, str]:
             return False, why + ": too large to compare"
     if (ng is None) != (np_ is None) and _WORDISH.match(gt or "-") and _WORDISH.match(pt or "-"):
         return False, "different text"
+    try:
+        fast = same_function(gv, pv)
+    except RecursionError:
+        fast = None
+    if fast is not None:
+        return fast, "same function" if fast else "different function"
     res = symbolic.equal(gv, pv)
     if res is None:
         if _WORDISH.match(gt or "-") or _WORDISH.match(pt or "-"):
@@ -247,6 +254,14 @@ def _equations(gt: str, pt: str) -> tuple[bool, str]:
         why = screen.too_complex(s)
         if why:
             return False, why + ": too large to compare"
+    gs, ps = structure.split_top(gt, ("=",)), structure.split_top(pt, ("=",))
+    if len(gs) == 2 and len(ps) == 2:
+        try:
+            fast = equations_proportional((gs[0], gs[1]), (ps[0], ps[1]))
+        except RecursionError:
+            fast = None
+        if fast is not None:
+            return fast, "equivalent equations" if fast else "different equations"
     res = symbolic.equal(gt, pt)
     return bool(res), "equivalent equations" if res else "different equations"
 

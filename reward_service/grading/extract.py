@@ -2,8 +2,8 @@
 
 Order (the first rule that finds something wins; see :func:`extract`):
 
-1. Reasoning is skipped: only the text after the last ``</think>`` is read. An unterminated ``<think>``
-   (no ``</think>``) hides everything after it: with nothing before it, the verdict is ``no_answer``.
+1. Reasoning is skipped: only the text after the last ``</think>`` is read. A ``<think>`` left open at the
+   end (no ``</think>`` after it) means the output stopped mid-reasoning: the verdict is ``no_answer``.
 2. ``answer_tag``: the last closed ``<answer>…</answer>``; a ``\\boxed{}`` inside it is unwrapped; an empty
    tag is ``no_answer``.
 3. ``boxed``: the last ``\\boxed{…}`` / ``\\fbox{…}`` / ``\\boxed N``. If the last box is not closed (a truncated
@@ -75,17 +75,16 @@ _UNIT_AFTER = re.compile(r"\s*(\\text\{[^{}]*\}|(?:" + _UNIT_ALT + r")(?:\^?\d|�
 
 
 def split_think(text: str) -> tuple[str, Optional[str]]:
-    """The visible (non-reasoning) text; the second value is a no_answer reason or None."""
+    """The visible (non-reasoning) text; the second value is a no_answer reason or None.
+
+    A ``<think>`` that is still open at the end (no ``</think>`` after it) means the output stopped in the
+    middle of reasoning: whatever was written before it, the completion has no final answer."""
     closes = list(_THINK_CLOSE.finditer(text))
-    if closes:
-        return text[closes[-1].end():], None
-    m = _THINK_OPEN.search(text)
-    if m:
-        before = text[: m.start()]
-        if not before.strip():
-            return "", "unterminated <think>"
-        return before, None
-    return text, None
+    last_close = closes[-1].end() if closes else 0
+    opens = list(_THINK_OPEN.finditer(text, last_close))
+    if opens:
+        return "", "unterminated <think>"
+    return text[last_close:], None
 
 
 def find_boxes(text: str) -> list[tuple[int, int, Optional[str]]]:

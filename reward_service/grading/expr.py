@@ -1,0 +1,596 @@
+"""Our own parser for answers: numbers, arithmetic, roots, pi, e, i, a few functions, and variables.
+
+No ``eval``: a tokenizer and a recursive-descent parser compute a :class:`~.numbers.Num` directly.
+
+* :func:`evaluate` gives the exact value of a closed expression (no variables) or None.
+* :func:`same_function` decides whether two expressions with variables are the same function by evaluating
+  both at fixed pseudo-random rational points: with exact rational arithmetic a polynomial or rational
+  function identity is decided exactly up to the (negligible, Schwartz-Zippel) chance of a common root at
+  every point; with roots / functions the values are compared to 30+ significant digits.
+* :func:`equations_proportional`: ``lhs - rhs`` of two equations are nonzero multiples of each other.
+
+Grammar (precedence low to high): ``+ -``; ``* / \\cdot \\times \\div`` and juxtaposition (``2x``,
+``3\\sqrt{2}``, ``ab`` = a*b); unary sign; ``^`` (right associative, ``2^10`` = 1024); ``!``; atoms: numbers,
+``\\frac``, ``\\sqrt[n]``, ``\\binom``, ``( ) { } [ ]``, ``|x|``, ``\\lfloor\\rfloor``, ``\\lceil\\rceil``, ``\\pi``,
+``e`` (Euler's number), ``i`` / ``I`` (imaginary unit), ``\\infty``, variables (one letter with an optional subscript,
+or a Greek letter), functions ``\\sin \\cos \\tan \\sec \\csc \\cot \\arcsin \\arccos \\arctan \\sinh \\cosh
+\\tanh \\ln \\log \\exp`` with a parenthesised / braced argument or a single number / variable. Anything else
+(``\\sum``, ``\\int``, sets...) raises NotNumeric and is left to the symbolic path.
+"""
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+from functools import lru_cache
+from typing import Optional
+
+import mpmath
+
+from .numbers import (MAX_BITS, MAX_DIGITS_LITERAL, MAX_FACTORIAL, MAX_MAG10, DomainError, NotNumeric, Num,
+                      TooLarge, _check_frac, _decimal, _exact_root, _parse_repeating)
+
+_GREEK = ("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi rho sigma "
+          "tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Sigma Phi Psi Omega").split()
+_FUNCS = {"sin": mpmath.sin, "cos": mpmath.cos, "tan": mpmath.tan, "sec": mpmath.sec, "csc": mpmath.csc,
+          "cot": mpmath.cot, "arcsin": mpmath.asin, "arccos": mpmath.acos, "arctan": mpmath.atan,
+          "sinh": mpmath.sinh, "cosh": mpmath.cosh, "tanh": mpmath.tanh, "ln": mpmath.ln, "log": mpmath.ln,
+          "exp": mpmath.exp}
+
+_TOKEN = re.compile(
+    r"""
+    (?P<rep>\d*\.\d*\\(?:overline|bar|dot)\s*\{?\s*\d+\s*\}?)      # repeating decimal
+  | (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+(?![a-zA-Z]))?)      # number, e-notation
+  | (?P<var>[a-zA-Z](?:_\{[a-zA-Z0-9]+\}|_[a-zA-Z0-9])?'*)          # variable (one letter, optional subscript)
+  | (?P<cmd>\\[a-zA-Z]+)
+  | (?P<op>\*\*|[-+*/^!(){}\[\]|])
+  | (?P<sp>\s+)
+  | (?P<bad>.)
+    """,
+    re.VERBOSE,
+)
+_MULT = {"\\cdot", "\\times", "\\ast"}
+_DIV = {"\\div"}
+_ATOM_CMDS = {"\\frac", "\\sqrt", "\\pi", "\\binom", "\\lfloor", "\\lceil", "\\infty"} | {"\\" + g for g in _GREEK} \
+    | {"\\" + f for f in _FUNCS}
+_END = (None, None, False)
+_SUB_BRACE = re.compile(r"_\{(\w+)\}")
+
+
+@lru_cache(maxsize=8192)
+def _tokens(s: str) -> tuple:
+    toks = []
+    space = False
+    for m in _TOKEN.finditer(s):
+        kind, val = m.lastgroup, m.group()
+        if kind == "sp":
+            space = True
+            continue
+        if kind == "bad":
+            raise NotNumeric(val)
+        if kind == "cmd" and val in ("\\left", "\\right"):
+            continue
+        if kind == "var":
+            val = _SUB_BRACE.sub(r"_\1", val)  # x_{1} and x_1 are the same variable
+            if val == "I":
+                val = "i"  # sympy's imaginary unit, as latex2sympy2-extended reads it
+        toks.append((kind, val, space))
+        space = False
+    return tuple(toks)
+
+
+def free_vars(s: str) -> frozenset:
+    """Variable names in s (``e`` and ``i`` are constants); raises NotNumeric for unsupported text."""
+    out = set()
+    for kind, val, _ in _tokens(s):
+        if kind == "var" and val not in ("e", "i"):
+            out.add(val)
+        elif kind == "cmd" and val[1:] in _GREEK:
+            out.add(val)
+    return frozenset(out)
+
+
+class _Parser:
+    def __init__(self, toks, env=None):
+        self.t = list(toks)
+        self.i = 0
+        self.env = env
+        self.max_mag = 0.0
+        self.has_pi = False
+
+    def peek(self):
+        return self.t[self.i] if self.i < len(self.t) else _END
+
+    def expect(self, val):
+        if self.peek()[1] != val:
+            raise NotNumeric(f"expected {val}")
+        self.i += 1
+
+    # -- arithmetic ------------------------------------------------------------------------------------
+    def _mk(self, q=None, x=None) -> Num:
+        if q is not None:
+            _check_frac(q)
+            if q:
+                mag = abs((q.numerator.bit_length() - q.denominator.bit_length()) * 0.30103)
+                self.max_mag = max(self.max_mag, mag)
+            return Num(q=q)
+        if not mpmath.isfinite(x):
+            raise DomainError("not finite")
+        if x != 0:
+            mag = abs(float(mpmath.log10(abs(x))))
+            if mag > MAX_MAG10:
+                raise TooLarge("magnitude too large")
+            self.max_mag = max(self.max_mag, mag)
+        return Num(x=x)
+
+    @staticmethod
+    def _noinf(*ns):
+        if any(n.inf for n in ns):
+            raise NotNumeric("infinity arithmetic")
+
+    def add(self, a, b, sign=1):
+        self._noinf(a, b)
+        if a.q is not None and b.q is not None:
+            return self._mk(q=a.q + sign * b.q)
+        return self._mk(x=a.mp() + sign * b.mp())
+
+    def mul(self, a, b):
+        self._noinf(a, b)
+        if a.q is not None and b.q is not None:
+            return self._mk(q=a.q * b.q)
+        return self._mk(x=a.mp() * b.mp())
+
+    def div(self, a, b):
+        self._noinf(a, b)
+        if b.q is not None and b.q == 0:
+            raise DomainError("division by zero")
+        if a.q is not None and b.q is not None:
+            return self._mk(q=a.q / b.q)
+        bx = b.mp()
+        if bx == 0:
+            raise DomainError("division by zero")
+        return self._mk(x=a.mp() / bx)
+
+    def power(self, a, b):
+        self._noinf(a, b)
+        if b.q is not None and b.q.denominator == 1:
+            e = b.q.numerator
+            if a.q is not None:
+                base = a.q
+                if base == 0:
+                    if e < 0:
+                        raise DomainError("division by zero")
+                    return self._mk(q=Fraction(1 if e == 0 else 0))
+                if base in (1, -1):
+                    return self._mk(q=Fraction(1 if (base == 1 or e % 2 == 0) else -1))
+                bits = max(base.numerator.bit_length(), base.denominator.bit_length())
+                if abs(e) * bits > MAX_BITS:
+                    raise TooLarge("power too large")
+                return self._mk(q=base ** e)
+            if abs(e) > 100_000:
+                raise TooLarge("power too large")
+            return self._mk(x=mpmath.power(a.mp(), e))
+        if b.q is not None and a.q is not None and a.q > 0 and b.q.denominator <= 64:
+            root = _exact_root(a.q, b.q.denominator)
+            if root is not None:
+                return self.power(Num(q=root), Num(q=Fraction(b.q.numerator)))
+        ax, bx = a.mp(), b.mp()
+        if isinstance(ax, mpmath.mpf) and ax < 0:
+            raise DomainError("negative base with non-integer exponent")
+        if ax == 0:
+            return self._mk(q=Fraction(0))
+        if abs(float(abs(bx)) * float(mpmath.log10(abs(ax)))) > MAX_MAG10:
+            raise TooLarge("power too large")
+        return self._mk(x=mpmath.power(ax, bx))
+
+    def root(self, a, n=None):
+        k = 2
+        if n is not None:
+            if n.q is None or n.q.denominator != 1 or not (1 <= n.q.numerator <= 64):
+                raise NotNumeric("root index")
+            k = n.q.numerator
+        if a.q is not None:
+            if a.q < 0 and k % 2 == 0:
+                raise DomainError("even root of a negative number")
+            r = _exact_root(abs(a.q), k)
+            if r is not None:
+                return self._mk(q=r if a.q >= 0 else -r)
+            x = mpmath.root(mpmath.mpf(abs(a.q.numerator)) / a.q.denominator, k)
+            return self._mk(x=x if a.q >= 0 else -x)
+        ax = a.mp()
+        if not isinstance(ax, mpmath.mpf):
+            raise NotNumeric("complex root")
+        if ax < 0:
+            if k % 2 == 0:
+                raise DomainError("even root of a negative number")
+            return self._mk(x=-mpmath.root(-ax, k))
+        return self._mk(x=mpmath.root(ax, k))
+
+    def func(self, name, a):
+        self._noinf(a)
+        x = a.mp()
+        if name in ("ln", "log") and (not isinstance(x, mpmath.mpf) or x <= 0):
+            raise DomainError("log of a non-positive number")
+        if name in ("arcsin", "arccos") and (not isinstance(x, mpmath.mpf) or abs(x) > 1):
+            raise DomainError("arcsin/arccos out of range")
+        try:
+            return self._mk(x=_FUNCS[name](x))
+        except (ValueError, ZeroDivisionError):
+            raise DomainError(name)
+
+    # -- grammar ---------------------------------------------------------------------------------------
+    def parse(self) -> Num:
+        v = self.expr()
+        if self.i != len(self.t):
+            raise NotNumeric("trailing tokens")
+        return v
+
+    def expr(self, stop=None) -> Num:
+        v = self.term(stop)
+        while True:
+            tok = self.peek()[1]
+            if tok == "+":
+                self.i += 1
+                v = self.add(v, self.term(stop))
+            elif tok == "-":
+                self.i += 1
+                v = self.add(v, self.term(stop), -1)
+            else:
+                return v
+
+    def _starts_atom(self, stop) -> bool:
+        kind, tok, _ = self.peek()
+        if kind in ("num", "rep", "var"):
+            return True
+        if tok in ("(", "{", "["):
+            return True
+        if tok == "|" and stop != "|":
+            return True
+        return kind == "cmd" and tok in _ATOM_CMDS
+
+    def term(self, stop=None) -> Num:
+        v = self.unary(stop)
+        while True:
+            tok = self.peek()[1]
+            if tok == "*" or tok in _MULT:
+                self.i += 1
+                v = self.mul(v, self.unary(stop))
+            elif tok == "/" or tok in _DIV:
+                self.i += 1
+                v = self.div(v, self.unary(stop))
+            elif self._starts_atom(stop):
+                v = self.mul(v, self.power_(stop))
+            else:
+                return v
+
+    def unary(self, stop=None) -> Num:
+        tok = self.peek()[1]
+        if tok in ("-", "+"):
+            self.i += 1
+            v = self.unary(stop)
+            if tok == "+":
+                return v
+            if v.inf:
+                return Num(inf=-v.inf)
+            return Num(q=-v.q) if v.q is not None else Num(x=-v.x)
+        return self.power_(stop)
+
+    def power_(self, stop=None) -> Num:
+        base = self.postfix()
+        if self.peek()[1] in ("^", "**"):
+            self.i += 1
+            return self.power(base, self.exponent())
+        return base
+
+    def exponent(self) -> Num:
+        tok = self.peek()[1]
+        if tok in ("-", "+"):
+            self.i += 1
+            v = self.exponent()
+            return v if tok == "+" else (Num(q=-v.q) if v.q is not None else Num(x=-v.x))
+        return self.postfix()
+
+    def postfix(self) -> Num:
+        v = self.atom()
+        while self.peek()[1] == "!":
+            self.i += 1
+            if v.q is None or v.q.denominator != 1 or v.q < 0:
+                raise NotNumeric("factorial of a non-integer")
+            if v.q > MAX_FACTORIAL:
+                raise TooLarge("factorial too large")
+            v = self._mk(q=Fraction(math.factorial(v.q.numerator)))
+        return v
+
+    def group(self) -> Num:
+        """A braced argument ``{...}`` or a one-character shorthand (``\\frac12``, ``\\sqrt3``)."""
+        kind, tok, _ = self.peek()
+        if tok == "{":
+            self.i += 1
+            v = self.expr()
+            self.expect("}")
+            return v
+        if kind == "num":
+            self.i += 1
+            if len(tok) > 1 and tok.isdigit():
+                self.t.insert(self.i, ("num", tok[1:], False))
+                tok = tok[0]
+            return self._mk(q=_decimal(tok)[0])
+        if kind == "var" or tok == "\\pi":
+            return self.atom()
+        raise NotNumeric("group")
+
+    def atom(self) -> Num:
+        kind, tok, _ = self.peek()
+        if kind is None:
+            raise NotNumeric("unexpected end")
+        self.i += 1
+        if kind == "num":
+            val, ulp, _ = _decimal(tok)
+            if ulp is None and self.peek()[1] == "\\frac":  # mixed number 2\frac12
+                save = self.i
+                try:
+                    self.i += 1
+                    a, b = self.group(), self.group()
+                    if (a.q is not None and b.q is not None and a.q.denominator == 1 and b.q.denominator == 1
+                            and 0 <= a.q < b.q and self.peek()[1] != "^"):
+                        return self._mk(q=val + a.q / b.q)
+                except NotNumeric:
+                    pass
+                self.i = save
+            return self._mk(q=val)
+        if kind == "rep":
+            return self._mk(q=_parse_repeating(tok))
+        if kind == "var":
+            return self.variable(tok)
+        if tok in ("(", "{", "["):
+            v = self.expr()
+            self.expect({"(": ")", "{": "}", "[": "]"}[tok])
+            return v
+        if tok == "|":
+            v = self.expr(stop="|")
+            self.expect("|")
+            return self._abs(v)
+        if kind == "cmd":
+            name = tok[1:]
+            if name == "frac":
+                a = self.group()
+                return self.div(a, self.group())
+            if name == "sqrt":
+                n = None
+                if self.peek()[1] == "[":
+                    self.i += 1
+                    n = self.expr()
+                    self.expect("]")
+                return self.root(self.group(), n)
+            if name == "pi":
+                self.has_pi = True
+                return self._mk(x=+mpmath.pi)
+            if name == "infty":
+                return Num(inf=1)
+            if name == "binom":
+                a, b = self.group(), self.group()
+                if a.q is None or b.q is None or a.q.denominator != 1 or b.q.denominator != 1:
+                    raise NotNumeric("binom")
+                n, k = a.q.numerator, b.q.numerator
+                if not 0 <= n <= 100_000:
+                    raise TooLarge("binomial too large")
+                return self._mk(q=Fraction(math.comb(n, k) if 0 <= k <= n else 0))
+            if name in ("lfloor", "lceil"):
+                v = self.expr()
+                self.expect("\\rfloor" if name == "lfloor" else "\\rceil")
+                return self._round(v, name)
+            if name in _GREEK:
+                return self.variable(tok)
+            if name in _FUNCS:
+                return self.function(name)
+        raise NotNumeric(f"unexpected {tok}")
+
+    def variable(self, name) -> Num:
+        if name == "e":
+            return self._mk(x=+mpmath.e)
+        if name == "i":
+            return Num(x=mpmath.mpc(0, 1))
+        if self.env is None or name not in self.env:
+            raise NotNumeric(f"variable {name}")
+        return self._mk(q=self.env[name])
+
+    def function(self, name) -> Num:
+        power = None
+        if self.peek()[1] == "^":  # \sin^2 x
+            self.i += 1
+            power = self.exponent()
+        tok = self.peek()[1]
+        if tok in ("(", "{"):
+            arg = self.atom()
+        else:
+            kind = self.peek()[0]
+            if kind not in ("num", "var") and tok not in ("\\pi",) and not (tok or "").startswith("\\"):
+                raise NotNumeric("function argument")
+            arg = self.power_()
+            if self._starts_atom(None) and kind == "num":
+                raise NotNumeric("ambiguous function argument")  # \sin 2x
+        v = self.func(name, arg)
+        return self.power(v, power) if power is not None else v
+
+    def _abs(self, v) -> Num:
+        if v.inf:
+            return Num(inf=1)
+        if v.q is not None:
+            return Num(q=abs(v.q))
+        return self._mk(x=abs(v.x))
+
+    def _round(self, v, name) -> Num:
+        if v.q is not None:
+            return Num(q=Fraction(math.floor(v.q) if name == "lfloor" else math.ceil(v.q)))
+        if not isinstance(v.x, mpmath.mpf):
+            raise NotNumeric("floor of a complex number")
+        return Num(q=Fraction(int(mpmath.floor(v.x) if name == "lfloor" else mpmath.ceil(v.x))))
+
+
+_MIXED_PLAIN = re.compile(r"^([+-]?)\s*(\d+)\s+(\d+)\s*/\s*(\d+)$")
+_SCI = re.compile(r"^([+-]?\s*\d+(?:\.\d*)?)\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{?\s*([+-]?\s*\d+)\s*\}?$")
+_LONE_DEC = re.compile(r"^[+-]?\s*(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+_LONG_INT = re.compile(r"^[+-]?\d+$")
+
+
+def _run(s: str, env) -> tuple[Num, "_Parser"]:
+    p = _Parser(_tokens(s), env)
+    try:
+        return p.parse(), p
+    except (ZeroDivisionError, ValueError, OverflowError) as e:
+        raise DomainError(str(e))
+    except RecursionError:
+        raise TooLarge("nesting too deep")
+
+
+def _eval(s: str, env=None) -> Num:
+    """Value of s (raises NotNumeric / DomainError / TooLarge)."""
+    s = s.strip()
+    pct = deg = False
+    if s.endswith("%"):
+        pct, s = True, s[:-1].rstrip()
+    elif s.endswith("°"):
+        deg, s = True, s[:-1].rstrip()
+    if not s:
+        raise NotNumeric("empty")
+    m = _MIXED_PLAIN.match(s)
+    if m:
+        if len(s) > 60 or int(m.group(4)) == 0:
+            raise NotNumeric("mixed number")
+        sign = -1 if m.group(1) == "-" else 1
+        v = Num(q=sign * (int(m.group(2)) + Fraction(int(m.group(3)), int(m.group(4)))))
+        return _finish(v, pct, deg)
+    m = _SCI.match(s)
+    if m:
+        s = f"{m.group(1).replace(' ', '')}e{int(m.group(2).replace(' ', ''))}"
+    if _LONG_INT.match(s) and len(s) > MAX_DIGITS_LITERAL:
+        raise TooLarge("integer literal too long")
+    v, p = _run(s, env)
+    if v.q is None and not v.inf:
+        # irrational: evaluate again with enough digits for the magnitudes seen (no fake cancellation)
+        dps = int(p.max_mag) + 40
+        if dps > 6000:
+            raise TooLarge("needs too much precision")
+        with mpmath.workdps(dps):
+            v, p2 = _run(s, env)
+        v.has_pi = p2.has_pi
+    if _LONE_DEC.match(s):
+        _, ulp, sig = _decimal(s.replace(" ", "").lstrip("+-"))
+        if ulp is not None:
+            v.dec_ulp, v.dec_sig = ulp, sig
+    return _finish(v, pct, deg)
+
+
+def _finish(v: Num, pct: bool, deg: bool) -> Num:
+    v.pct, v.deg = pct, deg
+    if pct:
+        if v.q is not None:
+            v.q = v.q / 100
+            if v.dec_ulp is not None:
+                v.dec_ulp = v.dec_ulp / 100
+        elif v.x is not None:
+            v.x = v.x / 100
+    return v
+
+
+def evaluate(s: str) -> Optional[Num]:
+    """Exact value of a closed numeric answer; None when it is not one. Raises TooLarge for huge inputs."""
+    try:
+        return _eval(s)
+    except TooLarge:
+        raise
+    except NotNumeric:
+        return None
+
+
+# ----------------------------------------------------------------------------------------------------------
+# identity testing with variables
+# ----------------------------------------------------------------------------------------------------------
+_PRIMES = (101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157)
+
+
+def _points(names, count=6):
+    """Deterministic, irregular positive rational points (values between about 1.3 and 4)."""
+    names = sorted(names)
+    pts = []
+    for k in range(count):
+        pt = {}
+        for j, n in enumerate(names):
+            p = _PRIMES[(k * 5 + j * 7) % len(_PRIMES)]
+            pt[n] = Fraction(p * (j + 3) + 17 * k + 1, 97 + 13 * k + 5 * j)
+        pts.append(pt)
+    return pts
+
+
+def _vals_equal(a: Num, b: Num) -> bool:
+    if a.q is not None and b.q is not None:
+        return a.q == b.q
+    with mpmath.workdps(60):
+        x, y = a.mp(), b.mp()
+        m = max(abs(x), abs(y), mpmath.mpf(1))
+        return abs(x - y) <= m * mpmath.mpf(10) ** -30
+
+
+def same_function(a: str, b: str) -> Optional[bool]:
+    """True/False when a and b (with variables) are / are not the same function; None when undecidable here."""
+    try:
+        names = free_vars(a) | free_vars(b)
+    except NotNumeric:
+        return None
+    if not names or len(names) > 6:
+        return None
+    valid = 0
+    for pt in _points(names):
+        try:
+            va, vb = _eval(a, pt), _eval(b, pt)
+        except TooLarge:
+            return None
+        except DomainError:
+            continue
+        except NotNumeric:
+            return None
+        if va.pct != vb.pct or va.deg != vb.deg or va.inf or vb.inf:
+            return None
+        if not _vals_equal(va, vb):
+            return False
+        valid += 1
+        if valid >= 3:
+            return True
+    return None
+
+
+def equations_proportional(a: tuple[str, str], b: tuple[str, str]) -> Optional[bool]:
+    """Equations ``a[0] = a[1]`` and ``b[0] = b[1]``: is lhs - rhs of one a nonzero constant times the other?"""
+    fa, fb = f"({a[0]})-({a[1]})", f"({b[0]})-({b[1]})"
+    try:
+        names = free_vars(fa) | free_vars(fb)
+    except NotNumeric:
+        return None
+    if not names or len(names) > 6:
+        return None
+    ratio = None
+    valid = 0
+    for pt in _points(names):
+        try:
+            va, vb = _eval(fa, pt), _eval(fb, pt)
+        except TooLarge:
+            return None
+        except DomainError:
+            continue
+        except NotNumeric:
+            return None
+        if va.q is None or vb.q is None:
+            return None  # irrational equations: leave them to sympy
+        if vb.q == 0 or va.q == 0:
+            if vb.q != va.q:
+                return False
+            continue
+        r = va.q / vb.q
+        if ratio is None:
+            ratio = r
+        elif r != ratio:
+            return False
+        valid += 1
+        if valid >= 3:
+            return True
+    return None
