@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, Wi
 from reward_service import __version__
 from reward_service.grading import CORRECT, NO_ANSWER, Grade
 from reward_service.metrics import CONTENT_TYPE, ServiceMetrics
-from reward_service.pool import TIMEOUT_REASON, GradeItem, GradingPool, GradingPoolError
+from reward_service.pool import ERROR, TIMEOUT_REASON, GradeItem, GradingPool, GradingPoolError
 from reward_service.rewards import RewardScheme, SchemeRegistry, UnknownSchemeError, openrlhf_score
 from reward_service.settings import Settings
 
@@ -126,8 +126,10 @@ def split_response(query: str, prompt: Optional[str]) -> str:
 # ------------------------------------------------------------------------------------------ middleware
 
 
-class _TooLarge(Exception):
-    pass
+class GraderFailed(Exception):
+    def __init__(self, failed: list):
+        super().__init__(f"grading failed on {len(failed)} items")
+        self.failed = failed
 
 
 class GuardMiddleware:
@@ -269,6 +271,12 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
     async def _unknown_scheme(request: Request, exc: UnknownSchemeError):
         return JSONResponse({"detail": str(exc), "known_schemes": exc.known}, status_code=400)
 
+    @app.exception_handler(GraderFailed)
+    async def _grader_failed(request: Request, exc: GraderFailed):
+        return JSONResponse({"detail": f"the grading function failed on {len(exc.failed)} items; no rewards were "
+                                       f"computed (first: item {exc.failed[0]['index']}: {exc.failed[0]['reason']})",
+                             "errors": exc.failed[:20]}, status_code=500)
+
     @app.exception_handler(GradingPoolError)
     async def _pool_error(request: Request, exc: GradingPoolError):
         return JSONResponse({"detail": f"grading unavailable: {exc}"}, status_code=503)
@@ -279,7 +287,12 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
                                      "split the batch")
 
     async def grade(items: list[GradeItem]) -> list[Grade]:
-        return await state["pool"].agrade_many(items)
+        grades = await state["pool"].agrade_many(items, on_error="return")
+        failed = [{"index": i, "reason": g.reason} for i, g in enumerate(grades) if g.verdict == ERROR]
+        if failed:  # a grader bug is not a verdict: fail loudly (clients retry 5xx, then raise)
+            log.error("grading function failed on %d of %d items, first: %s", len(failed), len(grades), failed[0])
+            raise GraderFailed(failed)
+        return grades
 
     def record(schemes: list[RewardScheme], grades: list[Grade]) -> None:
         m = metrics_ref.get("metrics")

@@ -54,6 +54,10 @@ log = logging.getLogger("reward_service.pool")
 
 DEFAULT_GRADER = "reward_service.grading:grade"
 TIMEOUT_REASON = "timeout"
+# Verdict of an item on which the grading function raised. A grader bug is not a verdict on the completion:
+# grade_many raises GraderError for it by default, and the service answers 500 (never a silent reward).
+ERROR = "error"
+_VERDICTS = frozenset({CORRECT, WRONG, NO_ANSWER})
 # Upper bounds of the per-item grading-time histogram (seconds); the last bucket is +Inf.
 ITEM_SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
 
@@ -77,6 +81,24 @@ _STARTUP_FAILURES_BEFORE_BROKEN = 3
 
 class GradingPoolError(RuntimeError):
     """The pool cannot grade (closed, or its workers cannot start). Never turned into a reward."""
+
+
+class GraderError(GradingPoolError):
+    """The grading function raised on some items (a grader bug). ``failures`` = [(index, reason)]."""
+
+    def __init__(self, failures: list, grades: list):
+        self.failures, self.grades = failures, grades
+        i, reason = failures[0]
+        more = f" (and {len(failures) - 1} more items)" if len(failures) > 1 else ""
+        super().__init__(f"the grading function failed on item {i}: {reason}{more}")
+
+
+def check_errors(grades: list) -> list:
+    """Raise GraderError if any grade has the ERROR verdict; return the grades otherwise."""
+    failures = [(i, g.reason) for i, g in enumerate(grades) if g.verdict == ERROR]
+    if failures:
+        raise GraderError(failures, grades)
+    return grades
 
 
 @dataclass(frozen=True)
@@ -169,9 +191,11 @@ def _worker_main(conn: mpc.Connection, grader_path: str, warmup: bool) -> None:
             t0 = clock()
             try:
                 g = fn(completion, gold, last_number_fallback=fallback)
+                if g.verdict not in _VERDICTS:
+                    raise ValueError(f"the grader returned the verdict {g.verdict!r}")
                 msg = (tid, g.verdict, g.answer, g.reason, getattr(g, "method", None), clock() - t0)
             except Exception as e:  # a grader bug: report it, never a silent reward
-                msg = (tid, "error", None, f"grader error: {type(e).__name__}: {e}"[:500], None, clock() - t0)
+                msg = (tid, ERROR, None, f"grader error: {type(e).__name__}: {e}"[:500], None, clock() - t0)
             send(msg)
 
 
@@ -296,7 +320,11 @@ class GradingPool:
     # ------------------------------------------------------------------ public API
 
     def submit(self, items: Iterable[Any]) -> concurrent.futures.Future:
-        """Queue a batch; the future resolves to ``list[Grade]`` in input order (or raises GradingPoolError)."""
+        """Queue a batch; the future resolves to ``list[Grade]`` in input order (or raises GradingPoolError).
+
+        Unlike grade_many, the list may hold grades with the ``ERROR`` verdict (the grader raised on them);
+        pass it through ``check_errors`` to turn those into a GraderError.
+        """
         items = [_as_item(x) for x in items]
         batch = _Batch(len(items))
         if not items:
@@ -331,16 +359,22 @@ class GradingPool:
             self._wake()
         return batch.future
 
-    def grade_many(self, items: Iterable[Any], timeout: Optional[float] = None) -> list[Grade]:
-        """Grade a batch and wait for it. Items: GradeItem, dict or (completion, gold[, fallback]) tuples."""
-        return self.submit(items).result(timeout)
+    def grade_many(self, items: Iterable[Any], timeout: Optional[float] = None, on_error: str = "raise") -> list[Grade]:
+        """Grade a batch and wait for it. Items: GradeItem, dict or (completion, gold[, fallback]) tuples.
+
+        Timed-out items are ``wrong`` (reason ``timeout``). If the grading function raised on an item, a
+        GraderError is raised (``on_error="return"`` returns those items with the ``ERROR`` verdict instead).
+        """
+        grades = self.submit(items).result(timeout)
+        return check_errors(grades) if on_error == "raise" else grades
 
     def grade(self, completion: str, gold: Any, *, last_number_fallback: bool = False) -> Grade:
         return self.grade_many([GradeItem(completion, gold, last_number_fallback)])[0]
 
-    async def agrade_many(self, items: Iterable[Any]) -> list[Grade]:
+    async def agrade_many(self, items: Iterable[Any], on_error: str = "raise") -> list[Grade]:
         """asyncio version of grade_many; cancelling the awaiting task drops the batch's queued items."""
-        return await asyncio.wrap_future(self.submit(items))
+        grades = await asyncio.wrap_future(self.submit(items))
+        return check_errors(grades) if on_error == "raise" else grades
 
     def wait_ready(self, timeout: Optional[float] = None, workers: int = 1) -> bool:
         """Block until ``workers`` workers are ready (True), or the timeout passes / the pool breaks (False)."""
@@ -515,9 +549,9 @@ class GradingPool:
             w.chunk_ends.popleft()
         w.head_since = now
         s = self.stats
-        if verdict == "error":
+        if verdict == ERROR:
             s.grader_errors += 1
-            g = Grade(WRONG, None, reason, None)
+            g = Grade(ERROR, None, reason, None)
             cacheable = False
         else:
             g = Grade(verdict, answer, reason, method)

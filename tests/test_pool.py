@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from reward_service.pool import GradeItem, GradingPool, GradingPoolError
+from reward_service.pool import ERROR, GradeItem, GraderError, GradingPool, GradingPoolError
 
 FAKE = "reward_service_fakes:scripted_grade"
 LIMIT = 0.5  # per-item time limit used here (seconds)
@@ -70,10 +70,14 @@ def test_several_stuck_items_in_one_batch(pool):
     assert sum(g.verdict == "correct" for g in grades) == 27
 
 
-def test_grader_exception_is_reported_not_hidden(pool):
-    g = pool.grade_many([("RAISE", "1"), boxed(2)])
-    assert g[0].verdict == "wrong" and g[0].reason.startswith("grader error: ArithmeticError")
-    assert g[1].verdict == "correct"
+def test_grader_exception_is_an_error_not_a_verdict(pool):
+    with pytest.raises(GraderError) as e:
+        pool.grade_many([boxed(1), ("RAISE", "1"), boxed(2)])
+    assert e.value.failures == [(1, "grader error: ArithmeticError: scripted failure")]
+    assert "item 1" in str(e.value)
+    g = pool.grade_many([("RAISE", "1"), boxed(2)], on_error="return")
+    assert g[0].verdict == ERROR and g[1].verdict == "correct"
+    assert pool.grade_many([("RAISE", "1")] * 2, on_error="return")[0].verdict == ERROR  # errors are not cached
 
 
 def test_crashing_item_is_retried_once(pool, tmp_path):

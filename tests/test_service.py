@@ -18,7 +18,13 @@ import httpx
 import pytest
 
 from reward_service.adapters import TRLReward, compute_score, compute_score_batch
-from reward_service.client import AsyncRewardClient, RewardClient, RewardServiceError, start_service
+from reward_service.client import (
+    AsyncRewardClient,
+    RewardClient,
+    RewardServiceError,
+    RewardServiceUnavailable,
+    start_service,
+)
 
 TOKEN = "test-token-123"
 TIME_LIMIT = 1.0
@@ -156,6 +162,16 @@ def test_unknown_scheme_is_400(http):
     assert set(r.json()["known_schemes"]) >= {"simplerl", "correctness", "rlinf", "length_scheme"}
     r = http.post("/v1/score", json={"items": [{"completion": "x", "gold": "1", "scheme": "nope+format"}]})
     assert r.status_code == 400 and "nope+format" in r.json()["detail"]
+
+
+def test_grader_failure_is_500_not_a_reward(http, service):
+    r = http.post("/v1/score", json={"items": [{"completion": "\\boxed{1}", "gold": "1"},
+                                               {"completion": "RAISE", "gold": "1"}]})
+    assert r.status_code == 500
+    assert r.json()["errors"] == [{"index": 1, "reason": "grader error: ArithmeticError: scripted failure"}]
+    with service.client(retries=1, backoff=0.01) as c:
+        with pytest.raises(RewardServiceUnavailable, match="grading function failed"):
+            c.score(["RAISE"], ["1"])
 
 
 def test_plugin_scheme_over_http(http):
