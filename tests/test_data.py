@@ -103,3 +103,13 @@ def test_prompt_dataset_no_shuffle_keep_last_and_errors():
         PromptDataset(_records(3), batch_size=4)
     with pytest.raises(ValueError, match="batch_size"):
         PromptDataset(_records(3), batch_size=0)
+
+
+def test_hub_id_goes_through_load_dataset_with_a_clear_error(monkeypatch):
+    import datasets
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)  # no network here: fail fast, not after retries
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(FileNotFoundError, match="could not load 'openai/gsm8k' .*hub dataset"):
+        load_records("openai/gsm8k", config_name="main")

@@ -1,6 +1,8 @@
 """Actor log-probs, critic values, LoRA export and weight loading on the tiny local checkpoint."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -9,6 +11,8 @@ from trainer.models.actor import (logprobs_from_logits, pad_sequences, position_
 from trainer.models.critic import Critic, response_values
 from trainer.models.loading import (LoraSpec, export_state_dict, load_causal_lm, load_reference, load_weights,
                                     torch_dtype)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 PROMPTS = [[5, 9, 23, 40, 41, 7], [12, 13], [99, 100, 101, 102]]
 RESPONSES = [[30, 31, 32], [50, 51, 52, 53, 54], [60]]
@@ -61,14 +65,24 @@ def test_response_logprobs_match_unpadded(tiny_model, temperature):
     torch.testing.assert_close(lp_mb, lp, atol=1e-6, rtol=0)
 
 
+def test_full_logits_fallback_for_models_without_logits_to_keep(tiny_model, monkeypatch):
+    from trainer.models import actor
+
+    b = _batch()
+    with torch.no_grad():
+        kept = response_logprobs(tiny_model, b.input_ids, b.attention_mask, b.prompt_len)
+        monkeypatch.setitem(actor._LOGITS_TO_KEEP, type(tiny_model), False)
+        full = response_logprobs(tiny_model, b.input_ids, b.attention_mask, b.prompt_len)
+    torch.testing.assert_close(full, kept, atol=1e-6, rtol=0)
+
+
 def test_logprobs_from_logits_hand_values():
     logits = torch.tensor([[[0.0, 0.0, 0.0, 0.0], [2.0, 0.0, 0.0, 0.0]]])
     lp, ent = logprobs_from_logits(logits, torch.tensor([[1, 0]]), temperature=2.0, return_entropy=True)
-    # uniform over 4: log(1/4), entropy log 4; second row z = [1,0,0,0]: log(e / (e + 3))
-    e = torch.e
-    expected_ent1 = -(e / (e + 3)) * torch.log(torch.tensor(e / (e + 3))) - 3 * (1 / (e + 3)) * torch.log(torch.tensor(1 / (e + 3)))
-    torch.testing.assert_close(lp, torch.tensor([[torch.log(torch.tensor(0.25)).item(), float(torch.log(torch.tensor(e / (e + 3))))]]))
-    torch.testing.assert_close(ent, torch.tensor([[torch.log(torch.tensor(4.0)).item(), expected_ent1.item()]]))
+    # row 1: uniform over 4 -> log(1/4), entropy log 4. Row 2: z = [1, 0, 0, 0], p0 = e / (e + 3)
+    p0, p1 = math.e / (math.e + 3), 1 / (math.e + 3)
+    torch.testing.assert_close(lp, torch.tensor([[math.log(0.25), math.log(p0)]]))
+    torch.testing.assert_close(ent, torch.tensor([[math.log(4), -p0 * math.log(p0) - 3 * p1 * math.log(p1)]]))
 
 
 def test_response_logprobs_gradients_and_reference(tiny_model_dir, tiny_model):

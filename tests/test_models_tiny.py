@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from trainer.data.synthetic import generate_problems
 from trainer.models.loading import load_causal_lm, load_tokenizer
 from trainer.models.tiny import ENDOFTEXT, IM_END, IM_START, build_model, save_tiny_checkpoint, train_tokenizer
+
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 CORPUS = [p.question + "\n" + p.solution for p in generate_problems(300, seed=3)] + ["\\boxed{} <answer> 0123456789"]
 

@@ -19,7 +19,8 @@ the conversation has none (Qwen2.5-Math's injects exactly the boxed instruction;
 conversation is rendered user-only; otherwise the system message is passed and replaces the default (as Qwen's
 templates do); and if a template would still render both, the template's own default is kept and ours dropped
 (with a warning). A user-turn instruction that the default system prompt already contains (``deepseek_distill``
-on a Qwen2.5-Math tokenizer) is left out too. The seed measured the average pass rate falling from ~7 to 2 with a duplicated prompt.
+on a Qwen2.5-Math tokenizer) is left out too. The seed measured the average pass rate falling from ~7 to 2
+with a duplicated prompt.
 """
 from __future__ import annotations
 

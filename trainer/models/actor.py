@@ -70,13 +70,20 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return pos.masked_fill(attention_mask == 0, 1)
 
 
+_LOGITS_TO_KEEP: dict[type, bool] = {}
+
+
 def _accepts_logits_to_keep(model: nn.Module) -> bool:
+    """Whether the HF model's forward takes ``logits_to_keep`` (cached per class)."""
     from trainer.models.loading import unwrap_model
 
-    try:
-        return "logits_to_keep" in inspect.signature(unwrap_model(model).forward).parameters
-    except (TypeError, ValueError):
-        return False
+    cls = type(unwrap_model(model))
+    if cls not in _LOGITS_TO_KEEP:
+        try:
+            _LOGITS_TO_KEEP[cls] = "logits_to_keep" in inspect.signature(cls.forward).parameters
+        except (TypeError, ValueError):
+            _LOGITS_TO_KEEP[cls] = False
+    return _LOGITS_TO_KEEP[cls]
 
 
 def logprobs_from_logits(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0,
@@ -102,12 +109,12 @@ def logprobs_from_logits(logits: torch.Tensor, labels: torch.Tensor, temperature
     return (lp, torch.cat(ents, 0)) if return_entropy else lp
 
 
-def _response_hidden_forward(model, input_ids, attention_mask, prompt_len, keep_logits: bool):
+def _response_logits(model, input_ids, attention_mask, prompt_len):
     """Forward pass; returns the logits of the columns P-1 .. P+T-2 (those that predict the response)."""
     T = input_ids.shape[1] - prompt_len
     kwargs = dict(input_ids=input_ids, attention_mask=attention_mask,
                   position_ids=position_ids_from_mask(attention_mask), use_cache=False)
-    if keep_logits and _accepts_logits_to_keep(model):
+    if _accepts_logits_to_keep(model):
         kwargs["logits_to_keep"] = T + 1  # only the last T+1 columns go through lm_head
     logits = model(**kwargs).logits
     return logits[:, -(T + 1):-1]
@@ -140,7 +147,7 @@ def response_logprobs(model: nn.Module, input_ids: torch.Tensor, attention_mask:
     lps, ents = [], []
     for s in range(0, B, mb):
         ids, mask = input_ids[s:s + mb], attention_mask[s:s + mb]
-        logits = _response_hidden_forward(model, ids, mask, prompt_len, keep_logits=True)
+        logits = _response_logits(model, ids, mask, prompt_len)
         out = logprobs_from_logits(logits, ids[:, prompt_len:], temperature, return_entropy)
         lp, ent = out if return_entropy else (out, None)
         resp_mask = mask[:, prompt_len:].bool()

@@ -139,6 +139,7 @@ def export_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 
     This is what a rollout engine (HF or vLLM) needs after an update: the keys of the plain HF model's
     ``state_dict()`` (which, unlike ``named_parameters()``, also holds ``lm_head.weight`` for tied embeddings).
+    Without LoRA the tensors alias the model's parameters (no copy): copy them before mutating.
     """
     base = unwrap_model(model)
     deltas: dict[str, torch.Tensor] = {}

@@ -131,7 +131,8 @@ class HFRollout(RolloutBackend):
         """The model's generation-config eos ids ∪ the tokenizer's eos id ∪ ``extra``."""
         ids = []
         cfg_eos = getattr(unwrap_model(self.model).generation_config, "eos_token_id", None)
-        for x in (cfg_eos if isinstance(cfg_eos, (list, tuple)) else [cfg_eos]) + [self.tokenizer.eos_token_id] + list(extra):
+        cfg_eos = list(cfg_eos) if isinstance(cfg_eos, (list, tuple)) else [cfg_eos]
+        for x in cfg_eos + [self.tokenizer.eos_token_id] + list(extra):
             if x is not None and int(x) not in ids:
                 ids.append(int(x))
         if not ids:

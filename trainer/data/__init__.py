@@ -1,0 +1,1 @@
+"""Data: prompt records and resumable batches, prompt templates, synthetic arithmetic problems."""
