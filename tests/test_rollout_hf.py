@@ -45,6 +45,8 @@ def test_seed_determinism_and_global_rng(tiny_model, tiny_tokenizer, prompts):
     a, b = ro.generate(prompts, cfg), ro.generate(prompts, cfg)
     assert torch.equal(torch.random.get_rng_state(), state)  # a seeded rollout leaves the run's RNG alone
     assert a.response_token_ids == b.response_token_ids
+    ids_in = ro.generate([tiny_tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts], cfg)
+    assert ids_in.response_token_ids == a.response_token_ids  # token-id prompts work the same as strings
     c = ro.generate(prompts, SamplingConfig(n=2, temperature=1.0, max_new_tokens=8, seed=124))
     assert c.response_token_ids != a.response_token_ids
     torch.manual_seed(5)
