@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import secrets
 import time
 from contextlib import asynccontextmanager
@@ -105,22 +106,30 @@ class RewardRequest(BaseModel):
 class RewardResponse(BaseModel):
     rewards: list[float]
     scores: list[float] = Field(description="1.0 when correct else 0.0 (OpenRLHF dynamic filtering)")
-    extra_logs: dict[str, list[float]] = Field(description="per-sample accuracy, no_answer and timeout flags")
+    extra_logs: dict[str, list[float]] = Field(
+        description="per-sample flags: accuracy, no_answer, timeout, prompt_not_found (the whole query was graded)")
 
 
-def split_response(query: str, prompt: Optional[str]) -> str:
-    """The response part of an OpenRLHF query: the text after its prompt.
+def split_response(query: str, prompt: Optional[str]) -> tuple[str, bool]:
+    """The response part of an OpenRLHF query (the text after its prompt), and whether the prompt was found.
 
-    OpenRLHF decodes prompt+response with special tokens kept, so left padding may precede the prompt; the
-    prompt is therefore searched for, not only matched at the start. Without a prompt (or when it cannot be
-    found) the whole query is graded.
+    OpenRLHF decodes prompt+response with special tokens kept, so padding or a BOS token may precede the
+    prompt, and detokenization may change whitespace: the prompt is searched for exactly, then with any
+    whitespace. When it cannot be found the whole query is graded (and reported in ``extra_logs``).
     """
     if not prompt:
-        return query
+        return query, True
     if query.startswith(prompt):
-        return query[len(prompt):]
+        return query[len(prompt):], True
     i = query.find(prompt)
-    return query[i + len(prompt):] if i >= 0 else query
+    if i >= 0:
+        return query[i + len(prompt):], True
+    words = prompt.split()
+    if words:
+        m = re.search(r"\s*".join(re.escape(w) for w in words), query)
+        if m:
+            return query[m.end():], True
+    return query, False
 
 
 # ------------------------------------------------------------------------------------------ middleware
@@ -321,7 +330,10 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
         check_size(len(req.query))
         scheme = registry.get(req.scheme)
         prompts = req.prompts or [None] * len(req.query)
-        responses = [split_response(q, p) for q, p in zip(req.query, prompts)]
+        responses, found = zip(*(split_response(q, p) for q, p in zip(req.query, prompts))) if req.query else ((), ())
+        if not all(found):
+            log.warning("/get_reward: %d of %d prompts not found in their query; graded the whole query",
+                        found.count(False), len(found))
         grades = await grade([GradeItem(r, gold, scheme.last_number_fallback) for r, gold in zip(responses, req.labels)])
         rewards = [scheme(g, r, gold) for g, r, gold in zip(grades, responses, req.labels)]
         record([scheme] * len(grades), grades)
@@ -332,6 +344,7 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
                 "accuracy": [1.0 if g.verdict == CORRECT else 0.0 for g in grades],
                 "no_answer": [1.0 if g.verdict == NO_ANSWER else 0.0 for g in grades],
                 "timeout": [1.0 if g.reason == TIMEOUT_REASON else 0.0 for g in grades],
+                "prompt_not_found": [0.0 if f else 1.0 for f in found],
             },
         })
 

@@ -100,7 +100,8 @@ def test_openrlhf_get_reward(http):
     out = http.post("/get_reward", json=body).json()
     assert out["rewards"] == pytest.approx([1.0, -0.5, -1.0])
     assert out["scores"] == [1.0, 0.0, 0.0]
-    assert out["extra_logs"] == {"accuracy": [1.0, 0.0, 0.0], "no_answer": [0.0, 0.0, 1.0], "timeout": [0.0, 0.0, 0.0]}
+    assert out["extra_logs"] == {"accuracy": [1.0, 0.0, 0.0], "no_answer": [0.0, 0.0, 1.0], "timeout": [0.0, 0.0, 0.0],
+                                 "prompt_not_found": [0.0, 0.0, 0.0]}
     # the prompt is not graded: a boxed example in the prompt must not count as the answer
     q = "Example: \\boxed{3/4}. Question: 1/2+1/4? Answer: <think>no idea"
     out = http.post("/get_reward", json={"query": [q], "prompts": [q[: q.index("<think>")]], "labels": ["3/4"]}).json()
