@@ -138,6 +138,7 @@ def num_equal(g: Num, p: Num) -> bool:
 # atoms
 # --------------------------------------------------------------------------------------------------------
 _WORDISH = re.compile(r"^[A-Za-z][A-Za-z\s\-']*$")
+_BASE_N = re.compile(r"^([0-9A-Fa-f]+)_\{?(\d{1,2})\}?$")
 
 
 def _text_form(s: str) -> str:
@@ -160,6 +161,15 @@ def atom_equal(g: str, p: str) -> tuple[bool, str]:
     if _WORDISH.match(gt or "-") and _WORDISH.match(pt or "-"):
         if len(gt) > 1 and gt.lower() == pt.lower():
             return True, "same text"
+    bg, bp = _BASE_N.match(gt), _BASE_N.match(pt)
+    if bg or bp:
+        if bg and bp:
+            ok = bg.group(2) == bp.group(2) and bg.group(1).lstrip("0").lower() == bp.group(1).lstrip("0").lower()
+        else:
+            b = bg or bp
+            other = pt if bg else gt
+            ok = b.group(1).lstrip("0").lower() == other.lstrip("0").lower()  # subscript left out
+        return ok, "same base-b numeral" if ok else "different base-b numeral"
     ng, rg = eval_cached(gv)
     np_, rp = eval_cached(pv)
     if rg or rp:
@@ -235,9 +245,18 @@ def node_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
     return _symbolic_fallback(g.text, p.text, f"different structure ({p.kind} vs {g.kind})")
 
 
+_REL_OR_SET = re.compile(r"[<>]|\\(?:le|ge|ne|in|cup|cap|setminus|mathbb|emptyset)(?![a-zA-Z])|\\\{")
+
+
 def _symbolic_fallback(gt: str, pt: str, why: str) -> tuple[bool, str]:
+    """Shapes differ. Only a relation / set against an interval, or two matrix expressions, can still be
+    equal (``-x > -1`` vs ``(-\\infty, 1)``, ``A + B`` vs a matrix); everything else is decided here."""
     if not gt or not pt:
         return False, why
+    if not (_REL_OR_SET.search(gt) or _REL_OR_SET.search(pt) or ("\\begin{" in gt and "\\begin{" in pt)):
+        return False, why
+    if eval_cached(gt)[0] is not None or eval_cached(pt)[0] is not None:
+        return False, why  # a plain number is never a set, a relation or a matrix
     for s in (gt, pt):
         if screen.too_complex(s):
             return False, why

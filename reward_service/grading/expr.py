@@ -43,7 +43,7 @@ _TOKEN = re.compile(
   | (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+(?![a-zA-Z]))?)      # number, e-notation
   | (?P<var>[a-zA-Z](?:_\{[a-zA-Z0-9]+\}|_[a-zA-Z0-9])?'*)          # variable (one letter, optional subscript)
   | (?P<cmd>\\[a-zA-Z]+)
-  | (?P<op>\*\*|[-+*/^!(){}\[\]|])
+  | (?P<op>\*\*|[-+*/^!(){}\[\]|_])
   | (?P<sp>\s+)
   | (?P<bad>.)
     """,
@@ -294,11 +294,19 @@ class _Parser:
         v = self.atom()
         while self.peek()[1] == "!":
             self.i += 1
-            if v.q is None or v.q.denominator != 1 or v.q < 0:
-                raise NotNumeric("factorial of a non-integer")
-            if v.q > MAX_FACTORIAL:
-                raise TooLarge("factorial too large")
-            v = self._mk(q=Fraction(math.factorial(v.q.numerator)))
+            if v.inf:
+                raise NotNumeric("factorial of infinity")
+            if v.q is not None and v.q.denominator == 1:
+                if v.q < 0:
+                    raise DomainError("factorial of a negative integer")
+                if v.q > MAX_FACTORIAL:
+                    raise TooLarge("factorial too large")
+                v = self._mk(q=Fraction(math.factorial(v.q.numerator)))
+            else:  # a variable at a random point: Gamma(x + 1)
+                x = v.mp()
+                if not isinstance(x, mpmath.mpf) or x > MAX_FACTORIAL or x <= -1:
+                    raise DomainError("factorial")
+                v = self._mk(x=mpmath.gamma(x + 1))
         return v
 
     def group(self) -> Num:
@@ -395,7 +403,10 @@ class _Parser:
         return self._mk(q=self.env[name])
 
     def function(self, name) -> Num:
-        power = None
+        power = base = None
+        if name == "log" and self.peek()[1] == "_":  # \log_{2} 8
+            self.i += 1
+            base = self.group()
         if self.peek()[1] == "^":  # \sin^2 x
             self.i += 1
             power = self.exponent()
@@ -410,6 +421,8 @@ class _Parser:
             if self._starts_atom(None) and kind == "num":
                 raise NotNumeric("ambiguous function argument")  # \sin 2x
         v = self.func(name, arg)
+        if base is not None:
+            v = self.div(v, self.func("ln", base))
         return self.power(v, power) if power is not None else v
 
     def _abs(self, v) -> Num:
