@@ -35,7 +35,7 @@ import mpmath
 
 from . import screen, structure, symbolic
 from .normalize import clean, split_unit, strip_text_commands, units_conflict
-from .expr import equations_proportional, evaluate, same_function
+from .expr import close, equations_proportional, evaluate, refine, same_function
 from .numbers import Num, TooLarge
 
 MIN_SIG_APPROX = 2       # a decimal needs this many significant digits to stand for a non-terminating value
@@ -76,14 +76,12 @@ def _rounds_to(x, d: Num) -> bool:
     half = d.dec_ulp / 2
     if isinstance(x, Fraction):
         return abs(x - d.q) <= half
-    with mpmath.workdps(60):
+    if isinstance(x, Num):
+        x = refine(x, d.dec_sig + 30).mp()
+    with mpmath.workdps(d.dec_sig + 40):
         return abs(x - (mpmath.mpf(d.q.numerator) / d.q.denominator)) <= (mpmath.mpf(half.numerator) / half.denominator) * (1 + mpmath.mpf(10) ** -40)
 
 
-def _mp_close(a, b) -> bool:
-    with mpmath.workdps(60):
-        m = max(abs(a), abs(b), mpmath.mpf(1))
-        return abs(a - b) <= m * mpmath.mpf(10) ** -30
 
 
 def _num_eq(a: Num, b: Num) -> bool:
@@ -103,12 +101,12 @@ def _num_eq(a: Num, b: Num) -> bool:
         return False
     # at least one irrational value
     if a.dec_ulp is not None and b.q is None:
-        return _rounds_to(b.x, a)
+        return _rounds_to(b, a)
     if b.dec_ulp is not None and a.q is None:
-        return _rounds_to(a.x, b)
+        return _rounds_to(a, b)
     if a.q is not None and b.q is not None:
         return False
-    return _mp_close(a.mp(), b.mp())
+    return close(a, b)
 
 
 def _unpct(n: Num) -> Num:
@@ -118,8 +116,9 @@ def _unpct(n: Num) -> Num:
 
 
 def _deg_to_rad(n: Num) -> Num:
-    with mpmath.workdps(60):
-        return Num(x=n.mp() * mpmath.pi / 180)
+    dps = max(n.dps, 60)
+    with mpmath.workdps(dps):
+        return Num(x=n.mp() * mpmath.pi / 180, dps=dps)
 
 
 def num_equal(g: Num, p: Num) -> bool:

@@ -96,6 +96,7 @@ class _Parser:
         self.i = 0
         self.env = env
         self.max_mag = 0.0
+        self.max_digits = 0
         self.has_pi = False
 
     def peek(self):
@@ -334,6 +335,7 @@ class _Parser:
         self.i += 1
         if kind == "num":
             val, ulp, _ = _decimal(tok)
+            self.max_digits = max(self.max_digits, len(tok))
             if ulp is None and self.peek()[1] == "\\frac":  # mixed number 2\frac12
                 save = self.i
                 try:
@@ -456,8 +458,9 @@ def _run(s: str, env) -> tuple[Num, "_Parser"]:
         raise TooLarge("nesting too deep")
 
 
-def _eval(s: str, env=None) -> Num:
+def _eval(s: str, env=None, min_dps: int = 0) -> Num:
     """Value of s (raises NotNumeric / DomainError / TooLarge)."""
+    src = (s, env)
     s = s.strip()
     pct = deg = False
     if s.endswith("%"):
@@ -480,13 +483,14 @@ def _eval(s: str, env=None) -> Num:
         raise TooLarge("integer literal too long")
     v, p = _run(s, env)
     if v.q is None and not v.inf:
-        # irrational: evaluate again with enough digits for the magnitudes seen (no fake cancellation)
-        dps = int(p.max_mag) + 40
+        # irrational: evaluate again with enough digits for the magnitudes and literals seen, so that a
+        # difference hidden below 10^-30 (sqrt(2) + 10^-50) is still seen
+        dps = max(int(p.max_mag) + p.max_digits + 40, min_dps)
         if dps > 6000:
             raise TooLarge("needs too much precision")
         with mpmath.workdps(dps):
             v, p2 = _run(s, env)
-        v.has_pi = p2.has_pi
+        v.has_pi, v.dps, v.src = p2.has_pi, dps, src
     if _LONE_DEC.match(s):
         _, ulp, sig = _decimal(s.replace(" ", "").lstrip("+-"))
         if ulp is not None:
@@ -535,13 +539,34 @@ def _points(names, count=6):
     return pts
 
 
+def refine(n: Num, dps: int) -> Num:
+    """n recomputed with at least dps digits (exact values and already precise ones are returned as is)."""
+    if n.q is not None or n.inf or n.dps >= dps or n.src is None:
+        return n
+    try:
+        r = _eval(n.src[0], n.src[1], min_dps=dps)
+    except (NotNumeric, TooLarge):
+        return n
+    r.pct, r.deg = n.pct, n.deg
+    return r
+
+
+def close(a: Num, b: Num) -> bool:
+    """Equality of two values, at least one irrational: both are computed with the larger of their working
+    precisions, and must agree to all but the last 10 of those digits (at least 30)."""
+    dps = max(a.dps, b.dps, 40)
+    a, b = refine(a, dps), refine(b, dps)
+    digits = dps - 10
+    with mpmath.workdps(dps + 10):
+        x, y = a.mp(), b.mp()
+        m = max(abs(x), abs(y), mpmath.mpf(1))
+        return abs(x - y) <= m * mpmath.mpf(10) ** -max(digits, 30)
+
+
 def _vals_equal(a: Num, b: Num) -> bool:
     if a.q is not None and b.q is not None:
         return a.q == b.q
-    with mpmath.workdps(60):
-        x, y = a.mp(), b.mp()
-        m = max(abs(x), abs(y), mpmath.mpf(1))
-        return abs(x - y) <= m * mpmath.mpf(10) ** -30
+    return close(a, b)
 
 
 def same_function(a: str, b: str) -> Optional[bool]:

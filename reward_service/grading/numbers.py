@@ -55,6 +55,8 @@ class Num:
     deg: bool = False
     inf: int = 0                       # +1 / -1 for +-infinity
     has_pi: bool = False
+    dps: int = 0                       # decimal digits x was computed with (0: exact)
+    src: Optional[tuple] = None        # (text, env) to recompute x with more digits
 
     def mp(self) -> mpmath.mpf:
         if self.inf:

@@ -104,13 +104,14 @@ def _is_rel(x) -> bool:
         isinstance(x, And) and all(isinstance(a, sympy.core.relational.Relational) for a in x.args))
 
 
-def _evalf(e, subs=None, n=50):
+def _evalf(e, subs=None, n=None):
     sympy = _SYMPY
     try:
         if subs:
             e = e.subs(subs)
         if not e.has(sympy.Integral, sympy.Sum, sympy.Product, sympy.Limit, sympy.Derivative):
             e = e.doit()
+        n = n or _DIGITS
         v = e.evalf(n)
         if v.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
             return None
@@ -124,12 +125,15 @@ def _evalf(e, subs=None, n=50):
     return None
 
 
-def _close(a, b, rel=1e-30) -> bool:
+def _close(a, b, rel=None) -> bool:
+    """|a - b| <= rel * max(1, |a|, |b|); rel defaults to 10^-(digits - 20) of the current comparison."""
     sympy = _SYMPY
+    n = _DIGITS
+    rel = rel if rel is not None else sympy.Float(10, n) ** (-(n - 20))
     try:
-        d = abs(sympy.N(a - b, 50))
-        m = max(abs(sympy.N(a, 50)), abs(sympy.N(b, 50)), sympy.Float(1e-300))
-        return bool(d <= rel * max(m, 1) if m >= 1 else d <= rel)
+        d = abs(sympy.N(a - b, n))
+        m = max(abs(sympy.N(a, n)), abs(sympy.N(b, n)), 1)
+        return bool(d <= rel * m)
     except Exception:
         return False
 
@@ -179,7 +183,7 @@ def expr_equal(g, p) -> Optional[bool]:
             continue
         if any(v != v or abs(v) == float("inf") for v in (vg[1], vp[1])):
             continue
-        if not _close(vg[0], vp[0], 1e-25):
+        if not _close(vg[0], vp[0]):
             return False
         valid += 1
         if valid >= 3:
@@ -240,7 +244,7 @@ def equation_equal(g, p) -> Optional[bool]:
             if abs(complex(r)) < 1e-12:
                 return False
             ratio = r
-        elif not _close(r, ratio, 1e-20):
+        elif not _close(r, ratio):
             return False
         valid += 1
         if valid >= 3:
@@ -321,9 +325,15 @@ def warmup() -> None:
     parse_latex("\\sqrt{2}", True)
 
 
+_DIGITS = 50
+
+
 def equal(g_text: str, p_text: str) -> Optional[bool]:
     """Compare two cleaned LaTeX answers symbolically; None when undecidable (parse failure...)."""
+    global _DIGITS
     _lazy()
+    # numeric checks work with more digits when the texts carry many digits (10^{-60} must not vanish)
+    _DIGITS = 50 + sum(c.isdigit() for c in g_text + p_text)
     sympy = _SYMPY
     real = not (is_complex(g_text) or is_complex(p_text))
     g = parse_latex(g_text, real)
