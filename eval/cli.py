@@ -42,6 +42,9 @@ def _grader_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--grader-timeout", type=float, default=2.0, help="seconds per item (pool)")
     g.add_argument("--last-number-fallback", action="store_true",
                    help="accept the last number of an answerless completion (GSM8K style); off by default")
+    g.add_argument("--allow-grader-errors", action="store_true",
+                   help="keep going when the grading function raises on an item (counted not correct and reported "
+                        "as grader_errors) instead of stopping; generations are saved before grading either way")
 
 
 def _gen_args(p: argparse.ArgumentParser) -> None:
@@ -63,7 +66,10 @@ def _gen_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tensor-parallel-size", "--tp", type=int, default=1)
     p.add_argument("--dtype", default="auto", help="vLLM dtype; the HF backend maps auto to float32 on CPU")
     p.add_argument("--max-model-len", type=int, default=None)
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.85)
+    p.add_argument("--gpu-memory-utilization", type=float, default=None,
+                   help="vLLM memory fraction (default 0.85 on GPU; on CPU it is host memory for the KV cache: 0.15)")
+    p.add_argument("--enforce-eager", action="store_true",
+                   help="vLLM without graph capture / torch.compile (much faster engine start on CPU)")
     p.add_argument("--hf-batch-size", type=int, default=64, help="HF generate micro-batch (sequences)")
     p.add_argument("--no-progress", action="store_true")
     _grader_args(p)
@@ -138,7 +144,7 @@ def _generator(a, model: str):
     if a.backend == "vllm":
         return make_generator("vllm", model, tensor_parallel_size=a.tensor_parallel_size, dtype=a.dtype,
                               seed=a.seed, max_model_len=a.max_model_len,
-                              gpu_memory_utilization=a.gpu_memory_utilization)
+                              gpu_memory_utilization=a.gpu_memory_utilization, enforce_eager=a.enforce_eager)
     dtype = "float32" if a.dtype == "auto" else a.dtype
     return make_generator("hf", model, dtype=dtype, micro_batch_size=a.hf_batch_size)
 
@@ -147,15 +153,18 @@ def _eval_model(a, model: str, out_dir: Path, name: Optional[str], step: Optiona
     from eval.benchmarks import load_benchmarks
     from eval.harness import run_eval
 
+    from eval.harness import check_ks, default_ks
+
     problems = load_benchmarks(a.benchmarks, data_dir=a.data_dir, source=a.source, limit=a.limit)
     spec = _spec(a)
+    check_ks(a.k or default_ks(spec.n), spec.n)  # before the (slow) model load
     gen = _generator(a, model)
     try:
         info = {"model": model, "name": name or out_dir.name, "limit": a.limit}
         if step is not None:
             info["step"] = step
         res = run_eval(gen, problems, spec, backend, ks=a.k, template=a.template, progress=not a.no_progress,
-                       out_dir=out_dir, run_info=info)
+                       out_dir=out_dir, run_info=info, on_error="return" if a.allow_grader_errors else "raise")
     finally:
         gen.close()
     return res.summary
@@ -192,7 +201,8 @@ def cmd_score(a) -> int:
         count = lambda t: len(tok(t, add_special_tokens=False)["input_ids"])  # noqa: E731
     backend = _backend(a)
     try:
-        res = score_samples(samples, backend, ks, count_tokens=count, progress=not a.no_progress)
+        res = score_samples(samples, backend, ks, count_tokens=count, progress=not a.no_progress,
+                            on_error="return" if a.allow_grader_errors else "raise")
     finally:
         backend.close()
     first = Path(a.samples[0])
@@ -306,7 +316,7 @@ def main(argv: Optional[list] = None) -> int:
 
     try:
         return COMMANDS[a.cmd](a)
-    except (UnknownBenchmarkError, FileNotFoundError, SamplesFileError, GradingError, ValueError) as e:
+    except (UnknownBenchmarkError, OSError, SamplesFileError, GradingError, ValueError) as e:
         print(f"rl-eval {a.cmd}: error: {e}", file=sys.stderr)
         return 2
 

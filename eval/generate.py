@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
-from eval.scoring import Completion
+from eval.completion import Completion
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,12 @@ def _prompt_token_ids(tokenizer, prompt: str) -> list[int]:
     return encode_prompt(tokenizer, prompt)
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 class VLLMGenerator:
     """``vllm.LLM`` in this process. ``tensor_parallel_size`` > 1 shards the model over GPUs."""
 
@@ -74,11 +80,15 @@ class VLLMGenerator:
 
     def __init__(self, model: str, *, tokenizer: Optional[str] = None, tensor_parallel_size: int = 1,
                  dtype: str = "auto", seed: int = 0, max_model_len: Optional[int] = None,
-                 gpu_memory_utilization: float = 0.85, enforce_eager: bool = False,
+                 gpu_memory_utilization: Optional[float] = None, enforce_eager: bool = False,
                  trust_remote_code: bool = False, **llm_kwargs: Any):
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # CPU build: busy-waiting threads halve decoding speed
         from vllm import LLM
 
+        if gpu_memory_utilization is None:
+            # On the CPU build this fraction of *host* memory is reserved for the KV cache (and vLLM refuses to
+            # start when that much is not free), so the GPU default would take the whole machine.
+            gpu_memory_utilization = 0.85 if _has_cuda() else 0.15
         kw = dict(model=model, tokenizer=tokenizer or model, tensor_parallel_size=tensor_parallel_size, dtype=dtype,
                   seed=seed, gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
                   trust_remote_code=trust_remote_code, **llm_kwargs)
@@ -136,8 +146,15 @@ class HFGenerator:
         self.model, self.tokenizer = model, tokenizer
         self.rollout = HFRollout(model, tokenizer, micro_batch_size=micro_batch_size)
 
+    def chunk_prompts(self, n: int) -> int:
+        """Prompts per ``generate`` call: one micro-batch of sequences (prompts x n)."""
+        return max(1, self.rollout.micro_batch_size // n)
+
     def generate(self, prompts: Sequence[str], spec: SamplingSpec, seeds: Optional[Sequence[int]] = None,
                  progress: bool = False) -> list[list[Completion]]:
+        """One rollout call; its RNG is seeded with the first prompt's seed (HF generate samples a batch
+        from one generator, so per-problem seeds are not possible without giving up batching: results are
+        reproducible for the same problems, chunking and seed)."""
         from trainer.rollout.base import SamplingConfig
 
         spec.validate()
@@ -157,7 +174,7 @@ def rollout_to_completions(out: Any, n_prompts: int, n: int) -> list[list[Comple
     texts = list(out.texts)
     if len(texts) != n_prompts * n:
         raise ValueError(f"rollout returned {len(texts)} samples for {n_prompts} prompts x n={n}")
-    ids = getattr(out, "response_ids", None)
+    ids = getattr(out, "response_token_ids", None)
     reasons = getattr(out, "finish_reasons", None)
     comps = [Completion(t, len(ids[i]) if ids is not None else None, reasons[i] if reasons is not None else None)
              for i, t in enumerate(texts)]

@@ -12,6 +12,9 @@ from typing import Any, Optional, Sequence
 
 from reward_service.grading import CORRECT, Grade
 
+ERROR = "error"            # verdict of an item on which the grading function raised (a grader bug)
+TIMEOUT_REASON = "timeout"  # reason of an item that ran past the per-item time limit (verdict "wrong")
+
 Item = tuple  # (completion: str, gold: str | int | float | list)
 
 
@@ -27,10 +30,18 @@ class InProcessBackend:
     def __init__(self, last_number_fallback: bool = False):
         self.last_number_fallback = last_number_fallback
 
-    def grade_many(self, items: Sequence[Item]) -> list[Grade]:
+    def grade_many(self, items: Sequence[Item], on_error: str = "raise") -> list[Grade]:
         from reward_service.grading import grade
 
-        return [grade(c, g, last_number_fallback=self.last_number_fallback) for c, g in items]
+        out = []
+        for c, g in items:
+            try:
+                out.append(grade(c, g, last_number_fallback=self.last_number_fallback))
+            except Exception as e:  # noqa: BLE001 - a grader bug: raised, or kept visible as an "error" verdict
+                if on_error == "raise":
+                    raise
+                out.append(Grade(ERROR, None, f"grader error: {type(e).__name__}: {e}"[:500], None))
+        return out
 
     def close(self) -> None:
         pass
@@ -47,8 +58,8 @@ class PoolBackend:
         self.last_number_fallback = last_number_fallback
         self.pool = GradingPool(workers=workers, timeout=timeout)
 
-    def grade_many(self, items: Sequence[Item]) -> list[Grade]:
-        return list(self.pool.grade_many(_pool_items(items, self.last_number_fallback)))
+    def grade_many(self, items: Sequence[Item], on_error: str = "raise") -> list[Grade]:
+        return list(self.pool.grade_many(_pool_items(items, self.last_number_fallback), on_error=on_error))
 
     def close(self) -> None:
         close = getattr(self.pool, "close", None) or getattr(self.pool, "shutdown", None)
@@ -73,7 +84,8 @@ class HTTPBackend:
         self.scheme = "correctness" if last_number_fallback else "simplerl"
         self.client = RewardClient(url, token=token, timeout=timeout)
 
-    def grade_many(self, items: Sequence[Item]) -> list[Grade]:
+    def grade_many(self, items: Sequence[Item], on_error: str = "raise") -> list[Grade]:
+        # The service answers 500 when the grading function raises: the request fails as a whole.
         results = self.client.score([c for c, _ in items], [g for _, g in items], scheme=self.scheme)
         return [_as_grade(r) for r in results]
 
@@ -105,18 +117,17 @@ def make_backend(kind: str = "pool", *, url: Optional[str] = None, workers: int 
 
 
 def grade_all(backend, items: Sequence[Item], *, chunk: int = 512, progress: bool = False,
-              desc: str = "grading") -> list[Grade]:
-    """Grade ``items`` in chunks (a progress bar when asked); raises :class:`GradingError` when the
-    backend fails or answers with the wrong number of results."""
+              desc: str = "grading", on_error: str = "raise") -> list[Grade]:
+    """Grade ``items`` in chunks (a progress bar when asked). Raises :class:`GradingError` when the backend
+    fails, answers with the wrong number of results, or (``on_error="raise"``) the grading function raised
+    on an item; with ``on_error="return"`` such items come back with verdict ``"error"``."""
     out: list[Grade] = []
     bar = _bar(len(items), desc) if progress else None
     try:
         for i in range(0, len(items), chunk):
             part = items[i:i + chunk]
             try:
-                res = backend.grade_many(part)
-            except NotImplementedError:
-                raise
+                res = backend.grade_many(part, on_error=on_error)
             except Exception as e:  # noqa: BLE001 - re-raised with context, never turned into a verdict
                 raise GradingError(f"{getattr(backend, 'name', 'grader')} failed on items {i}..{i + len(part) - 1}: "
                                    f"{type(e).__name__}: {e}") from e
@@ -131,13 +142,17 @@ def grade_all(backend, items: Sequence[Item], *, chunk: int = 512, progress: boo
     return out
 
 
+def equivalence_items(pairs: Sequence[tuple]) -> list:
+    """Grading items that ask whether ``candidate`` is equivalent to ``representative``."""
+    return [(f"\\boxed{{{a}}}", b) for a, b in pairs]
+
+
 def answers_equivalent(backend, pairs: Sequence[tuple], **kw) -> list[bool]:
     """Grader equivalence of extracted answers: ``\\boxed{candidate}`` graded against ``representative``.
 
-    A pair the grader cannot settle (timeout, no answer) counts as not equivalent, so the candidate
-    founds its own cluster; nothing is dropped."""
-    items = [(f"\\boxed{{{a}}}", b) for a, b in pairs]
-    return [g.verdict == CORRECT for g in grade_all(backend, items, **kw)]
+    A pair the grader cannot settle (timeout, no answer, a grader error) counts as not equivalent, so the
+    candidate founds its own cluster; nothing is dropped."""
+    return [g.verdict == CORRECT for g in grade_all(backend, equivalence_items(pairs), on_error="return", **kw)]
 
 
 def _bar(total: int, desc: str):

@@ -33,7 +33,7 @@ def default_ks(n: int) -> list[int]:
     return ks
 
 
-def _check_ks(ks: Sequence[int], n: int) -> list[int]:
+def check_ks(ks: Sequence[int], n: int) -> list[int]:
     ks = sorted({int(k) for k in ks})
     bad = [k for k in ks if k < 1 or k > n]
     if bad:
@@ -43,11 +43,13 @@ def _check_ks(ks: Sequence[int], n: int) -> list[int]:
 
 def run_eval(generator, problems: dict[str, list[Problem]], spec: SamplingSpec, backend, *,
              ks: Optional[Sequence[int]] = None, template: Optional[str] = "qwen_boxed", progress: bool = True,
-             out_dir: Union[str, Path, None] = None, run_info: Optional[dict] = None) -> ScoreResult:
+             out_dir: Union[str, Path, None] = None, run_info: Optional[dict] = None,
+             on_error: str = "raise") -> ScoreResult:
     """Generate ``spec.n`` samples per problem with ``generator``, grade with ``backend``, summarise, and
-    write the run files into ``out_dir`` when given."""
+    write the run files into ``out_dir`` when given (``generations.jsonl`` first, before grading, in the
+    samples-file format of ``rl-eval score``; then samples.jsonl, summary.json, table.md)."""
     spec.validate()
-    ks = _check_ks(ks or default_ks(spec.n), spec.n)
+    ks = check_ks(ks or default_ks(spec.n), spec.n)
     flat = [p for ps in problems.values() for p in ps]
     prompts = build_prompts([p.question for p in flat], generator.tokenizer, template)
     seeds = [problem_seed(spec.seed, p.benchmark, p.id) for p in flat]
@@ -55,8 +57,11 @@ def run_eval(generator, problems: dict[str, list[Problem]], spec: SamplingSpec, 
     outs = _generate_in_chunks(generator, prompts, spec, seeds, progress)
     gen_s = time.perf_counter() - t0
     samples = [ProblemSamples(p, c, pr) for p, c, pr in zip(flat, outs, prompts)]
+    if out_dir is not None:  # saved before grading: a grading failure loses no generation
+        gen_file = write_generations(Path(out_dir) / "generations.jsonl", samples)
+        log.info("generations saved to %s (re-grade with: rl-eval score --samples %s)", gen_file, gen_file)
     t1 = time.perf_counter()
-    res = score_samples(samples, backend, ks, count_tokens=None, progress=progress)
+    res = score_samples(samples, backend, ks, count_tokens=None, progress=progress, on_error=on_error)
     res.summary.update({
         "sampling": {"n": spec.n, "temperature": spec.temperature, "top_p": spec.top_p, "top_k": spec.top_k,
                      "max_tokens": spec.max_tokens, "seed": spec.seed, "greedy": spec.greedy},
@@ -68,19 +73,43 @@ def run_eval(generator, problems: dict[str, list[Problem]], spec: SamplingSpec, 
     return res
 
 
-def _generate_in_chunks(generator, prompts, spec, seeds, progress, chunk: int = 0) -> list:
-    """vLLM schedules everything itself (one call, its own progress bar); other generators get chunks of
-    prompts with a tqdm bar over problems."""
-    if getattr(generator, "name", "") == "vllm" or not progress:
-        return generator.generate(prompts, spec, seeds=seeds, progress=progress)
-    from tqdm.auto import tqdm
+def write_generations(path: Path, samples: Sequence[ProblemSamples]) -> Path:
+    """The raw generations as a samples file (benchmark, id, gold, prompt, completions with token counts)."""
+    import json
 
-    chunk = chunk or max(1, 64 // spec.n)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for s in samples:
+            f.write(json.dumps({"benchmark": s.problem.benchmark, "id": s.problem.id, "gold": s.problem.gold,
+                                "prompt": s.prompt, "completions": [
+                                    {"text": c.text, "num_tokens": c.num_tokens, "finish_reason": c.finish_reason}
+                                    for c in s.completions]}, ensure_ascii=False) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def _generate_in_chunks(generator, prompts, spec, seeds, progress) -> list:
+    """vLLM schedules everything itself (one call with per-problem seeds, its own progress bar). Other
+    generators get fixed chunks of prompts (``chunk_prompts``, independent of the progress bar, so results
+    are the same with or without it) and a tqdm bar over problems."""
+    if getattr(generator, "name", "") == "vllm":
+        return generator.generate(prompts, spec, seeds=seeds, progress=progress)
+    chunk = max(1, getattr(generator, "chunk_prompts", lambda n: 16)(spec.n))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(prompts), desc="generating", unit="problem", dynamic_ncols=True)
     outs: list = []
-    with tqdm(total=len(prompts), desc="generating", unit="problem", dynamic_ncols=True) as bar:
+    try:
         for i in range(0, len(prompts), chunk):
             outs.extend(generator.generate(prompts[i:i + chunk], spec, seeds=seeds[i:i + chunk]))
-            bar.update(len(prompts[i:i + chunk]))
+            if bar:
+                bar.update(len(prompts[i:i + chunk]))
+    finally:
+        if bar:
+            bar.close()
     return outs
 
 
@@ -107,7 +136,7 @@ def evaluate(generate_fn: Callable[[list, int], list], benchmarks: Union[str, Se
         prompts = build_prompts([p.question for p in flat], tokenizer, template)
     else:
         prompts = [p.question for p in flat]
-    ks = _check_ks(ks or default_ks(n), n)
+    ks = check_ks(ks or default_ks(n), n)
     outs = generate_fn(prompts, n)
     if len(outs) != len(prompts):
         raise ValueError(f"generate_fn returned {len(outs)} results for {len(prompts)} prompts")

@@ -210,7 +210,7 @@ def benchmark_metrics(outcomes: Sequence[ProblemOutcome], ks: Sequence[int]) -> 
     return out
 
 
-SUMMARY_KEYS = ("n_problems", "n_samples", "samples_per_problem", "counted")
+SUMMARY_KEYS = ("n_problems", "n_samples", "samples_per_problem", "counted", "timeouts", "grader_errors")
 
 
 def average_metrics(per_benchmark: dict) -> dict:

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from eval.benchmarks import Problem, gsm8k_gold, number_gold, strip_dollars
-from eval.scoring import Completion, ProblemSamples, as_completion
+from eval.completion import Completion, as_completion
+from eval.scoring import ProblemSamples
 
 log = logging.getLogger(__name__)
 

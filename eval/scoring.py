@@ -5,24 +5,18 @@ rollout, or a samples file made elsewhere) and a grading backend (``eval.grading
 """
 from __future__ import annotations
 
+import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from eval.benchmarks import Problem
-from eval.grading_backend import answers_equivalent, grade_all
+from eval.completion import Completion, as_completion
+from eval.grading_backend import CORRECT, ERROR, TIMEOUT_REASON, equivalence_items, grade_all
 from eval.metrics import ProblemOutcome, average_metrics, benchmark_metrics, cluster_answers_many
 
 NO_ANSWER = "no_answer"
-
-
-@dataclass
-class Completion:
-    """One generated sample."""
-
-    text: str
-    num_tokens: Optional[int] = None       # completion length in tokens, when the generator knows it
-    finish_reason: Optional[str] = None    # "stop" | "length" | ...
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -32,28 +26,6 @@ class ProblemSamples:
     problem: Problem
     completions: list
     prompt: Optional[str] = None
-
-
-def as_completion(x: Any) -> Completion:
-    """Accept a str, a dict with text/completion (+ num_tokens/finish_reason), or an object with ``.text``."""
-    if isinstance(x, Completion):
-        return x
-    if isinstance(x, str):
-        return Completion(x)
-    if isinstance(x, dict):
-        text = next((x[k] for k in ("text", "completion", "response", "output") if k in x), None)
-        if not isinstance(text, str):
-            raise ValueError(f"completion dict without a text field: {sorted(x)}")
-        ntok = x.get("num_tokens", x.get("n_tokens"))
-        return Completion(text, int(ntok) if ntok is not None else None, x.get("finish_reason"))
-    text = getattr(x, "text", None)
-    if isinstance(text, str):
-        ids = getattr(x, "token_ids", None)
-        ntok = getattr(x, "num_tokens", None)
-        if ntok is None and ids is not None:
-            ntok = len(ids)
-        return Completion(text, ntok, getattr(x, "finish_reason", None))
-    raise TypeError(f"cannot read a completion from {type(x).__name__}")
 
 
 @dataclass
@@ -66,18 +38,22 @@ class ScoreResult:
 
 def score_samples(samples: Sequence[ProblemSamples], backend, ks: Sequence[int] = (1,), *,
                   count_tokens: Optional[Callable[[str], int]] = None, progress: bool = False,
-                  include_prompt: bool = True) -> ScoreResult:
+                  include_prompt: bool = True, on_error: str = "raise") -> ScoreResult:
     """Grade every completion against its problem's gold, cluster answers for maj@k, compute metrics.
 
     ``ks``: the k of pass@k and maj@k. Lengths are in tokens when every completion has a token count
     (from the generator, or ``count_tokens(text)``), else in characters (``summary["len_unit"]``).
+    ``on_error``: "raise" (default) stops with :class:`~eval.grading_backend.GradingError` when the grading
+    function fails on an item; "return" keeps such items with verdict "error" (counted as not correct and
+    reported per benchmark as ``grader_errors``). Timeouts are graded "wrong" by the grader and reported
+    as ``timeouts``.
     """
     ks = sorted({int(k) for k in ks})
     if not ks or ks[0] < 1:
         raise ValueError(f"k must be >= 1, got {ks}")
     samples = [ProblemSamples(s.problem, [as_completion(c) for c in s.completions], s.prompt) for s in samples]
     items = [(c.text, s.problem.gold) for s in samples for c in s.completions]
-    grades = grade_all(backend, items, progress=progress, desc="grading")
+    grades = grade_all(backend, items, progress=progress, desc="grading", on_error=on_error)
 
     # Per problem: the graded samples, then answers of the first max(k) samples clustered by equivalence.
     per_problem, pos = [], 0
@@ -86,27 +62,44 @@ def score_samples(samples: Sequence[ProblemSamples], backend, ks: Sequence[int] 
         pos += len(s.completions)
     kmax = ks[-1]
     answer_lists = [[_vote_answer(g) for g in gs[:kmax]] for gs in per_problem]
-    clusters = cluster_answers_many(
-        answer_lists, lambda pairs: answers_equivalent(backend, pairs, progress=progress and len(pairs) > 2000))
+    eq_errors = [0]
+
+    def equivalent_many(pairs):
+        res = grade_all(backend, equivalence_items(pairs), on_error="return",
+                        progress=progress and len(pairs) > 2000, desc="clustering answers")
+        eq_errors[0] += sum(g.verdict == ERROR for g in res)
+        return [g.verdict == CORRECT for g in res]
+
+    clusters = cluster_answers_many(answer_lists, equivalent_many)
 
     lengths, len_unit = _lengths(samples, count_tokens)
     outcomes: dict[str, list[ProblemOutcome]] = defaultdict(list)
+    issues: dict[str, dict] = defaultdict(lambda: {"timeouts": 0, "grader_errors": 0})
     records: list[dict] = []
     for s, gs, cl, ls in zip(samples, per_problem, clusters, lengths):
-        outcomes[s.problem.benchmark].append(ProblemOutcome(
-            correct=[g.verdict == "correct" for g in gs], no_answer=[g.verdict == NO_ANSWER for g in gs],
+        b = s.problem.benchmark
+        outcomes[b].append(ProblemOutcome(
+            correct=[g.verdict == CORRECT for g in gs], no_answer=[g.verdict == NO_ANSWER for g in gs],
             clusters=cl, lengths=ls))
+        issues[b]["timeouts"] += sum(g.reason == TIMEOUT_REASON for g in gs)
+        issues[b]["grader_errors"] += sum(g.verdict == ERROR for g in gs)
         for j, (c, g) in enumerate(zip(s.completions, gs)):
-            rec = {"benchmark": s.problem.benchmark, "id": s.problem.id, "sample": j, "gold": s.problem.gold,
+            rec = {"benchmark": b, "id": s.problem.id, "sample": j, "gold": s.problem.gold,
                    "answer": g.answer, "verdict": g.verdict, "reason": g.reason, "method": g.method,
                    "cluster": cl[j] if j < len(cl) else None, "len": ls[j], "finish_reason": c.finish_reason,
                    "completion": c.text}
             if include_prompt and s.prompt is not None:
                 rec["prompt"] = s.prompt
             records.append(rec)
-    per_bench = {b: benchmark_metrics(o, ks) for b, o in outcomes.items()}
+    per_bench = {b: {**benchmark_metrics(o, ks), **issues[b]} for b, o in outcomes.items()}
     summary = {"ks": ks, "len_unit": len_unit, "benchmarks": per_bench, "average": average_metrics(per_bench),
-               "grader": getattr(backend, "name", type(backend).__name__)}
+               "grader": getattr(backend, "name", type(backend).__name__), "equivalence_errors": eq_errors[0]}
+    for b, iss in issues.items():
+        if iss["timeouts"] or iss["grader_errors"]:
+            log.warning("%s: %d grading timeouts (graded wrong), %d grader errors (counted not correct)",
+                        b, iss["timeouts"], iss["grader_errors"])
+    if eq_errors[0]:
+        log.warning("%d answer-equivalence checks failed in the grader (treated as different answers)", eq_errors[0])
     return ScoreResult(records, summary)
 
 

@@ -23,11 +23,12 @@ REPO = Path(__file__).resolve().parent.parent
 #   p5 gold a GSM8K rationale ending "#### 1,000": 1000, 999, 999             -> n=3, c=1, maj@2 tie -> 1000 right
 ROWS = [
     {"benchmark": "toy_a", "id": "p1", "gold": "\\frac{1}{2}",
-     "completions": ["So it is \\boxed{3}.", "Thus \\boxed{0.5}", "So the answer is \\boxed{1/2}.", "I am not sure."]},
+     "completions": ["So it is \\boxed{3}.", "Thus \\boxed{0.5}", "So the answer is \\boxed{1/2}.",
+                    "Let me think step by step. First we compute the area, then we divide it by two."]},
     {"benchmark": "toy_a", "id": "p2", "gold": 42, "n": 4, "model": "whatever",
      "completions": ["\\boxed{41}", "\\boxed{41}", "\\boxed{42}", "The answer is \\boxed{42}"]},
     {"benchmark": "toy_a", "id": "p3", "gold": 27.0, "extra": {"x": [1, 2]},
-     "completions": ["\\boxed{26}", "\\boxed{28}", "no idea", "\\boxed{26}"]},
+     "completions": ["\\boxed{26}", "\\boxed{28}", "<think>hmm, the speed is", "\\boxed{26}"]},
     {"benchmark": "toy_b", "id": 4, "gold": ["10"], "completions": [{"text": "\\boxed{10}"}, {"text": "so \\boxed{10}"}]},
     {"benchmark": "toy_b", "id": 5, "gold": "3 + 997 = 1000\n#### 1,000",
      "completions": ["\\boxed{1000}", "\\boxed{999}", "\\boxed{999}"]},
