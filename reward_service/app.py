@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import re
 import secrets
 import time
@@ -133,6 +134,10 @@ def split_response(query: str, prompt: Optional[str]) -> tuple[str, bool]:
 
 
 # ------------------------------------------------------------------------------------------ middleware
+
+
+class SchemeFailed(Exception):
+    """A reward scheme (plugin) raised or returned a non-finite reward."""
 
 
 class GraderFailed(Exception):
@@ -286,6 +291,11 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
                                        f"computed (first: item {exc.failed[0]['index']}: {exc.failed[0]['reason']})",
                              "errors": exc.failed[:20]}, status_code=500)
 
+    @app.exception_handler(SchemeFailed)
+    async def _scheme_failed(request: Request, exc: SchemeFailed):
+        log.error("%s", exc)
+        return JSONResponse({"detail": str(exc)}, status_code=500)
+
     @app.exception_handler(GradingPoolError)
     async def _pool_error(request: Request, exc: GradingPoolError):
         return JSONResponse({"detail": f"grading unavailable: {exc}"}, status_code=503)
@@ -303,6 +313,19 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
             raise GraderFailed(failed)
         return grades
 
+    def rewards_for(schemes: list[RewardScheme], grades: list[Grade], completions: list, golds: list) -> list[float]:
+        """Apply each item's scheme; a plugin that raises or returns a non-finite number is a server error."""
+        out = []
+        for i, (s, g, c, gold) in enumerate(zip(schemes, grades, completions, golds)):
+            try:
+                r = s(g, c, gold)
+            except Exception as e:
+                raise SchemeFailed(f"reward scheme {s.name!r} raised on item {i}: {type(e).__name__}: {e}") from e
+            if not math.isfinite(r):
+                raise SchemeFailed(f"reward scheme {s.name!r} returned {r} for item {i}")
+            out.append(r)
+        return out
+
     def record(schemes: list[RewardScheme], grades: list[Grade]) -> None:
         m = metrics_ref.get("metrics")
         if m is not None:
@@ -317,10 +340,9 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
         schemes = [registry.get(it.scheme) if it.scheme else default for it in req.items]
         grades = await grade([GradeItem(it.completion, it.gold, s.last_number_fallback)
                               for it, s in zip(req.items, schemes)])
-        results = [
-            {"reward": s(g, it.completion, it.gold), "verdict": g.verdict, "answer": g.answer, "reason": g.reason}
-            for it, s, g in zip(req.items, schemes, grades)
-        ]
+        rewards = rewards_for(schemes, grades, [it.completion for it in req.items], [it.gold for it in req.items])
+        results = [{"reward": r, "verdict": g.verdict, "answer": g.answer, "reason": g.reason}
+                   for r, g in zip(rewards, grades)]
         record(schemes, grades)
         return JSONResponse({"results": results})
 
@@ -335,7 +357,7 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
             log.warning("/get_reward: %d of %d prompts not found in their query; graded the whole query",
                         found.count(False), len(found))
         grades = await grade([GradeItem(r, gold, scheme.last_number_fallback) for r, gold in zip(responses, req.labels)])
-        rewards = [scheme(g, r, gold) for g, r, gold in zip(grades, responses, req.labels)]
+        rewards = rewards_for([scheme] * len(grades), grades, list(responses), req.labels)
         record([scheme] * len(grades), grades)
         return JSONResponse({
             "rewards": rewards,

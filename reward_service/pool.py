@@ -330,6 +330,7 @@ class GradingPool:
         if not items:
             batch.future.set_result([])
             return batch.future
+        keys = [self._key(it) for it in items] if self.cache_size > 0 else [None] * len(items)  # outside the lock
         hits = 0
         tasks = []
         with self._lock:
@@ -337,8 +338,7 @@ class GradingPool:
                 raise GradingPoolError("the grading pool is closed")
             if self._broken:
                 raise GradingPoolError(self._broken)
-            for i, it in enumerate(items):
-                key = self._key(it) if self.cache_size > 0 else None
+            for i, (it, key) in enumerate(zip(items, keys)):
                 if key is not None:
                     g = self._cache.get(key)
                     if g is not None:

@@ -70,5 +70,10 @@ def gsm8k_style_scheme(grade: Grade, completion: str, gold) -> float:
 gsm8k_style_scheme.last_number_fallback = True
 
 
+def nan_scheme(grade: Grade, completion: str, gold) -> float:
+    """Returns NaN for wrong answers (a broken plugin)."""
+    return 1.0 if grade.verdict == CORRECT else float("nan")
+
+
 def not_a_scheme(grade):  # wrong signature: loading it must fail clearly
     return 0.0

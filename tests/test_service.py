@@ -39,6 +39,7 @@ def service():
     svc = start_service(
         workers=2, timeout=TIME_LIMIT, token=TOKEN, env=env,
         args=["--grader", "reward_service_fakes:scripted_or_real", "--plugin", "reward_service_fakes:length_scheme",
+              "--plugin", "reward_service_fakes:nan_scheme",
               "--max-items", "300", "--max-body-bytes", "1000000", "--log-level", "warning"],
     )
     yield svc
@@ -178,6 +179,9 @@ def test_grader_failure_is_500_not_a_reward(http, service):
 def test_plugin_scheme_over_http(http):
     r = http.post("/v1/score", json={"scheme": "length_scheme", "items": [{"completion": "\\boxed{5}", "gold": "5"}]})
     assert r.json()["results"][0]["reward"] == pytest.approx(1.0 - 0.001 * len("\\boxed{5}"))
+    r = http.post("/v1/score", json={"scheme": "nan_scheme", "items": [{"completion": "\\boxed{5}", "gold": "5"},
+                                                                      {"completion": "\\boxed{4}", "gold": "5"}]})
+    assert r.status_code == 500 and r.json()["detail"] == "reward scheme 'nan_scheme' returned nan for item 1"
 
 
 def _children(pid: int) -> list[int]:
