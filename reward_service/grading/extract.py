@@ -125,6 +125,10 @@ def find_boxes(text: str) -> list[tuple[int, int, Optional[str]]]:
     return out
 
 
+_CORRECTION = re.compile(r"(?i)\b(?:no|not|wait|actually|but|hmm+|instead|correction|sorry|oops|rather|mean|wrong|mistake|"
+                         r"however|thus|so|therefore|hence|recheck|check|again|let)\b")
+
+
 def _connector_ok(between: str) -> bool:
     """True when the text between two boxes only joins them (separators, labels, spacing)."""
     if len(between) < 10 and not re.search(r"[A-Za-z]", between.replace("\\quad", "")):
@@ -137,6 +141,8 @@ def _connector_ok(between: str) -> bool:
     t = re.sub(r"^(?:[.,;:]\s*)+", "", t).strip()
     if not t or re.fullmatch(r"[.,;:\s]*", t):
         return True
+    if _CORRECTION.search(t):
+        return False  # "\boxed{8}, no wait, \boxed{9}": the later box replaces the earlier one
     if len(t) <= 60 and re.search(r"(?:^|\s|,)(?:and|or|,|;)$|[,;]$", t):
         return True
     return False
@@ -240,11 +246,23 @@ def _phrase_answer(text: str, m: re.Match) -> Optional[str]:
             return bx[0][2]
     span = _math_span_at(rest)
     if span is not None and span.strip():
-        return span
+        # "$x = 3$ or $x = -3$": several spans joined by and / or / commas are one answer
+        spans = [span]
+        pos = rest.find(span) + len(span) + 1
+        while len(spans) < 10:
+            m = re.match(r"\$?\s*(?:,\s*(?:and|or)?|and|or|\\text\{\s*(?:and|or)\s*\})\s*(?=\$|\\\()", rest[pos:])
+            if not m:
+                break
+            nxt = _math_span_at(rest[pos + m.end():])
+            if not nxt:
+                break
+            spans.append(nxt)
+            pos = pos + m.end() + rest[pos + m.end():].find(nxt) + len(nxt) + 1
+        return ", ".join(spans) if len(spans) > 1 else span
     # up to the end of the sentence / line
     mm = re.search(r"\n|(?<![0-9])\.(?=\s|$)|\.(?=\s+[A-Z])|$", rest)
     sent = rest[: mm.start()] if mm else rest
-    sent = sent[:400].strip()
+    sent = re.sub(r"(?<=\d)!+$", "", sent[:400].strip())  # "the answer is 5!" is excitement, not 120
     if not sent:
         return None
     # a plain value right away: keep it whole ("(0, 1)", "12,000,023", "x = 5")
@@ -269,6 +287,8 @@ def extract_choice(text: str) -> Optional[str]:
     """A multiple-choice letter from a short text: ``(B)``, ``B:``, ``\\text{(B)}``, ``B.``, "the answer is B"."""
     t = re.sub(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}", r"\1", text)
     t = t.replace("$", " ").strip()
+    if re.fullmatch(r"\(?[a-j]\)?", t):
+        return t.strip("()").upper()  # a lone lower-case letter in a box
     m = re.match(r"^\**\s*\(?([A-J])\)?(?:[.:,)\s*]|$)", t)
     if m:
         return m.group(1)

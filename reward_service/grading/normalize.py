@@ -153,7 +153,8 @@ def strip_trailing_punct(s: str) -> str:
     """Remove sentence punctuation and stray wrappers at the ends: ``"x=3."`` -> ``"x=3"``."""
     while True:
         t = s.strip()
-        t = re.sub(r"(?:[.,;:!?]|\\\\)+$", "", t).strip()
+        t = re.sub(r"(?:[.,;:?]|\\\\)+$", "", t).strip()
+        t = re.sub(r"^\*\*+|\*\*+$", "", t).strip()  # markdown bold around the answer
         if t.startswith("\\quad") or t.startswith(":"):
             t = t.lstrip(":").strip()
         if t == s:

@@ -313,8 +313,15 @@ def _solution(p: str, depth: int) -> Node:
     return parse(p, depth + 1)
 
 
+_CHOICE_VALUE = re.compile(r"^(?:\\text(?:bf)?\{)?\(\s*[A-E]\s*\)\}?\s*(.+)$")
+
+
 def alternatives(s: str) -> list[str]:
-    """Readings of an ambiguous answer: ``1,5`` is the list and the decimal comma; ``0,111`` is a decimal."""
+    """Readings of an ambiguous answer: ``1,5`` is the list and the decimal comma; ``0,111`` is a decimal;
+    ``\\textbf{(B)} 12`` (a choice with its value) is also read as ``12``."""
+    m = _CHOICE_VALUE.match(s.strip())
+    if m:
+        return [s, m.group(1)]
     m = _DEC_COMMA.match(s.strip())
     if m and not _THOUSANDS.match(s.strip()):
         dec = f"{m.group(1)}.{m.group(2)}"
