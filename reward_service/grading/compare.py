@@ -29,13 +29,13 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 from functools import lru_cache
-from typing import Optional
 
 import mpmath
 
 from . import screen, structure, symbolic
 from .normalize import clean, split_unit, strip_text_commands, units_conflict
-from .expr import close, equations_proportional, evaluate, refine, same_function
+from .expr import evaluate
+from .identity import close, equations_proportional, refine, same_function
 from .numbers import Num, TooLarge
 
 MIN_SIG_APPROX = 2       # a decimal needs this many significant digits to stand for a non-terminating value

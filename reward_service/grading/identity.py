@@ -1,0 +1,130 @@
+"""Equality of values and of functions, on top of :mod:`.expr`.
+
+* :func:`close`: two values, at least one irrational, are recomputed with the larger of their working
+  precisions and must agree to all but the last 10 digits (at least 30).
+* :func:`same_function`: two expressions with variables are the same function when they agree at fixed,
+  irregular rational points (three valid points; points where either side is undefined are skipped). With
+  exact rational arithmetic a polynomial / rational identity is decided exactly up to the negligible chance
+  (Schwartz-Zippel) that a nonzero difference vanishes at every point.
+* :func:`equations_proportional`: ``lhs - rhs`` of two equations are nonzero constant multiples of each other.
+"""
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Optional
+
+import mpmath
+
+from .expr import _eval, free_vars
+from .numbers import DomainError, NotNumeric, Num, TooLarge
+
+# ----------------------------------------------------------------------------------------------------------
+_PRIMES = (101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157)
+
+
+def _points(names, count=6):
+    """Deterministic, irregular positive rational points (values between about 1.3 and 4)."""
+    names = sorted(names)
+    pts = []
+    for k in range(count):
+        pt = {}
+        for j, n in enumerate(names):
+            p = _PRIMES[(k * 5 + j * 7) % len(_PRIMES)]
+            pt[n] = Fraction(p * (j + 3) + 17 * k + 1, 97 + 13 * k + 5 * j)
+        pts.append(pt)
+    return pts
+
+
+def refine(n: Num, dps: int) -> Num:
+    """n recomputed with at least dps digits (exact values and already precise ones are returned as is)."""
+    if n.q is not None or n.inf or n.dps >= dps or n.src is None:
+        return n
+    try:
+        r = _eval(n.src[0], n.src[1], min_dps=dps)
+    except (NotNumeric, TooLarge):
+        return n
+    r.pct, r.deg = n.pct, n.deg
+    return r
+
+
+def close(a: Num, b: Num) -> bool:
+    """Equality of two values, at least one irrational: both are computed with the larger of their working
+    precisions, and must agree to all but the last 10 of those digits (at least 30)."""
+    dps = max(a.dps, b.dps, 40)
+    a, b = refine(a, dps), refine(b, dps)
+    digits = dps - 10
+    with mpmath.workdps(dps + 10):
+        x, y = a.mp(), b.mp()
+        m = max(abs(x), abs(y), mpmath.mpf(1))
+        return abs(x - y) <= m * mpmath.mpf(10) ** -max(digits, 30)
+
+
+def _vals_equal(a: Num, b: Num) -> bool:
+    if a.q is not None and b.q is not None:
+        return a.q == b.q
+    return close(a, b)
+
+
+def same_function(a: str, b: str) -> Optional[bool]:
+    """True/False when a and b (with variables) are / are not the same function; None when undecidable here."""
+    try:
+        names = free_vars(a) | free_vars(b)
+    except NotNumeric:
+        return None
+    if not names or len(names) > 6:
+        return None
+    valid = 0
+    for pt in _points(names):
+        try:
+            va, vb = _eval(a, pt), _eval(b, pt)
+        except TooLarge:
+            return None
+        except DomainError:
+            continue
+        except NotNumeric:
+            return None
+        if va.pct != vb.pct or va.deg != vb.deg or va.inf or vb.inf:
+            return None
+        if not _vals_equal(va, vb):
+            return False
+        valid += 1
+        if valid >= 3:
+            return True
+    return None
+
+
+def equations_proportional(a: tuple[str, str], b: tuple[str, str]) -> Optional[bool]:
+    """Equations ``a[0] = a[1]`` and ``b[0] = b[1]``: is lhs - rhs of one a nonzero constant times the other?"""
+    fa, fb = f"({a[0]})-({a[1]})", f"({b[0]})-({b[1]})"
+    try:
+        names = free_vars(fa) | free_vars(fb)
+    except NotNumeric:
+        return None
+    if not names or len(names) > 6:
+        return None
+    ratio = None
+    valid = 0
+    for pt in _points(names):
+        try:
+            va, vb = _eval(fa, pt), _eval(fb, pt)
+        except TooLarge:
+            return None
+        except DomainError:
+            continue
+        except NotNumeric:
+            return None
+        if va.q is None or vb.q is None:
+            return None  # irrational equations: leave them to sympy
+        if vb.q == 0 or va.q == 0:
+            if vb.q != va.q:
+                return False
+            continue
+        r = va.q / vb.q
+        if ratio is None:
+            ratio = r
+        elif r != ratio:
+            return False
+        valid += 1
+        if valid >= 3:
+            return True
+    return None
