@@ -18,7 +18,7 @@ olympiadbench      ``final_answer`` is a list of one string, usually ``$...$``-w
                    removed; multi-answer rows keep their comma-separated set ("$69$,$84$" -> "69,84")
 =================  ==============================================================================
 
-A path to any JSONL file can also be used as a benchmark name; its rows are read with the same field
+A path to any JSONL/JSON/Parquet file can also be used as a benchmark name (e.g. a held-out split); its rows are read with the same field
 fallbacks (question: problem/question; gold: answer/final_answer/gold, or the boxed answer of solution).
 """
 from __future__ import annotations
@@ -244,11 +244,34 @@ def parse_benchmarks(spec: Union[str, Iterable[str]]) -> list[str]:
     if not names:
         raise UnknownBenchmarkError("no benchmark given; known: " + ", ".join(BENCHMARKS))
     for n in names:
-        if n not in BENCHMARKS and not (n.endswith(".jsonl") and Path(n).is_file()):
-            hint = f" (file not found: {n})" if n.endswith(".jsonl") else ""
+        if n not in BENCHMARKS and not (_is_data_file_name(n) and Path(n).is_file()):
+            hint = f" (file not found: {n})" if _is_data_file_name(n) else ""
             raise UnknownBenchmarkError(
-                f"unknown benchmark {n!r}{hint}; known: {', '.join(BENCHMARKS)} (or a path to a .jsonl file)")
+                f"unknown benchmark {n!r}{hint}; known: {', '.join(BENCHMARKS)} (or a path to a "
+                f".jsonl/.json/.parquet file)")
     return names
+
+
+def _is_data_file_name(name: str) -> bool:
+    return name.endswith((".jsonl", ".json", ".parquet"))
+
+
+def read_rows(path: Union[str, Path]) -> list[dict]:
+    """Rows of a .jsonl, .json (a list, or {"data": [...]}) or .parquet file."""
+    path = Path(path)
+    if path.suffix == ".jsonl":
+        return read_jsonl(path)
+    if path.suffix == ".json":
+        data = json.loads(path.read_text(encoding="utf-8"))
+        data = data.get("data", data) if isinstance(data, dict) else data
+        if not isinstance(data, list):
+            raise ValueError(f"{path}: expected a JSON list of records")
+        return data
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        return pq.read_table(path).to_pylist()
+    raise ValueError(f"{path}: unsupported file type (use .jsonl, .json or .parquet)")
 
 
 def read_jsonl(path: Union[str, Path]) -> list[dict]:
@@ -289,11 +312,11 @@ def load_benchmark(name: str, *, data_dir: Union[str, Path, None] = None, source
 
     ``source="local"`` reads ``<data_dir>/<file>``; ``"hub"`` calls ``datasets.load_dataset`` on the
     benchmark's hub id (needs network access); ``"auto"`` tries local first, then the hub.
-    A path to a ``.jsonl`` file may be given instead of a registered name.
+    A path to a ``.jsonl`` / ``.json`` / ``.parquet`` file may be given instead of a registered name.
     """
     if name not in BENCHMARKS:
-        if name.endswith(".jsonl") and Path(name).is_file():
-            problems = rows_to_problems(Path(name).stem, read_jsonl(name))
+        if _is_data_file_name(name) and Path(name).is_file():
+            problems = rows_to_problems(Path(name).stem, read_rows(name))
             return problems[:limit] if limit else problems
         parse_benchmarks([name])  # raises the clear error
     spec = BENCHMARKS[name]

@@ -6,6 +6,7 @@ rollout, or a samples file made elsewhere) and a grading backend (``eval.grading
 from __future__ import annotations
 
 import logging
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
@@ -65,10 +66,16 @@ def score_samples(samples: Sequence[ProblemSamples], backend, ks: Sequence[int] 
     eq_errors = [0]
 
     def equivalent_many(pairs):
-        res = grade_all(backend, equivalence_items(pairs), on_error="return",
-                        progress=progress and len(pairs) > 2000, desc="clustering answers")
+        # Two plain integers are equal exactly when their values are (the grader compares integers exactly
+        # too), so those pairs are settled here; everything else goes to the grader.
+        out = [_int_equal(a, b) for a, b in pairs]
+        ask = [i for i, v in enumerate(out) if v is None]
+        res = grade_all(backend, equivalence_items([pairs[i] for i in ask]), on_error="return",
+                        progress=progress and len(ask) > 2000, desc="clustering answers")
         eq_errors[0] += sum(g.verdict == ERROR for g in res)
-        return [g.verdict == CORRECT for g in res]
+        for i, g in zip(ask, res):
+            out[i] = g.verdict == CORRECT
+        return out
 
     clusters = cluster_answers_many(answer_lists, equivalent_many)
 
@@ -101,6 +108,17 @@ def score_samples(samples: Sequence[ProblemSamples], backend, ks: Sequence[int] 
     if eq_errors[0]:
         log.warning("%d answer-equivalence checks failed in the grader (treated as different answers)", eq_errors[0])
     return ScoreResult(records, summary)
+
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+def _int_equal(a: str, b: str) -> Optional[bool]:
+    """``int(a) == int(b)`` when both are plain integers ("025", "-3"), else ``None`` (ask the grader)."""
+    a, b = a.strip(), b.strip()
+    if len(a) < 4000 and len(b) < 4000 and _INT.fullmatch(a) and _INT.fullmatch(b):
+        return int(a) == int(b)
+    return None
 
 
 def _vote_answer(g) -> Optional[str]:

@@ -71,6 +71,10 @@ def test_data_dir_env_and_custom_jsonl(tmp_path, monkeypatch):
     custom.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     probs = load_benchmark(str(custom))
     assert [(p.id, p.gold) for p in probs] == [("0", "2"), ("1", "\\frac12")]
+    as_json = tmp_path / "heldout.json"
+    as_json.write_text(json.dumps(rows))
+    assert [p.gold for p in load_benchmark(str(as_json))] == ["2", "\\frac12"]
+    assert parse_benchmarks(f"aime24,{as_json}") == ["aime24", str(as_json)]
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"problem": "x", "answer": 1}\n{oops\n')
     with pytest.raises(ValueError, match="bad.jsonl:2"):
