@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -63,6 +62,8 @@ def _gen_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
     p.add_argument("--backend", choices=["vllm", "hf"], default="vllm")
     p.add_argument("--template", default="qwen_boxed", help="trainer prompt template ('none' = raw question)")
+    p.add_argument("--tokenizer", default=None,
+                   help="tokenizer path/id when the model directory has none (curve: default from the run's config)")
     p.add_argument("--tensor-parallel-size", "--tp", type=int, default=1)
     p.add_argument("--dtype", default="auto", help="vLLM dtype; the HF backend maps auto to float32 on CPU")
     p.add_argument("--max-model-len", type=int, default=None)
@@ -106,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("--checkpoints", nargs="*", default=[], help="checkpoint directories instead of --run")
     cu.add_argument("--base", default=None, help="also evaluate this model as step 0")
     cu.add_argument("--metric", default="pass@1")
-    cu.add_argument("--out", default=None, help="output dir (default <run>/eval)")
+    cu.add_argument("--out", default=None, help="output dir (default <run>/eval_curve)")
     cu.add_argument("--overwrite", action="store_true", help="re-evaluate steps that already have a summary")
     _gen_args(cu)
 
@@ -138,18 +139,19 @@ def _spec(a):
                         seed=a.seed, stop=tuple(a.stop)).validate()
 
 
-def _generator(a, model: str):
+def _generator(a, model: str, tokenizer: Optional[str] = None):
     from eval.generate import make_generator
 
     if a.backend == "vllm":
-        return make_generator("vllm", model, tensor_parallel_size=a.tensor_parallel_size, dtype=a.dtype,
+        return make_generator("vllm", model, tokenizer, tensor_parallel_size=a.tensor_parallel_size, dtype=a.dtype,
                               seed=a.seed, max_model_len=a.max_model_len,
                               gpu_memory_utilization=a.gpu_memory_utilization, enforce_eager=a.enforce_eager)
     dtype = "float32" if a.dtype == "auto" else a.dtype
-    return make_generator("hf", model, dtype=dtype, micro_batch_size=a.hf_batch_size)
+    return make_generator("hf", model, tokenizer, dtype=dtype, micro_batch_size=a.hf_batch_size)
 
 
-def _eval_model(a, model: str, out_dir: Path, name: Optional[str], step: Optional[int], backend) -> dict:
+def _eval_model(a, model: str, out_dir: Path, name: Optional[str], step: Optional[int], backend,
+                tokenizer: Optional[str] = None) -> dict:
     from eval.benchmarks import load_benchmarks
     from eval.harness import run_eval
 
@@ -158,7 +160,7 @@ def _eval_model(a, model: str, out_dir: Path, name: Optional[str], step: Optiona
     problems = load_benchmarks(a.benchmarks, data_dir=a.data_dir, source=a.source, limit=a.limit)
     spec = _spec(a)
     check_ks(a.k or default_ks(spec.n), spec.n)  # before the (slow) model load
-    gen = _generator(a, model)
+    gen = _generator(a, model, tokenizer or getattr(a, "tokenizer", None))
     try:
         info = {"model": model, "name": name or out_dir.name, "limit": a.limit}
         if step is not None:
@@ -228,49 +230,27 @@ def cmd_compare(a) -> int:
     return 0
 
 
-def find_checkpoints(run: Optional[str], explicit: list) -> list:
-    """``[(step, model_dir)]`` from a trainer output dir (``checkpoints/step_*/policy`` or ``step_*``
-    holding a ``config.json``) or explicit checkpoint directories."""
-    from eval.plot import step_of
-
-    dirs = [Path(d) for d in explicit]
-    if run:
-        root = Path(run) / "checkpoints"
-        if not root.is_dir():
-            root = Path(run)
-        dirs += sorted(p for p in root.glob("step_*") if p.is_dir())
-    found = []
-    for d in dirs:
-        model = next((m for m in (d / "policy", d / "actor", d / "model", d) if (m / "config.json").is_file()), None)
-        if model is None:
-            raise FileNotFoundError(f"no HF model (config.json) in {d} or its policy/ subfolder")
-        state = d / "trainer_state.json"
-        step = json.loads(state.read_text()).get("step") if state.is_file() else None
-        found.append((int(step) if step is not None else step_of(d), str(model)))
-    if not found:
-        raise FileNotFoundError(f"no checkpoints found (looked in {run!r} and {explicit})")
-    return sorted(found)
-
-
 def cmd_curve(a) -> int:
+    from eval.checkpoints import find_checkpoints, resolve_tokenizer
     from eval.plot import plot_curve
     from eval.report import compare
 
-    ckpts = find_checkpoints(a.run, a.checkpoints)
-    if a.base:
-        ckpts = [(0, a.base)] + [c for c in ckpts if c[0] != 0]
-    out = Path(a.out) if a.out else Path(a.run or ".") / "eval"
+    ckpts = [(step, model, resolve_tokenizer(model, a.run, a.tokenizer))
+             for step, model in find_checkpoints(a.run, tuple(a.checkpoints))]
+    if a.base:  # the model training started from, as step 0
+        ckpts = [(0, a.base, a.tokenizer)] + [c for c in ckpts if c[0] != 0]
+    out = Path(a.out) if a.out else Path(a.run or ".") / "eval_curve"
     backend = _backend(a)
     dirs = []
     try:
-        for step, model in ckpts:
+        for step, model, tok in ckpts:
             d = out / f"step_{step:06d}"
             dirs.append(d)
             if (d / "summary.json").is_file() and not a.overwrite:
                 log.info("step %d: already evaluated (%s), skipping", step, d)
                 continue
             log.info("step %d: evaluating %s", step, model)
-            _eval_model(a, model, d, f"step {step}", step, backend)
+            _eval_model(a, model, d, f"step {step}", step, backend, tokenizer=tok)
     finally:
         backend.close()
     png = plot_curve(dirs, a.metric, out / f"curve_{a.metric.replace('@', '_at_')}.png")

@@ -82,6 +82,9 @@ class VLLMGenerator:
                  dtype: str = "auto", seed: int = 0, max_model_len: Optional[int] = None,
                  gpu_memory_utilization: Optional[float] = None, enforce_eager: bool = False,
                  trust_remote_code: bool = False, **llm_kwargs: Any):
+        if os.path.isfile(os.path.join(model, "adapter_config.json")):
+            raise ValueError(f"{model} is a LoRA adapter: evaluate it with --backend hf (the adapter is merged "
+                             "into its base model), or merge it and point --model at the merged model")
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # CPU build: busy-waiting threads halve decoding speed
         from vllm import LLM
 
@@ -129,15 +132,18 @@ class HFGenerator:
 
     name = "hf"
 
-    def __init__(self, model=None, tokenizer=None, *, model_path: Optional[str] = None, dtype: str = "float32",
-                 device: Optional[str] = None, micro_batch_size: int = 64, trust_remote_code: bool = False):
+    def __init__(self, model=None, tokenizer=None, *, model_path: Optional[str] = None,
+                 tokenizer_path: Optional[str] = None, dtype: str = "float32", device: Optional[str] = None,
+                 micro_batch_size: int = 64, trust_remote_code: bool = False):
         if model is None:
             if not model_path:
                 raise ValueError("HFGenerator needs a model or a model_path")
-            from trainer.models.loading import load_causal_lm, load_tokenizer
+            from trainer.models.loading import load_tokenizer
 
-            tokenizer = tokenizer or load_tokenizer(model_path, padding_side="left", trust_remote_code=trust_remote_code)
-            model = load_causal_lm(model_path, dtype=dtype, trust_remote_code=trust_remote_code, device=device)
+            if tokenizer is None:
+                tokenizer = load_tokenizer(tokenizer_path or model_path, padding_side="left",
+                                           trust_remote_code=trust_remote_code)
+            model = load_hf_model(model_path, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
         if tokenizer is None:
             raise ValueError("HFGenerator needs the tokenizer that goes with the model")
         from trainer.rollout.hf import HFRollout
@@ -168,6 +174,26 @@ class HFGenerator:
         pass
 
 
+def load_hf_model(path: str, *, dtype: str = "float32", device: Optional[str] = None,
+                  trust_remote_code: bool = False):
+    """An HF causal LM from a model directory or hub id; a peft LoRA adapter directory is loaded onto its
+    base model (``base_model_name_or_path``) and merged."""
+    from trainer.models.loading import load_causal_lm
+
+    adapter = os.path.join(path, "adapter_config.json")
+    if not os.path.isfile(adapter):
+        return load_causal_lm(path, dtype=dtype, trust_remote_code=trust_remote_code, device=device)
+    import json
+
+    from peft import PeftModel
+
+    base = json.load(open(adapter, encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{adapter} does not name its base model (base_model_name_or_path)")
+    model = load_causal_lm(base, dtype=dtype, trust_remote_code=trust_remote_code, device=device)
+    return PeftModel.from_pretrained(model, path).merge_and_unload()
+
+
 def rollout_to_completions(out: Any, n_prompts: int, n: int) -> list[list[Completion]]:
     """Regroup a trainer ``RolloutOutput`` (flat, prompt-major: prompt i's samples at i*n .. i*n+n-1)
     into one list of completions per prompt."""
@@ -181,15 +207,17 @@ def rollout_to_completions(out: Any, n_prompts: int, n: int) -> list[list[Comple
     return [comps[i * n:(i + 1) * n] for i in range(n_prompts)]
 
 
-def make_generator(backend: str, model: str, **kw):
-    """``backend`` "vllm" | "hf" -> a generator for the model at ``model`` (path or hub id)."""
+def make_generator(backend: str, model: str, tokenizer: Optional[str] = None, **kw):
+    """``backend`` "vllm" | "hf" -> a generator for the model at ``model`` (path or hub id); ``tokenizer``
+    when the model directory has none (trainer checkpoints)."""
     if backend == "vllm":
-        return VLLMGenerator(model, **{k: v for k, v in kw.items() if k not in ("micro_batch_size", "device")})
+        return VLLMGenerator(model, tokenizer=tokenizer,
+                             **{k: v for k, v in kw.items() if k not in ("micro_batch_size", "device")})
     if backend == "hf":
         keep = ("dtype", "device", "micro_batch_size", "trust_remote_code")
-        return HFGenerator(model_path=model, **{k: v for k, v in kw.items() if k in keep})
+        return HFGenerator(model_path=model, tokenizer_path=tokenizer, **{k: v for k, v in kw.items() if k in keep})
     raise ValueError(f"unknown generation backend {backend!r}; use vllm or hf")
 
 
 __all__ = ["SamplingSpec", "VLLMGenerator", "HFGenerator", "build_prompts", "problem_seed", "make_generator",
-           "rollout_to_completions"]
+           "load_hf_model", "rollout_to_completions"]
