@@ -23,7 +23,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, Wi
 from reward_service import __version__
 from reward_service.grading import CORRECT, NO_ANSWER, Grade
 from reward_service.metrics import CONTENT_TYPE, ServiceMetrics
-from reward_service.pool import ERROR, TIMEOUT_REASON, GradeItem, GradingPool, GradingPoolError
+from reward_service.pool import ERROR, INVALID, TIMEOUT_REASON, GradeItem, GradingPool, GradingPoolError
 from reward_service.rewards import RewardScheme, SchemeRegistry, UnknownSchemeError, openrlhf_score
 from reward_service.settings import Settings
 
@@ -134,6 +134,12 @@ def split_response(query: str, prompt: Optional[str]) -> tuple[str, bool]:
 
 
 # ------------------------------------------------------------------------------------------ middleware
+
+
+class InvalidItems(Exception):
+    def __init__(self, response: JSONResponse):
+        super().__init__("invalid items")
+        self.response = response
 
 
 class SchemeFailed(Exception):
@@ -291,6 +297,10 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
                                        f"computed (first: item {exc.failed[0]['index']}: {exc.failed[0]['reason']})",
                              "errors": exc.failed[:20]}, status_code=500)
 
+    @app.exception_handler(InvalidItems)
+    async def _invalid_items(request: Request, exc: InvalidItems):
+        return exc.response
+
     @app.exception_handler(SchemeFailed)
     async def _scheme_failed(request: Request, exc: SchemeFailed):
         log.error("%s", exc)
@@ -305,12 +315,18 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
             raise HTTPException(413, f"{n} items is over the limit of {settings.max_items} per request (max_items); "
                                      "split the batch")
 
-    async def grade(items: list[GradeItem]) -> list[Grade]:
+    async def grade(items: list[GradeItem], gold_loc: str) -> list[Grade]:
         grades = await state["pool"].agrade_many(items, on_error="return")
         failed = [{"index": i, "reason": g.reason} for i, g in enumerate(grades) if g.verdict == ERROR]
         if failed:  # a grader bug is not a verdict: fail loudly (clients retry 5xx, then raise)
             log.error("grading function failed on %d of %d items, first: %s", len(failed), len(grades), failed[0])
             raise GraderFailed(failed)
+        invalid = [(i, g.reason) for i, g in enumerate(grades) if g.verdict == INVALID]
+        if invalid:  # e.g. an empty gold: the request's mistake (422), found by the grader
+            errors = [{"loc": gold_loc.format(i), "msg": reason, "type": "invalid_gold"} for i, reason in invalid]
+            return_422 = JSONResponse({"detail": errors, "message": "; ".join(f"{e['loc']}: {e['msg']}"
+                                                                               for e in errors[:5])}, status_code=422)
+            raise InvalidItems(return_422)
         return grades
 
     def rewards_for(schemes: list[RewardScheme], grades: list[Grade], completions: list, golds: list) -> list[float]:
@@ -339,7 +355,7 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
         default = registry.get(req.scheme)
         schemes = [registry.get(it.scheme) if it.scheme else default for it in req.items]
         grades = await grade([GradeItem(it.completion, it.gold, s.last_number_fallback)
-                              for it, s in zip(req.items, schemes)])
+                              for it, s in zip(req.items, schemes)], "items.{}.gold")
         rewards = rewards_for(schemes, grades, [it.completion for it in req.items], [it.gold for it in req.items])
         results = [{"reward": r, "verdict": g.verdict, "answer": g.answer, "reason": g.reason}
                    for r, g in zip(rewards, grades)]
@@ -356,7 +372,8 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
         if not all(found):
             log.warning("/get_reward: %d of %d prompts not found in their query; graded the whole query",
                         found.count(False), len(found))
-        grades = await grade([GradeItem(r, gold, scheme.last_number_fallback) for r, gold in zip(responses, req.labels)])
+        grades = await grade([GradeItem(r, gold, scheme.last_number_fallback) for r, gold in zip(responses, req.labels)],
+                             "labels.{}")
         rewards = rewards_for([scheme] * len(grades), grades, list(responses), req.labels)
         record([scheme] * len(grades), grades)
         return JSONResponse({

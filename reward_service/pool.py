@@ -57,6 +57,9 @@ TIMEOUT_REASON = "timeout"
 # Verdict of an item on which the grading function raised. A grader bug is not a verdict on the completion:
 # grade_many raises GraderError for it by default, and the service answers 500 (never a silent reward).
 ERROR = "error"
+# Verdict of an item whose input the grader rejects (e.g. an empty gold: reward_service.grading.GoldError, or
+# any exception with ``invalid_input = True``): the caller's mistake, reported as such (HTTP 422).
+INVALID = "invalid"
 _VERDICTS = frozenset({CORRECT, WRONG, NO_ANSWER})
 # Upper bounds of the per-item grading-time histogram (seconds); the last bucket is +Inf.
 ITEM_SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
@@ -93,12 +96,35 @@ class GraderError(GradingPoolError):
         super().__init__(f"the grading function failed on item {i}: {reason}{more}")
 
 
+class InvalidItemError(ValueError):
+    """The grader rejected some items' input (e.g. an empty gold). ``failures`` = [(index, reason)]."""
+
+    def __init__(self, failures: list, grades: list):
+        self.failures, self.grades = failures, grades
+        i, reason = failures[0]
+        more = f" (and {len(failures) - 1} more items)" if len(failures) > 1 else ""
+        super().__init__(f"item {i} cannot be graded: {reason}{more}")
+
+
 def check_errors(grades: list) -> list:
-    """Raise GraderError if any grade has the ERROR verdict; return the grades otherwise."""
+    """Raise GraderError (grader bug) or InvalidItemError (bad input) for ERROR / INVALID grades."""
     failures = [(i, g.reason) for i, g in enumerate(grades) if g.verdict == ERROR]
     if failures:
         raise GraderError(failures, grades)
+    invalid = [(i, g.reason) for i, g in enumerate(grades) if g.verdict == INVALID]
+    if invalid:
+        raise InvalidItemError(invalid, grades)
     return grades
+
+
+def _is_invalid_input(e: BaseException) -> bool:
+    if getattr(e, "invalid_input", False):
+        return True
+    try:
+        from reward_service.grading import GoldError
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(e, GoldError)
 
 
 @dataclass(frozen=True)
@@ -194,8 +220,11 @@ def _worker_main(conn: mpc.Connection, grader_path: str, warmup: bool) -> None:
                 if g.verdict not in _VERDICTS:
                     raise ValueError(f"the grader returned the verdict {g.verdict!r}")
                 msg = (tid, g.verdict, g.answer, g.reason, getattr(g, "method", None), clock() - t0)
-            except Exception as e:  # a grader bug: report it, never a silent reward
-                msg = (tid, ERROR, None, f"grader error: {type(e).__name__}: {e}"[:500], None, clock() - t0)
+            except Exception as e:  # bad input, or a grader bug: report it, never a silent reward
+                if _is_invalid_input(e):
+                    msg = (tid, INVALID, None, str(e)[:500], None, clock() - t0)
+                else:
+                    msg = (tid, ERROR, None, f"grader error: {type(e).__name__}: {e}"[:500], None, clock() - t0)
             send(msg)
 
 
@@ -363,7 +392,8 @@ class GradingPool:
         """Grade a batch and wait for it. Items: GradeItem, dict or (completion, gold[, fallback]) tuples.
 
         Timed-out items are ``wrong`` (reason ``timeout``). If the grading function raised on an item, a
-        GraderError is raised (``on_error="return"`` returns those items with the ``ERROR`` verdict instead).
+        GraderError is raised, or InvalidItemError when it rejected the item's input (an empty gold, ...);
+        ``on_error="return"`` returns those items with the ``ERROR`` / ``INVALID`` verdict instead.
         """
         grades = self.submit(items).result(timeout)
         return check_errors(grades) if on_error == "raise" else grades
@@ -549,9 +579,10 @@ class GradingPool:
             w.chunk_ends.popleft()
         w.head_since = now
         s = self.stats
-        if verdict == ERROR:
-            s.grader_errors += 1
-            g = Grade(ERROR, None, reason, None)
+        if verdict in (ERROR, INVALID):
+            if verdict == ERROR:
+                s.grader_errors += 1
+            g = Grade(verdict, None, reason, None)
             cacheable = False
         else:
             g = Grade(verdict, answer, reason, method)

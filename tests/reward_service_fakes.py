@@ -3,7 +3,7 @@
 ``scripted_grade`` grades ``\\boxed{X}`` against the gold by string equality, and obeys markers in the text:
 ``HANG`` (sleeps for an hour), ``SPIN`` (burns CPU forever, holding the GIL in one long C call), ``NAP``
 (sleeps 0.05 s, to make a batch last a while),
-``RAISE`` (raises), ``DIE`` (the process exits at once, like a segfault), ``DIE_ONCE:<path>`` (exits the first
+``RAISE`` (raises), ``BADGOLD`` (rejects its input, like an empty gold), ``DIE`` (the process exits at once, like a segfault), ``DIE_ONCE:<path>`` (exits the first
 time, creating <path>; grades normally once <path> exists).
 """
 from __future__ import annotations
@@ -26,6 +26,10 @@ def scripted_grade(completion: str, gold, *, last_number_fallback: bool = False)
         10 ** (10 ** 9)  # one C call that never returns in time
     if "RAISE" in completion:
         raise ArithmeticError("scripted failure")
+    if "BADGOLD" in completion:
+        err = ValueError("scripted: gold rejected")
+        err.invalid_input = True
+        raise err
     if "DIE_ONCE:" in completion:
         path = completion.split("DIE_ONCE:", 1)[1].split()[0]
         if not os.path.exists(path):
@@ -45,7 +49,7 @@ def scripted_grade(completion: str, gold, *, last_number_fallback: bool = False)
     return Grade(CORRECT if ans == str(gold).strip() else WRONG, ans, "string match", "boxed")
 
 
-_MARKERS = ("HANG", "SPIN", "NAP", "RAISE", "DIE")
+_MARKERS = ("HANG", "SPIN", "NAP", "RAISE", "DIE", "BADGOLD")
 
 
 def scripted_or_real(completion: str, gold, *, last_number_fallback: bool = False) -> Grade:

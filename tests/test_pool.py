@@ -80,6 +80,15 @@ def test_grader_exception_is_an_error_not_a_verdict(pool):
     assert pool.grade_many([("RAISE", "1")] * 2, on_error="return")[0].verdict == ERROR  # errors are not cached
 
 
+def test_invalid_input_is_reported_as_such(pool):
+    from reward_service.pool import INVALID, InvalidItemError
+
+    with pytest.raises(InvalidItemError) as e:
+        pool.grade_many([boxed(1), ("BADGOLD", "1")])
+    assert e.value.failures == [(1, "scripted: gold rejected")] and isinstance(e.value, ValueError)
+    assert pool.grade_many([("BADGOLD", "1")], on_error="return")[0].verdict == INVALID
+
+
 def test_crashing_item_is_retried_once(pool, tmp_path):
     flag = tmp_path / "died"
     before = pool.stats.retries

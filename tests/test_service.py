@@ -158,6 +158,14 @@ def test_malformed_is_422_with_reason(http, body, where):
     assert where in r.json()["message"], r.json()
 
 
+def test_gold_the_grader_rejects_is_422(http):
+    r = http.post("/v1/score", json={"items": [{"completion": "\\boxed{1}", "gold": "1"},
+                                               {"completion": "\\boxed{1}", "gold": "#### "}]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "items.1.gold", r.text
+    r = http.post("/get_reward", json={"query": ["\\boxed{1}"], "labels": ["\\boxed{}"]})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == "labels.0", r.text
+
+
 def test_unknown_scheme_is_400(http):
     r = http.post("/v1/score", json={"scheme": "simple", "items": [{"completion": "x", "gold": "1"}]})
     assert r.status_code == 400
