@@ -77,36 +77,50 @@ def read_samples_file(path: Union[str, Path]) -> list[ProblemSamples]:
     if not path.is_file():
         raise FileNotFoundError(f"samples file not found: {path}")
     merged: dict[tuple, ProblemSamples] = {}
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise SamplesFileError(f"{where}: not valid JSON ({e.msg})") from e
-            if not isinstance(row, dict):
-                raise SamplesFileError(f"{where}: expected a JSON object, got {type(row).__name__}")
-            try:
-                ps = _parse_row(row, path.stem, lineno)
-            except (ValueError, TypeError) as e:
-                raise SamplesFileError(f"{where}: {e}") from e
-            key = (ps.problem.benchmark, ps.problem.id)
-            if key in merged:
-                prev = merged[key]
-                if prev.problem.gold != ps.problem.gold:
-                    raise SamplesFileError(f"{where}: {key[0]}/{key[1]} appears again with another gold "
-                                           f"({prev.problem.gold!r} vs {ps.problem.gold!r})")
-                prev.completions.extend(ps.completions)
-            else:
-                merged[key] = ps
+    for lineno, row in _rows(path):
+        where = f"{path}:{lineno}"
+        if not isinstance(row, dict):
+            raise SamplesFileError(f"{where}: expected a JSON object, got {type(row).__name__}")
+        try:
+            ps = _parse_row(row, path.stem, lineno)
+        except (ValueError, TypeError) as e:
+            raise SamplesFileError(f"{where}: {e}") from e
+        key = (ps.problem.benchmark, ps.problem.id)
+        if key in merged:
+            prev = merged[key]
+            if prev.problem.gold != ps.problem.gold:
+                raise SamplesFileError(f"{where}: {key[0]}/{key[1]} appears again with another gold "
+                                       f"({prev.problem.gold!r} vs {ps.problem.gold!r})")
+            prev.completions.extend(ps.completions)
+        else:
+            merged[key] = ps
     if not merged:
         raise SamplesFileError(f"{path}: no samples")
     empty = [f"{b}/{i}" for (b, i), ps in merged.items() if not ps.completions]
     if empty:
         log.warning("%d problem(s) have no completions and are left out: %s", len(empty), ", ".join(empty[:10]))
     return [ps for ps in merged.values() if ps.completions]
+
+
+def _rows(path: Path):
+    """``(line number, parsed row)`` of a JSONL file; a file holding one JSON array is accepted too
+    (its items are numbered from 1)."""
+    text = path.read_text(encoding="utf-8")
+    if text.lstrip().startswith("["):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = None
+        if isinstance(data, list):
+            yield from enumerate(data, 1)
+            return
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SamplesFileError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
 
 
 def _parse_row(row: dict, default_bench: str, lineno: int) -> ProblemSamples:
