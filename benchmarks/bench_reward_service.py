@@ -231,6 +231,40 @@ async def _concurrent(url: str, items: list[dict], clients: int, batch: int, tok
             "error_samples": errors[:5]}
 
 
+def run_health_probe(url: str, token: Optional[str], k0: int = 10**6) -> dict:
+    """Poll /health every 20 ms while the service grades a batch of pathological items (some time out)."""
+    import threading
+
+    items = [{"completion": f"probe {k}: " + PATHOLOGICAL[k % len(PATHOLOGICAL)](k), "gold": "42"}
+             for k in range(k0, k0 + 48)]
+    # nested \boxed{( ... : slow enough in the grader to hit the time limit
+    items += [{"completion": f"probe {k}: " + "\\boxed{(" * 2000 + "1" + ")" * 2000 + "}", "gold": "1"} for k in range(4)]
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    out: dict = {}
+
+    def post():
+        with httpx.Client(base_url=url, timeout=300, headers=headers) as c:
+            t = time.perf_counter()
+            r = c.post("/v1/score", json={"items": items})
+            out.update(status=r.status_code, seconds=time.perf_counter() - t,
+                       timeouts=sum(x["reason"] == "timeout" for x in r.json()["results"]) if r.status_code == 200 else None)
+
+    th = threading.Thread(target=post)
+    th.start()
+    lat = []
+    with httpx.Client(base_url=url, timeout=10) as h:
+        time.sleep(0.05)
+        while th.is_alive():
+            t = time.perf_counter()
+            h.get("/health")
+            lat.append(time.perf_counter() - t)
+            time.sleep(0.02)
+    th.join()
+    return {"batch_items": len(items), "batch_seconds": out.get("seconds"), "batch_status": out.get("status"),
+            "batch_timeouts": out.get("timeouts"), "health_probes": len(lat), "health_p50_ms": 1000 * pct(lat, 50),
+            "health_p99_ms": 1000 * pct(lat, 99), "health_max_ms": 1000 * max(lat) if lat else None}
+
+
 _MV_CHILD = r"""
 import json, sys, time
 from math_verify import parse, verify
@@ -354,6 +388,10 @@ def main(argv=None) -> dict:
               f"errors {conc['errors']}")
         if conc["errors"]:
             print("  error samples:", conc["error_samples"])
+        hp = results["health_during_pathological_batch"] = run_health_probe(url, args.token)
+        print(f"/health during a {hp['batch_items']}-item pathological batch ({hp['batch_seconds']:.1f} s, "
+              f"{hp['batch_timeouts']} timeouts): p50 {hp['health_p50_ms']:.1f} ms, p99 {hp['health_p99_ms']:.1f} ms, "
+              f"max {hp['health_max_ms']:.1f} ms over {hp['health_probes']} probes")
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {args.token}"} if args.token else {}) as c:
             metrics = c.get("/metrics").text
         results["service_timeouts"] = _metric(metrics, "mathrl_reward_timeouts_total")
