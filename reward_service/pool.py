@@ -485,8 +485,17 @@ class GradingPool:
     # ------------------------------------------------------------------ dispatcher thread
 
     def _spawn(self) -> _Worker:
-        parent_conn, child_conn = self._ctx.Pipe(duplex=True)
-        proc = self._ctx.Process(
+        try:
+            return self._start_worker(self._ctx)
+        except Exception as e:  # e.g. the fork server cannot be reached: a plain spawned worker still works
+            if self._ctx.get_start_method() == "spawn":
+                raise
+            log.error("cannot start a grading worker through the fork server (%s); spawning one", e)
+            return self._start_worker(multiprocessing.get_context("spawn"))
+
+    def _start_worker(self, ctx) -> _Worker:
+        parent_conn, child_conn = ctx.Pipe(duplex=True)
+        proc = ctx.Process(
             target=_worker_main, args=(child_conn, self.grader, self.warmup), name="grading-worker", daemon=True
         )
         proc.start()
@@ -500,6 +509,7 @@ class GradingPool:
         except BaseException:  # never leave callers hanging
             msg = "grading pool dispatcher crashed:\n" + traceback.format_exc()
             log.error(msg)
+            self._broken = msg  # later submits fail at once instead of waiting forever
             self._fail_all(msg)
         finally:
             for w in self._workers:
