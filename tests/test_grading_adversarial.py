@@ -49,6 +49,15 @@ HACKS = [
     (r"\boxed{\frac{1}{0}}", "1", W, "division by zero"),
     (r"\boxed{12:00}", "1:00", W, "times differ"),
     (r"\boxed{(B)}", "C", W, "other choice"),
+    # found by sweeping perturbed dataset golds
+    (r"\boxed{1}", r"\lfloor\sqrt{n-1}\rfloor", W, "a step function is not a constant"),
+    (r"\boxed{\lfloor\sqrt{n+1}\rfloor}", r"\lfloor\sqrt{n-1}\rfloor", W, "step functions agreeing at points"),
+    (r"\boxed{I(0)e^{+\frac{t}{RC}}}", r"I(0)e^{-\frac{t}{RC}}", W, "I(0) is a quantity, not I times 0"),
+    (r"\boxed{-37_9}", "-37_8", W, "base subscript"),
+    (r"\boxed{\$\dfrac53 \approx \$0.67}", r"\$\dfrac23 \approx \$0.67", W, "exact part before approx"),
+    (r"\boxed{\sqrt{2}+10^{-50}}", r"\sqrt{2}", W, "difference below 1e-30"),
+    (r"\boxed{1.41421356237309504880168872420969807856967187537694}", r"\sqrt2", W, "50 digits, badly rounded"),
+    (r"\boxed{1.41421356237309504880168872420969807856967187537695}", r"\sqrt2", C, "50 digits, rounded"),
 ]
 
 FORMS = [

@@ -68,11 +68,28 @@ def _tokens(s: str) -> tuple:
             continue
         if kind == "var":
             val = _SUB_BRACE.sub(r"_\1", val)  # x_{1} and x_1 are the same variable
-            if val == "I":
-                val = "i"  # sympy's imaginary unit, as latex2sympy2-extended reads it
         toks.append((kind, val, space))
         space = False
-    return tuple(toks)
+    return tuple(_merge_applications(toks))
+
+
+def _merge_applications(toks: list) -> list:
+    """``f(0)``, ``I(0)``, ``P(A)``: a letter applied to a single number or letter is one opaque quantity
+    (not ``f`` times 0); a lone ``I`` is sympy's imaginary unit, as latex2sympy2-extended reads it."""
+    out = []
+    i = 0
+    while i < len(toks):
+        kind, val, sp = toks[i]
+        if (kind == "var" and i + 3 < len(toks) + 0 and i + 3 <= len(toks) - 1 and toks[i + 1][1] == "("
+                and toks[i + 2][0] in ("num", "var") and toks[i + 3][1] == ")" and not toks[i + 1][2]):
+            out.append(("var", f"{val}({toks[i + 2][1]})", sp))
+            i += 4
+            continue
+        if kind == "var" and val == "I":
+            val = "i"
+        out.append((kind, val, sp))
+        i += 1
+    return out
 
 
 def free_vars(s: str) -> frozenset:

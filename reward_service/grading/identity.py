@@ -19,20 +19,17 @@ from .expr import _eval, free_vars
 from .numbers import DomainError, NotNumeric, Num, TooLarge
 
 # ----------------------------------------------------------------------------------------------------------
-_PRIMES = (101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157)
+# irregular positive rationals spread over two orders of magnitude (step functions such as floor must not look
+# constant because every point fell in the same step)
+_BASE = (Fraction(37, 13), Fraction(211, 17), Fraction(19, 23), Fraction(613, 11), Fraction(71, 29),
+         Fraction(1009, 97), Fraction(5, 3), Fraction(331, 7))
 
 
 def _points(names, count=6):
-    """Deterministic, irregular positive rational points (values between about 1.3 and 4)."""
+    """Deterministic points: variable j at point k takes _BASE[(k + 3j) % 8] (different variables differ)."""
     names = sorted(names)
-    pts = []
-    for k in range(count):
-        pt = {}
-        for j, n in enumerate(names):
-            p = _PRIMES[(k * 5 + j * 7) % len(_PRIMES)]
-            pt[n] = Fraction(p * (j + 3) + 17 * k + 1, 97 + 13 * k + 5 * j)
-        pts.append(pt)
-    return pts
+    return [{n: _BASE[(k + 3 * j) % len(_BASE)] + Fraction(j, 101) for j, n in enumerate(names)}
+            for k in range(count)]
 
 
 def refine(n: Num, dps: int) -> Num:

@@ -271,10 +271,13 @@ def _parse(s: str, depth: int = 0) -> Node:
     if rel:
         parts, ops = rel
         if "\\approx" in ops:
+            # "x = 1/3 \approx 0.33" and "2/3 \approx 0.67" keep the exact part; "x \approx 11" the value
             k = ops.index("\\approx")
             head = parts[: k + 1]
             if k > 0 and all(o == "=" for o in ops[:k]):
                 return parse(" = ".join(head), depth + 1)
+            if k == 0 and not is_symbolic_lhs(parts[0]):
+                return parse(parts[0], depth + 1)
             return parse(parts[-1], depth + 1)
         if all(o == "=" for o in ops):
             if is_symbolic_lhs(parts[0]) and parts[-1]:

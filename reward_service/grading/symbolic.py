@@ -328,8 +328,9 @@ def warmup() -> None:
 _DIGITS = 50
 
 
-def equal(g_text: str, p_text: str) -> Optional[bool]:
-    """Compare two cleaned LaTeX answers symbolically; None when undecidable (parse failure...)."""
+def equal(g_text: str, p_text: str, structural_only: bool = False) -> Optional[bool]:
+    """Compare two cleaned LaTeX answers symbolically; None when undecidable (parse failure...).
+    ``structural_only``: equal only when sympy builds the same expression (for piecewise functions)."""
     global _DIGITS
     _lazy()
     # numeric checks work with more digits when the texts carry many digits (10^{-60} must not vanish)
@@ -340,6 +341,14 @@ def equal(g_text: str, p_text: str) -> Optional[bool]:
     p = parse_latex(p_text, real)
     if g is None or p is None:
         return None
+    if structural_only:
+        try:
+            if g == p:
+                return True
+            a, b = g.doit(), p.doit()
+            return bool(a == b or sympy.expand(a - b) == 0)
+        except Exception:
+            return None
     return objects_equal(g, p)
 
 
