@@ -321,8 +321,10 @@ def warmup() -> None:
     """Import sympy / latex2sympy2-extended and build the antlr parser once (about 1-2 s), so that the first
     graded item does not pay for it. Worker processes call this at start."""
     _lazy()
-    parse_latex("x^{2}+\\frac{1}{2}", True)
-    parse_latex("\\sqrt{2}", True)
+    # one parse per grammar region, so antlr's prediction caches are filled before the first real item
+    for s in ("x^{2}+\\frac{1}{2}", "\\sqrt{2}", "x \\le 3", "1 \\le |z| \\le 2", "\\{1, 2\\}", "[1, 2)",
+              "\\sum_{k=0}^{n} k", "\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "y = 2x + 1", "\\sin(x) e^{x}"):
+        parse_latex(s, True)
 
 
 _DIGITS = 50
