@@ -213,7 +213,7 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {s.name: s for s in [
     BenchmarkSpec("minerva_math", "minerva_math.jsonl", ("idx",), _minerva_boxed_gold,
                   "math-ai/minervamath", None, "test", ("type",), "Minerva math (OCW), 272 problems, boxed gold"),
     BenchmarkSpec("minerva_math_rllm", "minerva_math_rllm.jsonl", ("idx",), _rllm_row_gold,
-                  "agentica-org/DeepScaleR-Preview-Dataset", None, "test", ("type",),
+                  "", None, "test", ("type",),  # only in the rllm GitHub repo (rllm/data/test/math/minerva.json)
                   "Minerva math with rllm's lists of accepted answers"),
     BenchmarkSpec("olympiadbench", "olympiadbench.jsonl", ("id",), _olympiad_row_gold,
                   "Hothan/OlympiadBench", "OE_TO_maths_en_COMP", "train",
@@ -337,10 +337,16 @@ def load_benchmark(name: str, *, data_dir: Union[str, Path, None] = None, source
 
 def _load_hub_rows(spec: BenchmarkSpec) -> list[dict]:
     """Rows of the benchmark's hub dataset (``datasets.load_dataset``; needs the hub to be reachable)."""
+    if not spec.hub_id:
+        raise ValueError(f"benchmark {spec.name!r} has no hub copy; use the local file {spec.file}")
     from datasets import load_dataset  # heavy import, only when asked for
 
     args = (spec.hub_id, spec.hub_config) if spec.hub_config else (spec.hub_id,)
-    ds = load_dataset(*args, split=spec.hub_split)
+    try:
+        ds = load_dataset(*args, split=spec.hub_split)
+    except Exception as e:  # noqa: BLE001 - network/hub errors come in many types; keep the cause
+        raise OSError(f"benchmark {spec.name!r}: could not load {'/'.join(a for a in args)} "
+                      f"(split {spec.hub_split}) from the hub: {type(e).__name__}: {e}") from e
     return [dict(r) for r in ds]
 
 
