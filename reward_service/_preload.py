@@ -5,7 +5,7 @@ so every grading worker forked from it starts warm in milliseconds instead of re
 Do not import this module anywhere else.
 """
 try:
-    from reward_service.pool import warm_up_grader
+    from reward_service.worker import warm_up_grader
 
     warm_up_grader()
 except Exception:  # never take the fork server down: workers then warm up themselves

@@ -34,45 +34,32 @@ import asyncio
 import collections
 import concurrent.futures
 import hashlib
-import importlib
 import logging
 import multiprocessing
 import multiprocessing.connection as mpc
 import os
-import signal
 import socket
-import sys
 import threading
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 from reward_service.grading import CORRECT, NO_ANSWER, WRONG, Grade
+from reward_service.worker import (  # noqa: F401  (re-exported: the pool's public names)
+    DEFAULT_GRADER,
+    ERROR,
+    INVALID,
+    load_callable,
+    warm_up_grader,
+    worker_main,
+)
 
 log = logging.getLogger("reward_service.pool")
 
-DEFAULT_GRADER = "reward_service.grading:grade"
 TIMEOUT_REASON = "timeout"
-# Verdict of an item on which the grading function raised. A grader bug is not a verdict on the completion:
-# grade_many raises GraderError for it by default, and the service answers 500 (never a silent reward).
-ERROR = "error"
-# Verdict of an item whose input the grader rejects (e.g. an empty gold: reward_service.grading.GoldError, or
-# any exception with ``invalid_input = True``): the caller's mistake, reported as such (HTTP 422).
-INVALID = "invalid"
-_VERDICTS = frozenset({CORRECT, WRONG, NO_ANSWER})
 # Upper bounds of the per-item grading-time histogram (seconds); the last bucket is +Inf.
 ITEM_SECONDS_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
-
-# Graded once by every new worker before it takes work, so that lazy imports on the symbolic path do not
-# count against the first real item's time limit.
-WARMUP_ITEMS = (
-    ("The answer is \\boxed{\\frac{1}{2}}", "0.5"),
-    ("\\boxed{x^2+1}", "1+x^2"),
-    ("\\boxed{\\sin(\\pi/6)}", "\\frac{1}{2}"),
-    ("\\boxed{y=2x+1}", "2x-y+1=0"),
-    ("\\boxed{[1,2)}", "[1, 2)"),
-)
 
 # Chunk sizing. A prefetched chunk must fit in the socket buffer (about 208 KiB on Linux) together with the
 # one the worker may not have read yet, so the dispatcher never blocks on a write while a worker is busy.
@@ -117,16 +104,6 @@ def check_errors(grades: list) -> list:
     return grades
 
 
-def _is_invalid_input(e: BaseException) -> bool:
-    if getattr(e, "invalid_input", False):
-        return True
-    try:
-        from reward_service.grading import GoldError
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(e, GoldError)
-
-
 @dataclass(frozen=True)
 class GradeItem:
     """One grading request: a completion, its gold answer, and whether a last-number fallback is allowed."""
@@ -144,88 +121,6 @@ def _as_item(x: Any) -> GradeItem:
     if isinstance(x, (tuple, list)) and len(x) in (2, 3):
         return GradeItem(x[0], x[1], bool(x[2]) if len(x) == 3 else False)
     raise TypeError(f"a grading item is a GradeItem, a dict or a (completion, gold[, fallback]) tuple, got {x!r:.80}")
-
-
-# --------------------------------------------------------------------------------------------- worker side
-
-
-def load_callable(path: str) -> Callable:
-    """Import ``"package.module:attribute"`` (``"package.module.attribute"`` also works)."""
-    if ":" in path:
-        mod_name, _, attr = path.partition(":")
-    else:
-        mod_name, _, attr = path.rpartition(".")
-    if not mod_name or not attr:
-        raise ValueError(f"expected 'module:function', got {path!r}")
-    obj: Any = importlib.import_module(mod_name)
-    for part in attr.split("."):
-        obj = getattr(obj, part)
-    if not callable(obj):
-        raise TypeError(f"{path!r} is not callable")
-    return obj
-
-
-def _die_with_parent() -> None:
-    """Linux: ask the kernel to SIGKILL this worker when the parent process dies (best effort)."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL("libc.so.6", use_errno=True)
-            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-        except Exception:  # pragma: no cover - best effort only
-            pass
-
-
-def warm_up_grader(grader_path: str = DEFAULT_GRADER) -> Callable:
-    """Import the grader and pay its first-call costs (lazy sympy/LaTeX-parser imports: ~2 s); return it."""
-    fn = load_callable(grader_path)
-    module_warmup = getattr(sys.modules.get(getattr(fn, "__module__", ""), None), "warmup", None)
-    if callable(module_warmup):  # the grading library's own warm-up, when it has one
-        try:
-            module_warmup()
-        except Exception:
-            pass
-    for completion, gold in WARMUP_ITEMS:
-        try:
-            fn(completion, gold, last_number_fallback=False)
-        except Exception:
-            pass
-    return fn
-
-
-def _worker_main(conn: mpc.Connection, grader_path: str, warmup: bool) -> None:
-    """Worker process: import the grader, then grade chunks and stream one result per item."""
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the parent decides
-    try:
-        fn = warm_up_grader(grader_path) if warmup else load_callable(grader_path)
-    except BaseException:
-        conn.send(("error", traceback.format_exc(limit=5)))
-        return
-    conn.send(("ready", os.getpid()))
-    clock = time.perf_counter
-    send = conn.send
-    while True:
-        try:
-            chunk = conn.recv()
-        except (EOFError, OSError):
-            return
-        if chunk is None:
-            return
-        for tid, completion, gold, fallback in chunk:
-            t0 = clock()
-            try:
-                g = fn(completion, gold, last_number_fallback=fallback)
-                if g.verdict not in _VERDICTS:
-                    raise ValueError(f"the grader returned the verdict {g.verdict!r}")
-                msg = (tid, g.verdict, g.answer, g.reason, getattr(g, "method", None), clock() - t0)
-            except Exception as e:  # bad input, or a grader bug: report it, never a silent reward
-                if _is_invalid_input(e):
-                    msg = (tid, INVALID, None, str(e)[:500], None, clock() - t0)
-                else:
-                    msg = (tid, ERROR, None, f"grader error: {type(e).__name__}: {e}"[:500], None, clock() - t0)
-            send(msg)
 
 
 # --------------------------------------------------------------------------------------------- parent side
@@ -496,7 +391,7 @@ class GradingPool:
     def _start_worker(self, ctx) -> _Worker:
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         proc = ctx.Process(
-            target=_worker_main, args=(child_conn, self.grader, self.warmup), name="grading-worker", daemon=True
+            target=worker_main, args=(child_conn, self.grader, self.warmup), name="grading-worker", daemon=True
         )
         proc.start()
         child_conn.close()
