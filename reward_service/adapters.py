@@ -98,6 +98,11 @@ class TRLReward:
             self._client.close()
             self._client = None
 
+    def __getstate__(self) -> dict:  # picklable (e.g. sent to other processes): the HTTP client is re-made there
+        state = dict(self.__dict__)
+        state["_client"] = None
+        return state
+
 
 # ----------------------------------------------------------------------------------------------- verl
 

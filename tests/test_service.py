@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import pickle
 import signal
 import statistics
 import threading
@@ -331,8 +332,10 @@ def test_trl_reward_func(service):
     assert plain(prompts=["q"], completions=["\\boxed{5}"], solution=["5"]) == [1.0]
     with pytest.raises(KeyError):
         plain(prompts=["q"], completions=["\\boxed{5}"], nothing=["5"])
-    reward.close()
-    plain.close()
+    clone = pickle.loads(pickle.dumps(reward))  # after use: the live HTTP client is not pickled
+    assert clone(prompts=["q"], completions=["\\boxed{5}"], answer=["5"]) == [1.0]
+    for r in (reward, plain, clone):
+        r.close()
 
 
 def test_verl_compute_score(service, monkeypatch):
