@@ -17,7 +17,8 @@ from eval.benchmarks import Problem, load_benchmarks
 from eval.generate import SamplingSpec, build_prompts, problem_seed
 from eval.grading_backend import make_backend
 from eval.report import flat_metrics, write_run
-from eval.scoring import ProblemSamples, ScoreResult, as_completion, score_samples
+from eval.completion import as_completion
+from eval.scoring import ProblemSamples, ScoreResult, score_samples
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,7 @@ def default_ks(n: int) -> list[int]:
 
 
 def check_ks(ks: Sequence[int], n: int) -> list[int]:
+    """Sorted distinct k values, each in 1..n (a clear error otherwise)."""
     ks = sorted({int(k) for k in ks})
     bad = [k for k in ks if k < 1 or k > n]
     if bad:
@@ -146,6 +148,8 @@ def evaluate(generate_fn: Callable[[list, int], list], benchmarks: Union[str, Se
         if len(comps) != n:
             raise ValueError(f"generate_fn returned {len(comps)} completions for {p.benchmark}/{p.id}, expected {n}")
         samples.append(ProblemSamples(p, comps, pr))
+    if out_dir is not None:
+        write_generations(Path(out_dir) / "generations.jsonl", samples)
     own = grader is None
     backend = grader or make_backend("pool", url=grader_url, workers=grader_workers, timeout=grader_timeout)
     try:
@@ -154,6 +158,8 @@ def evaluate(generate_fn: Callable[[list, int], list], benchmarks: Union[str, Se
     finally:
         if own:
             backend.close()
+    res.summary.update({"sampling": {"n": n}, "template": template if prompt_fn is None and tokenizer is not None
+                        else None, "generator": getattr(generate_fn, "__name__", "generate_fn")})
     if step is not None:
         res.summary["step"] = step
     if out_dir is not None:
