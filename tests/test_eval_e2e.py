@@ -132,3 +132,22 @@ def test_run_cli_vllm_backend_tiny_model(vllm_tiny_dir, tmp_path, monkeypatch):
         backend.close()
         gen.close()
     assert (tmp_path / "v" / "generations.jsonl").is_file() and (tmp_path / "v" / "table.md").is_file()
+
+
+@pytest.mark.usefixtures("single_thread")
+def test_trainer_eval_hook_logs_harness_metrics(tiny_model, tiny_tokenizer, tmp_path):
+    """The trainer's eval hook (trainer.build.build_eval_fn) runs this harness on the in-memory policy through
+    its rollout backend and returns metrics to log; the step's run files land under <output_dir>/eval."""
+    from trainer.build import build_eval_fn
+    from trainer.config import EvalConfig, RLConfig
+    from trainer.rollout.hf import HFRollout
+
+    cfg = RLConfig(eval=EvalConfig(every_steps=1, benchmarks=["aime24", "gsm8k"], limit=2, n=1,
+                                   temperature=0.0, max_new_tokens=8))
+    eval_fn = build_eval_fn(cfg, tiny_tokenizer, HFRollout(tiny_model, tiny_tokenizer), tmp_path)
+    m = eval_fn(3)
+    for b in ("aime24", "gsm8k"):
+        assert 0.0 <= m[f"eval/{b}/pass@1"] <= 1.0 and 1 <= m[f"eval/{b}/avg_len"] <= 8
+    assert "eval/avg/pass@1" in m
+    s = json.loads((tmp_path / "eval" / "step_000003" / "summary.json").read_text())
+    assert s["step"] == 3 and s["template"] == "qwen_boxed" and s["len_unit"] == "tokens"
