@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
-from functools import lru_cache
 
 import mpmath
 
 from . import screen, structure, symbolic
-from .normalize import clean, split_unit, strip_text_commands, units_conflict
+from .normalize import clean, short_cache, split_unit, strip_text_commands, units_conflict
 from .expr import evaluate, free_vars
 from .identity import close, equations_proportional, refine, same_function
 from .numbers import NotNumeric, Num, TooLarge
@@ -50,7 +49,7 @@ def squash(s: str) -> str:
     return re.sub(r"\s+", "", s)
 
 
-@lru_cache(maxsize=8192)
+@short_cache(8192)
 def eval_cached(s: str):
     """(Num or None, too_large_reason or None) for a cleaned atom."""
     try:
@@ -61,7 +60,7 @@ def eval_cached(s: str):
         return None, None
 
 
-@lru_cache(maxsize=8192)
+@short_cache(8192)
 def parse_cached(s: str) -> structure.Node:
     return structure.parse(s)
 

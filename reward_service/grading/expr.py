@@ -18,11 +18,11 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
-from functools import lru_cache
 from typing import Optional
 
 import mpmath
 
+from .normalize import short_cache
 from .numbers import (MAX_BITS, MAX_DIGITS_LITERAL, MAX_FACTORIAL, MAX_MAG10, DomainError, NotNumeric, Num,
                       TooLarge, _check_frac, _decimal, _exact_root, _parse_repeating)
 
@@ -53,7 +53,7 @@ _END = (None, None, False)
 _SUB_BRACE = re.compile(r"_\{(\w+)\}")
 
 
-@lru_cache(maxsize=8192)
+@short_cache(8192)
 def _tokens(s: str) -> tuple:
     toks = []
     space = False

@@ -54,7 +54,7 @@ def _from_string(s: str) -> str:
     return ex.answer
 
 
-@lru_cache(maxsize=16384)
+@lru_cache(maxsize=4096)
 def _gold_key(key: tuple) -> tuple[tuple[str, ...], Optional[str]]:
     answers = []
     for kind, val in key:

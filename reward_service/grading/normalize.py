@@ -21,7 +21,7 @@ a unit present on one side only is dropped (``10 \\text{ cm}`` == ``10``).
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 _CTRL_FIX = {"\x0c": "\\f", "\x08": "\\b", "\x07": "\\a", "\x0b": "\\v"}
 
@@ -107,7 +107,24 @@ def strip_delimiters(s: str) -> str:
     return s
 
 
-@lru_cache(maxsize=8192)
+def short_cache(maxsize: int, max_len: int = 2000):
+    """A bounded LRU cache for functions of a string; longer strings are not cached (an adversary sending
+    many distinct huge answers must not fill memory)."""
+    def deco(fn):
+        cached = lru_cache(maxsize=maxsize)(fn)
+
+        @wraps(fn)
+        def wrapper(s, *args):
+            if len(s) > max_len:
+                return fn(s, *args)
+            return cached(s, *args)
+        wrapper.cache_info = cached.cache_info
+        wrapper.cache_clear = cached.cache_clear
+        return wrapper
+    return deco
+
+
+@short_cache(8192)
 def clean(s: str) -> str:
     """Normalise an answer string (see the module docstring for the rules)."""
     s = fix_escapes(s)

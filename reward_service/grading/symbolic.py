@@ -21,8 +21,9 @@ from __future__ import annotations
 import logging
 import random
 import re
-from functools import lru_cache
 from typing import Optional
+
+from .normalize import short_cache
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +83,7 @@ def is_complex(s: str) -> bool:
     return bool(_COMPLEX.search(s))
 
 
-@lru_cache(maxsize=4096)
+@short_cache(4096, max_len=600)
 def parse_latex(s: str, is_real: bool = True):
     """sympy object for a cleaned LaTeX string, or None when it cannot be parsed."""
     (latex2sympy, ConversionConfig), sympy = _lazy()
@@ -276,6 +277,11 @@ def as_set(x):
             # |z| style: a single function of one symbol is fine too
             return None
         (v,) = free
+        rels = x.args if not isinstance(x, sympy.core.relational.Relational) else (x,)
+        for r in rels:
+            d = (r.lhs - r.rhs).replace(sympy.Abs, lambda a: a)
+            if not d.is_rational_function(v):
+                return None  # trigonometric / exponential inequalities: solving them can take seconds
         v_real = sympy.Symbol(v.name, real=True)
         return x.subs(v, v_real).as_set()
     except Exception:
