@@ -26,15 +26,16 @@ def run_grade(items: list[dict]) -> dict:
 
     times, verdicts = [], {}
     parses_before = symbolic.parse_latex.cache_info().misses
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for it in items:
         t = time.perf_counter()
         g = grade(it["completion"], it["gold"], last_number_fallback=it.get("scheme") == "correctness")
         times.append(time.perf_counter() - t)
         verdicts.setdefault(it["kind"], {}).setdefault(g.verdict, 0)
         verdicts[it["kind"]][g.verdict] += 1
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     return {"items": len(items), "seconds": wall, "items_per_s": len(items) / wall,
+            "cpu_seconds": cpu, "cpu_ms_per_item": cpu / len(items) * 1000,
             "mean_ms": statistics.mean(times) * 1000, "p50_ms": pct(times, 50) * 1000,
             "p99_ms": pct(times, 99) * 1000, "max_ms": max(times) * 1000,
             "symbolic_parses": symbolic.parse_latex.cache_info().misses - parses_before,
@@ -78,7 +79,7 @@ def main(argv=None) -> dict:
         pstats.Stats(prof).sort_stats("cumtime").print_stats(25)
     print(f"grade() on {g['items']} items: {g['items_per_s']:.0f} items/s on one core; per item mean "
           f"{g['mean_ms']:.3f} ms, p50 {g['p50_ms']:.3f} ms, p99 {g['p99_ms']:.2f} ms, max {g['max_ms']:.0f} ms; "
-          f"{g['symbolic_parses']} symbolic parses")
+          f"{g['symbolic_parses']} symbolic parses; CPU time {g['cpu_ms_per_item']:.3f} ms per item")
     print("  verdicts by kind:", json.dumps(g["verdicts_by_kind"]))
     print(f"load average at start {res['load_avg_at_start']} (the machine's 2 cores are shared: timings are noisy)")
     if args.json:
