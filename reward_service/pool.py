@@ -605,7 +605,7 @@ class GradingPool:
             while len(w.chunk_ends) < _MAX_INFLIGHT_CHUNKS:
                 chunk = self._take_chunk(prefetch=bool(w.inflight))
                 if not chunk:
-                    return
+                    break  # queue empty, or a big item that only an idle worker may take
                 if not w.inflight:
                     w.head_since = time.monotonic()
                 w.inflight.extend(chunk)

@@ -35,6 +35,12 @@ def test_order_preserved_and_verdicts(pool):
     assert grades[301].verdict == "wrong" and grades[301].answer == "7"
 
 
+def test_big_items_mixed_with_small_ones(pool):
+    items = [(("filler " * 4000 if i % 5 == 0 else "") + f"\\boxed{{{i}}}", str(i)) for i in range(60)]
+    grades = pool.grade_many(items, timeout=60)  # 28 KB items travel alone, never as a prefetched chunk
+    assert [g.answer for g in grades] == [str(i) for i in range(60)]
+
+
 def test_item_forms_and_fallback_flag(pool):
     grades = pool.grade_many([
         GradeItem("the total is 42", 42, True),
