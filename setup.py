@@ -73,6 +73,8 @@ setup(
     entry_points={
         "console_scripts": [
             "reward-service=reward_service.cli:main",
+            "rl-train=trainer.cli:main",
+            "rl-eval=eval.cli:main",
         ],
     },
     classifiers=["Programming Language :: Python :: 3", "License :: OSI Approved :: MIT License"],
