@@ -114,9 +114,9 @@ def make_trainable(cfg: RLConfig, module, lr: float, total_updates: int):
                           lr_lambda=lr_lambda(t.lr_scheduler, total_updates, t.warmup_ratio, t.min_lr_ratio))
 
 
-def build_eval_fn(cfg: RLConfig, tokenizer, rollout, output_dir: Path):
+def build_eval_fn(cfg: RLConfig, tokenizer, rollout, output_dir: Path, grader_url: Optional[str] = None):
     """The eval hook: greedy (or sampled) generation with the current policy through the rollout backend,
-    graded by the eval harness with the same grading library as the reward."""
+    graded by the eval harness through the same reward service as the training reward (``grader_url``)."""
     e = cfg.eval
     if not e.every_steps or not (e.benchmarks or e.data):
         return None
@@ -133,7 +133,7 @@ def build_eval_fn(cfg: RLConfig, tokenizer, rollout, output_dir: Path):
 
     def eval_fn(step: int) -> dict:
         return evaluate(generate_fn, e.data or e.benchmarks, n=e.n, limit=e.limit, data_dir=e.data_dir,
-                        tokenizer=tokenizer, template=cfg.data.template, step=step,
+                        tokenizer=tokenizer, template=cfg.data.template, step=step, grader_url=grader_url,
                         out_dir=output_dir / "eval" / f"step_{step:06d}")
 
     return eval_fn
@@ -195,7 +195,7 @@ def build_run(cfg: RLConfig, resume: bool = False):
                       wandb_project=cfg.logging.wandb_project, run_name=cfg.name, config=asdict(cfg),
                       progress_bar=cfg.logging.progress_bar, resume_step=start_step)
     loop = RLLoop(cfg, tokenizer=tokenizer, data=data, rollout=rollout, reward=reward, policy=policy, ref=ref,
-                  critic=critic, tracker=tracker, eval_fn=build_eval_fn(cfg, tokenizer, rollout, out_dir),
+                  critic=critic, tracker=tracker, eval_fn=build_eval_fn(cfg, tokenizer, rollout, out_dir, reward.url),
                   rollout_shares_policy=shares, total_steps=p["total_steps"])
     if ckpt is not None:
         loop.restore(ckpt)
