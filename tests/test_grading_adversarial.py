@@ -58,6 +58,13 @@ HACKS = [
     (r"\boxed{\sqrt{2}+10^{-50}}", r"\sqrt{2}", W, "difference below 1e-30"),
     (r"\boxed{1.41421356237309504880168872420969807856967187537694}", r"\sqrt2", W, "50 digits, badly rounded"),
     (r"\boxed{1.41421356237309504880168872420969807856967187537695}", r"\sqrt2", C, "50 digits, rounded"),
+    # truncated short statements are not answers
+    ("Let me compute 3*4 = 12 and", "12", N, "cut off after a conjunction"),
+    ("Let's see, 6 times 7 is 42, so", "42", N, "cut off after a comma"),
+    ("6 times 7 is 42", "42", C, "a short complete statement"),
+    # degrees inside expressions
+    (r"\boxed{\cos 75^\circ}", r"\frac{\sqrt{6}-\sqrt{2}}{4}", C, "degrees inside a function"),
+    (r"\boxed{\approx 3.14}", "3.14", C, "leading approx sign"),
 ]
 
 FORMS = [

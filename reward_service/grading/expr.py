@@ -39,7 +39,7 @@ _TOKEN = re.compile(
   | (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+(?![a-zA-Z]))?)      # number, e-notation
   | (?P<var>[a-zA-Z](?:_\{[a-zA-Z0-9]+\}|_[a-zA-Z0-9])?'*)          # variable (one letter, optional subscript)
   | (?P<cmd>\\[a-zA-Z]+)
-  | (?P<op>\*\*|[-+*/^!(){}\[\]|_])
+  | (?P<op>\*\*|[-+*/^!(){}\[\]|_°])
   | (?P<sp>\s+)
   | (?P<bad>.)
     """,
@@ -306,6 +306,10 @@ class _Parser:
 
     def postfix(self) -> Num:
         v = self.atom()
+        if self.peek()[1] == "°":  # degrees inside an expression (\sin 30°): radians
+            self.i += 1
+            self.has_pi = True
+            v = self.mul(v, self._mk(x=mpmath.pi / 180))
         while self.peek()[1] == "!":
             self.i += 1
             if v.inf:
@@ -478,8 +482,8 @@ def _eval(s: str, env=None, min_dps: int = 0) -> Num:
     pct = deg = False
     if s.endswith("%"):
         pct, s = True, s[:-1].rstrip()
-    elif s.endswith("°"):
-        deg, s = True, s[:-1].rstrip()
+    elif s.endswith("°") and s.count("°") == 1 and "\\" not in s:
+        deg, s = True, s[:-1].rstrip()  # "30°": a number of degrees (the unit may be dropped)
     if not s:
         raise NotNumeric("empty")
     m = _MIXED_PLAIN.match(s)

@@ -58,6 +58,9 @@ _PHRASE = re.compile(
 )
 _GSM = re.compile(r"####\s*([^\n]*)")
 _CONCLUDE = re.compile(r"^(?:therefore|thus|so|hence|finally|in\s+conclusion|in\s+summary|consequently|as\s+a\s+result|overall|the\s+answer)\b", re.I)
+# a statement that stops on a conjunction, preposition, operator or comma was cut off mid-sentence
+_TRUNCATED = re.compile(r"(?:\b(?:and|or|so|then|to|of|the|a|is|are|we|by|with|which|that|but|get|gives?|plus|minus|"
+                        r"times)|[,=+\-*/(]|\\(?:cdot|times))\s*$", re.I)
 _CONCLUDE_INNER = re.compile(r"\$\s+(?=(?:Therefore|Thus|So|Hence|Finally|Consequently)\b)")
 _NUMBER_IN_TEXT = re.compile(
     r"(?<![A-Za-z0-9.\\])(?:[-+]\s?)?[$€£¥]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:[.,]\d+)?(?:\s*/\s*\d+)?(?:\s*(?:%|\\%|percent\b))?(?![\d])"
@@ -66,7 +69,7 @@ _COPULA = re.compile(r"(?<![A-Za-z])(?:is|are|was|were|be|equals?|gives?|by|=|\\
 _CHOICE = re.compile(r"(?<![A-Za-z\\])\(?([A-J])\)?(?![A-Za-z])")
 _UNIT_WORDS_OK = re.compile(
     r"^(?:and|or|of|the|units?|square|cubic|sq|cm|mm|km|m|in|ft|feet|inch(?:es)?|miles?|meters?|hours?|minutes?|seconds?|"
-    r"days?|weeks?|years?|dollars?|cents?|degrees?|pi|sqrt|frac|text|mbox|infty|cup|cap|le|ge|ne|pm|times|cdot|is)$",
+    r"days?|weeks?|years?|dollars?|cents?|degrees?|pi|sqrt|frac|text|mbox|infty|cup|cap|le|ge|ne|pm|cdot)$",
     re.I,
 )
 
@@ -401,7 +404,8 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
     if stripped and (is_gold or len(stripped) <= 2000) and not _has_prose(stripped):
         return Extraction(stripped, "bare", "bare answer")
     prose_len = len(_SPAN.sub("$", stripped))
-    one_sentence = prose_len <= 100 and "\n" not in stripped and not re.search(r"[.!]\s+[A-Za-z]", stripped)
+    one_sentence = (prose_len <= 100 and "\n" not in stripped and not re.search(r"[.!]\s+[A-Za-z]", stripped)
+                    and not _TRUNCATED.search(stripped))
     if stripped and (one_sentence or is_gold):
         a = answer_from_prose(stripped)
         if a:

@@ -161,6 +161,7 @@ def clean(s: str) -> str:
     s = re.sub(r"\\(?:neq|ne)(?![a-zA-Z])", r"\\ne ", s)
     s = s.replace("<=", "\\le ").replace(">=", "\\ge ").replace("!=", "\\ne ")
     s = _WS.sub(" ", s).strip()
+    s = re.sub(r"^(?:\\approx|\\sim|≈|~)\s*", "", s)  # "≈ 3.14"
     s = strip_trailing_punct(s)
     s = strip_outer_text(s)
     return s
