@@ -22,7 +22,8 @@ def build_optimizer(module: torch.nn.Module, lr: float, weight_decay: float, bet
     for name, p in module.named_parameters():
         if not p.requires_grad:
             continue
-        (decay if p.dim() >= 2 and "norm" not in name.lower() else no_decay).append(p)
+        ndim = len(getattr(p, "ds_shape", p.shape))  # a ZeRO-3 partitioned parameter is 1-D; ds_shape is its shape
+        (decay if ndim >= 2 and "norm" not in name.lower() else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, betas=tuple(betas))
 
