@@ -45,6 +45,7 @@ All methods that touch parameters or states (``micro_step``, ``save_state``, ``l
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, Optional, Tuple
@@ -77,7 +78,9 @@ def ds_config(
     step per rank) only feed DeepSpeed's sample counters -- ``micro_step`` sets the boundaries itself -- except
     with ``offload_optimizer`` under ZeRO-1/2, where DeepSpeed picks its CPU accumulation buffers from
     ``grad_accum_steps`` and it must equal the real count (checked in ``micro_step``).
-    bf16 keeps fp32 master weights and accumulates gradients in fp32 (``data_types.grad_accum_dtype``).
+    bf16 keeps fp32 master weights and accumulates gradients in fp32 (``data_types.grad_accum_dtype``). fp16 uses
+    DeepSpeed's dynamic loss scale, which skips the update (and the schedule step) on overflow
+    (``engine.skipped_steps`` counts them) -- a difference from ``TorchTrainable``.
     """
     dtype = _DTYPE_ALIASES.get(dtype, dtype)
     if dtype not in DTYPES:
@@ -93,7 +96,8 @@ def ds_config(
         raise ValueError("offload_optimizer needs ZeRO stage 1-3")
     if micro_batch_size < 1 or grad_accum_steps < 1:
         raise ValueError("micro_batch_size and grad_accum_steps must be >= 1")
-    world = world_size if world_size is not None else dist.world_size()
+    if world_size is None:  # the running group's size, else what the launcher announced
+        world_size = dist.world_size() if dist.is_initialized() else int(os.environ.get("WORLD_SIZE", "1"))
     zero: Dict[str, Any] = {"stage": zero_stage}
     if zero_stage > 0:
         zero.update({"overlap_comm": False, "contiguous_gradients": True})
@@ -107,7 +111,7 @@ def ds_config(
     cfg: Dict[str, Any] = {
         "train_micro_batch_size_per_gpu": micro_batch_size,
         "gradient_accumulation_steps": grad_accum_steps,
-        "train_batch_size": micro_batch_size * grad_accum_steps * world,
+        "train_batch_size": micro_batch_size * grad_accum_steps * world_size,
         "gradient_clipping": float(max_grad_norm) if max_grad_norm and max_grad_norm > 0 else 0.0,
         "zero_optimization": zero,
         "bf16": {"enabled": dtype == "bfloat16"},
@@ -214,7 +218,7 @@ def save_pretrained(model: nn.Module, directory: str | Path, tokenizer=None) -> 
             state[name] = tensor.detach().to("cpu", copy=True)
     if main:
         directory.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(directory, state_dict=state, safe_serialization=True)
+        model.save_pretrained(directory, state_dict=state)
         if tokenizer is not None:
             tokenizer.save_pretrained(directory)
     dist.barrier()
