@@ -107,11 +107,52 @@ def plan(cfg: RLConfig, num_records: int) -> dict:
                      + (["critic"] if cfg.uses_critic else [])}
 
 
-def make_trainable(cfg: RLConfig, module, lr: float, total_updates: int):
+def make_trainable(cfg: RLConfig, loader, lr: float, total_updates: int, world_size: int = 1):
+    """Build a model with ``loader()`` and wrap it for training with ``train.strategy``.
+
+    ``torch``: plain AdamW in this process. ``deepspeed``: a ZeRO engine (stage ``train.zero_stage``) over the
+    process group from the environment; under ZeRO-3 the model is created partitioned (``load_model``).
+    """
     t = cfg.train
-    return TorchTrainable(module, lr=lr, weight_decay=t.weight_decay, betas=t.adam_betas,
-                          max_grad_norm=t.max_grad_norm,
-                          lr_lambda=lr_lambda(t.lr_scheduler, total_updates, t.warmup_ratio, t.min_lr_ratio))
+    schedule = lr_lambda(t.lr_scheduler, total_updates, t.warmup_ratio, t.min_lr_ratio)
+    if t.strategy == "torch":
+        if world_size != 1:
+            raise ValueError("train.strategy=torch runs one process; use train.strategy=deepspeed for several ranks")
+        return TorchTrainable(loader(), lr=lr, weight_decay=t.weight_decay, betas=t.adam_betas,
+                              max_grad_norm=t.max_grad_norm, lr_lambda=schedule)
+    from trainer.strategy.deepspeed_strategy import DeepSpeedTrainable, ds_config, load_model
+
+    micro = t.micro_batch_size
+    accum = max(1, t.minibatch_size // (micro * world_size))
+    config = ds_config(zero_stage=t.zero_stage, dtype=cfg.model.dtype, max_grad_norm=t.max_grad_norm,
+                       offload_optimizer=t.offload_optimizer, offload_params=t.offload_params,
+                       micro_batch_size=micro, grad_accum_steps=accum, world_size=world_size)
+    module = load_model(loader, config)
+    return DeepSpeedTrainable(module, lr=lr, weight_decay=t.weight_decay, betas=t.adam_betas,
+                              max_grad_norm=t.max_grad_norm, lr_lambda=schedule, config=config)
+
+
+def policy_loader(cfg: RLConfig, model_path: str, device=None):
+    m = cfg.model
+    return load_causal_lm(model_path, dtype=train_dtype(cfg), gradient_checkpointing=m.gradient_checkpointing,
+                          lora=lora_spec(cfg), attn_implementation=m.attn_implementation,
+                          trust_remote_code=m.trust_remote_code, device=device)
+
+
+def critic_loader(cfg: RLConfig, model_path: str, device=None):
+    from trainer.models.critic import Critic
+
+    m = cfg.model
+    critic = Critic.from_model(m.critic_pretrain or model_path, dtype=train_dtype(cfg),
+                               gradient_checkpointing=m.gradient_checkpointing, lora=lora_spec(cfg),
+                               attn_implementation=m.attn_implementation, trust_remote_code=m.trust_remote_code,
+                               seed=cfg.train.seed)
+    return critic.to(device) if device is not None else critic
+
+
+def train_dtype(cfg: RLConfig) -> str:
+    """DeepSpeed keeps fp32 master weights and casts the module itself: load in fp32 there."""
+    return "float32" if cfg.train.strategy == "deepspeed" else cfg.model.dtype
 
 
 def build_eval_fn(cfg: RLConfig, tokenizer, rollout, output_dir: Path, grader_url: Optional[str] = None):
@@ -141,7 +182,6 @@ def build_eval_fn(cfg: RLConfig, tokenizer, rollout, output_dir: Path, grader_ur
 
 def build_run(cfg: RLConfig, resume: bool = False):
     """Everything for one local run; returns the ``RLLoop`` (restored from the latest checkpoint if asked)."""
-    from trainer.models.critic import Critic
     from trainer.reward import RewardScorer
     from trainer.rl_loop import RLLoop
     from trainer.rollout.hf import HFRollout
@@ -159,21 +199,17 @@ def build_run(cfg: RLConfig, resume: bool = False):
     data = PromptDataset(records, batch_size=cfg.rollout.prompts_per_step, seed=cfg.train.seed)
     p = plan(cfg, len(records))
     m = cfg.model
-    policy_model = load_causal_lm(model_path, dtype=m.dtype, gradient_checkpointing=m.gradient_checkpointing,
-                                  lora=lora_spec(cfg), attn_implementation=m.attn_implementation,
-                                  trust_remote_code=m.trust_remote_code, device=device)
-    policy = PolicyWorker(cfg, make_trainable(cfg, policy_model, cfg.train.actor_lr, p["total_optimizer_updates"]))
+    policy = PolicyWorker(cfg, make_trainable(cfg, lambda: policy_loader(cfg, model_path, device),
+                                              cfg.train.actor_lr, p["total_optimizer_updates"]))
+    policy_model = policy.model
     ref = None
     if cfg.algorithm.kl_coef > 0:
         ref = ReferenceWorker(cfg, load_reference(model_path, dtype=m.dtype, device=device,
                                                   trust_remote_code=m.trust_remote_code))
     critic = None
     if cfg.uses_critic:
-        critic_model = Critic.from_model(m.critic_pretrain or model_path, dtype=m.dtype,
-                                         gradient_checkpointing=m.gradient_checkpointing, lora=lora_spec(cfg),
-                                         trust_remote_code=m.trust_remote_code, seed=cfg.train.seed).to(device)
-        critic = CriticWorker(cfg, make_trainable(cfg, critic_model, cfg.train.critic_lr,
-                                                  p["total_optimizer_updates"]))
+        critic = CriticWorker(cfg, make_trainable(cfg, lambda: critic_loader(cfg, model_path, device),
+                                                  cfg.train.critic_lr, p["total_optimizer_updates"]))
     if cfg.rollout.backend == "hf":
         rollout, shares = HFRollout(policy_model, tokenizer, micro_batch_size=cfg.rollout.micro_batch_size), True
     else:

@@ -131,10 +131,8 @@ def response_values(critic: Critic, input_ids: torch.Tensor, attention_mask: tor
     outs = []
     for s in range(0, B, mb):
         ids, mask = input_ids[s:s + mb], attention_mask[s:s + mb]
-        out = critic.backbone(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask),
-                              use_cache=False)
-        h = out.last_hidden_state[:, prompt_len - 1:L - 1]  # only the T columns that need a value
-        v = critic.value_head(h).squeeze(-1).float()
+        # Through ``critic(...)`` (its forward), so a DeepSpeed engine wrapping the critic sees the forward.
+        v = critic(input_ids=ids, attention_mask=mask)[:, prompt_len - 1:L - 1].float()
         outs.append(torch.where(mask[:, prompt_len:].bool(), v, torch.zeros_like(v)))
     return torch.cat(outs, 0) if outs else input_ids.new_zeros((0, T), dtype=torch.float32)
 

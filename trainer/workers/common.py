@@ -45,6 +45,11 @@ class StatsAccumulator:
                 for k in self._sum if self._w[k] > 0}
 
 
+def is_deepspeed(trainable) -> bool:
+    """Whether a ``Trainable`` is a DeepSpeed engine (checkpoint and weight export go through it)."""
+    return getattr(trainable, "engine", None) is not None
+
+
 def minibatch_permutation(n: int, seed: int, step: int, epoch: int) -> torch.Tensor:
     """The minibatch order of epoch ``epoch`` of RL step ``step``: a pure function of its arguments, so a
     resumed run shuffles exactly as an uninterrupted one."""

@@ -10,7 +10,7 @@ from trainer.algorithms import loss_normalizer, value_loss
 from trainer.config import RLConfig
 from trainer.experience import Experience
 from trainer.models.critic import Critic, response_values
-from trainer.workers.common import StatsAccumulator, minibatch_permutation, trimmed
+from trainer.workers.common import StatsAccumulator, is_deepspeed, minibatch_permutation, trimmed
 
 
 class CriticWorker:
@@ -63,10 +63,16 @@ class CriticWorker:
 
     def save(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
+        if is_deepspeed(self.trainable):
+            self.trainable.save_state(path / "deepspeed")  # weights, optimizer partitions, scheduler
+            return
         self.model.save_pretrained(str(path / "model"))
         self.trainable.save_state(path / "optimizer.pt")
 
     def load(self, path: Path) -> None:
+        if is_deepspeed(self.trainable):
+            self.trainable.load_state(path / "deepspeed")
+            return
         loaded = Critic.from_pretrained(str(path / "model"), dtype=next(self.model.parameters()).dtype)
         self.model.load_state_dict(loaded.state_dict())
         self.trainable.load_state(path / "optimizer.pt")

@@ -16,7 +16,7 @@ from trainer.config import RLConfig
 from trainer.experience import Experience
 from trainer.models.actor import response_logprobs
 from trainer.models.loading import export_state_dict, load_weights
-from trainer.workers.common import StatsAccumulator, minibatch_permutation, trimmed
+from trainer.workers.common import StatsAccumulator, is_deepspeed, minibatch_permutation, trimmed
 
 
 class PolicyWorker:
@@ -103,15 +103,28 @@ class PolicyWorker:
 
     # ---- weights and checkpoints -------------------------------------------------------------------------
     def named_weights(self) -> dict[str, torch.Tensor]:
-        """HF-named full weights (LoRA merged, tied ``lm_head`` included) for the rollout engine."""
+        """HF-named full weights (LoRA merged, tied ``lm_head`` included) for the rollout engine.
+        Under DeepSpeed ZeRO-3 the parameters are gathered one at a time (a collective: call on every rank)."""
+        full = getattr(self.trainable, "named_full_weights", None)
+        if full is not None:
+            return {k: v.detach().to("cpu", copy=True) for k, v in full()}
         return export_state_dict(self.model)
 
     def save(self, path: Path) -> None:
+        """``path/model``: an HF checkpoint (``rl-train``/``rl-eval`` start from it); ``path/optimizer.pt`` (torch)
+        or ``path/deepspeed/`` (engine checkpoint with weights, optimizer partitions and scheduler)."""
         path.mkdir(parents=True, exist_ok=True)
-        self.model.save_pretrained(path / "model")
-        self.trainable.save_state(path / "optimizer.pt")
+        if is_deepspeed(self.trainable):
+            self.trainable.save_pretrained(path / "model")
+            self.trainable.save_state(path / "deepspeed")
+        else:
+            self.model.save_pretrained(path / "model")
+            self.trainable.save_state(path / "optimizer.pt")
 
     def load(self, path: Path) -> None:
+        if is_deepspeed(self.trainable):
+            self.trainable.load_state(path / "deepspeed")  # weights included
+            return
         from safetensors.torch import load_file
 
         files = sorted((path / "model").glob("*.safetensors"))

@@ -1,0 +1,185 @@
+"""Ray actor groups with the same methods as the local workers, so ``RLLoop`` drives either.
+
+``TrainingGroup`` shards each experience batch over its data-parallel ranks and gathers the results;
+``RolloutGroup`` splits prompts over vLLM engines. Every remote call is a bounded wait: a rank that dies
+raises ``WorkerFailure`` at once (``ray.wait`` returns its error without waiting for the others), and a call
+that does not finish within ``ray.call_timeout_s`` raises it too -- the run never hangs.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Optional, Sequence
+
+import torch
+
+from trainer.experience import Experience
+from trainer.rollout.base import RolloutOutput
+
+logger = logging.getLogger(__name__)
+
+
+class WorkerFailure(RuntimeError):
+    """A Ray actor died, raised, or did not answer in time."""
+
+
+def wait_all(refs: Sequence, what: str, timeout_s: float) -> list:
+    """``ray.get`` of all ``refs``, failing fast on the first error and after ``timeout_s`` in total."""
+    import ray
+
+    pending = list(refs)
+    deadline = time.monotonic() + timeout_s
+    while pending:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise WorkerFailure(f"{what}: no answer from {len(pending)} of {len(refs)} actors within "
+                                f"{timeout_s:.0f}s (ray.call_timeout_s)")
+        ready, pending = ray.wait(pending, num_returns=1, timeout=remaining)
+        for ref in ready:
+            try:
+                ray.get(ref)
+            except ray.exceptions.RayActorError as e:
+                raise WorkerFailure(f"{what}: a worker died ({type(e).__name__}): {str(e).splitlines()[0]}") from e
+            except ray.exceptions.RayTaskError as e:
+                raise WorkerFailure(f"{what}: a worker raised: {e}") from e
+    return ray.get(list(refs))
+
+
+def _reduce_metrics(rows: list[dict]) -> dict:
+    """Combine per-rank metrics: max/min for extremes, sums for counters, means otherwise."""
+    out = {}
+    for k in rows[0]:
+        vals = [r[k] for r in rows if k in r]
+        if k.endswith("_max"):
+            out[k] = max(vals)
+        elif k.endswith("_min"):
+            out[k] = min(vals)
+        elif k.endswith("early_stopped_microbatches"):
+            out[k] = sum(vals)
+        else:
+            out[k] = sum(vals) / len(vals)
+    return out
+
+
+class TrainingGroup:
+    """``num_ranks`` ``TrainingRank`` actors of one role (policy, critic or reference)."""
+
+    def __init__(self, role: str, num_ranks: int, *, cfg_dict: dict, model_path: str, total_updates: int,
+                 num_cpus: float, num_gpus: float, placement: Optional[list] = None, timeout_s: float = 1800.0,
+                 runtime_env: Optional[dict] = None):
+        import ray
+
+        from trainer.distributed.actors import TrainingRank
+
+        self.role, self.timeout_s = role, timeout_s
+        cls = ray.remote(TrainingRank)
+        self.actors = []
+        for rank in range(num_ranks):
+            opts: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus, "max_restarts": 0,
+                                    "name": None, "runtime_env": runtime_env or {}}
+            if placement is not None:
+                opts["scheduling_strategy"] = placement[rank]
+            self.actors.append(cls.options(**opts).remote(role, rank, num_ranks))
+        addr, port = self._get([self.actors[0].address.remote()], "address")[0]
+        self._get([a.setup.remote(cfg_dict, model_path, total_updates, addr, port) for a in self.actors], "setup")
+        self.pids = self._get([a.pid.remote() for a in self.actors], "pid")
+        logger.info("%s group ready: %d ranks (pids %s)", role, num_ranks, self.pids)
+
+    @property
+    def world_size(self) -> int:
+        return len(self.actors)
+
+    def _get(self, refs, what: str) -> list:
+        return wait_all(refs, f"{self.role}.{what}", self.timeout_s)
+
+    def _scatter(self, method: str, exp: Experience, *args) -> list:
+        shards = exp.shard(self.world_size)
+        return self._get([a.call.remote(method, s, *args) for a, s in zip(self.actors, shards)], method)
+
+    # -- the local workers' methods ---------------------------------------------------------------------
+    def compute_logprobs(self, exp: Experience) -> torch.Tensor:
+        return _cat_to_width(self._scatter("compute_logprobs", exp), exp.response_mask.shape[1])
+
+    def compute_values(self, exp: Experience) -> torch.Tensor:
+        return _cat_to_width(self._scatter("compute_values", exp), exp.response_mask.shape[1])
+
+    def fit(self, exp: Experience, step: int) -> dict:
+        return _reduce_metrics(self._scatter("fit", exp, step))
+
+    def named_weights(self):
+        """A Ray object reference to rank 0's full weights (never copied through the driver)."""
+        refs = [a.weights_for_sync.remote() for a in self.actors]
+        self._get(refs, "named_weights")
+        return refs[0]
+
+    def save(self, path) -> None:
+        self._get([a.call.remote("save", path) for a in self.actors], "save")
+
+    def load(self, path) -> None:
+        self._get([a.call.remote("load", path) for a in self.actors], "load")
+
+    def shutdown(self) -> None:
+        import ray
+
+        for a in self.actors:
+            try:
+                ray.get(a.shutdown.remote(), timeout=30)
+            except Exception:  # already dead: nothing to release
+                pass
+            ray.kill(a)
+
+
+def _cat_to_width(parts: list[torch.Tensor], width: int) -> torch.Tensor:
+    return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1])) for p in parts])
+
+
+class RolloutGroup:
+    """vLLM engines in Ray actors; prompts are split into contiguous chunks, one per engine."""
+
+    def __init__(self, num_engines: int, *, model_path: str, engine_kwargs: dict, num_cpus: float,
+                 num_gpus: float, placement: Optional[list] = None, timeout_s: float = 1800.0,
+                 env: Optional[dict] = None):
+        import ray
+
+        from trainer.distributed.actors import RolloutEngine
+
+        self.timeout_s = timeout_s
+        cls = ray.remote(RolloutEngine)
+        self.engines = []
+        for i in range(num_engines):
+            opts: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus, "max_restarts": 0}
+            if placement is not None:
+                opts["scheduling_strategy"] = placement[i]
+            kwargs = dict(engine_kwargs, seed=engine_kwargs.get("seed", 0) + i)
+            self.engines.append(cls.options(**opts).remote(model_path, kwargs, env))
+        self.pids = wait_all([e.pid.remote() for e in self.engines], "rollout.start", timeout_s)
+
+    def generate(self, prompts: list, sampling) -> RolloutOutput:
+        k = len(self.engines)
+        bounds = [round(i * len(prompts) / k) for i in range(k + 1)]
+        jobs = [(e, bounds[i], bounds[i + 1]) for i, e in enumerate(self.engines) if bounds[i + 1] > bounds[i]]
+        outs = wait_all([e.generate.remote(prompts[a:b], sampling) for e, a, b in jobs], "rollout.generate",
+                        self.timeout_s)
+        for (_, a, _), out in zip(jobs, outs):  # engine-local prompt indices -> batch indices
+            out.prompt_index = [a + i for i in out.prompt_index]
+        return RolloutOutput.concat(outs)
+
+    def update_weights(self, weights) -> None:
+        """``weights``: a dict of HF-named tensors or a Ray object reference to one (from ``TrainingGroup``)."""
+        wait_all([e.update_weights.remote(weights) for e in self.engines], "rollout.update_weights", self.timeout_s)
+
+    def sleep(self) -> None:
+        wait_all([e.sleep.remote() for e in self.engines], "rollout.sleep", self.timeout_s)
+
+    def wake_up(self) -> None:
+        wait_all([e.wake_up.remote() for e in self.engines], "rollout.wake_up", self.timeout_s)
+
+    def close(self) -> None:
+        import ray
+
+        for e in self.engines:
+            try:
+                ray.get(e.close.remote(), timeout=30)
+            except Exception:
+                pass
+            ray.kill(e)
