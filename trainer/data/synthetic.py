@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterable
@@ -187,3 +188,104 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> Path:
         for r in records:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")
     return path
+
+
+# ------------------------------------------------------------------------------------------------------------
+# Imperfect demonstrations: worked solutions as a fallible teacher would write them.
+#
+# SFT data in SFT-then-RL pipelines is distilled from a teacher model, and a share of its traces is wrong: an
+# arithmetic slip carried to the end, a right computation with a wrong number in the box, or an answer that
+# is never boxed. Imitation learns those mistakes along with the skill; a correctness reward does not. The
+# CPU quickstart uses such data (see ``trainer.quickstart``) so that it shows what RL adds over imitation.
+
+STEP_RE = re.compile(r"(\d+) ([-+*/]) (\d+) = (-?\d+)\.$")
+BOX_RE = re.compile(r"\\boxed\{(-?\d+)\}")
+NOISE_KINDS = ("clean", "slip", "wrong_box", "no_box")
+
+
+@dataclass(frozen=True)
+class DemoNoise:
+    """Per-solution rates of a fallible teacher's mistakes (they are exclusive; the rest is clean).
+
+    - ``slip``: one step's result is off (by 1, 2 or 10, or a digit swap), and the following steps compute
+      correctly from the wrong value, so the boxed answer is wrong but the trace is self-consistent.
+    - ``wrong_box``: every step is right but the box holds an earlier number of the chain.
+    - ``no_box``: the last line states the right answer without ``\\boxed{}``.
+    """
+
+    slip: float = 0.0
+    wrong_box: float = 0.0
+    no_box: float = 0.0
+
+    def __post_init__(self):
+        for name in ("slip", "wrong_box", "no_box"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {v}")
+        if self.slip + self.wrong_box + self.no_box > 1.0 + 1e-9:
+            raise ValueError(f"noise rates sum to more than 1: {self}")
+
+    @property
+    def total(self) -> float:
+        return self.slip + self.wrong_box + self.no_box
+
+
+def _slipped(value: int, rng: random.Random) -> int:
+    """A plausible wrong result for ``value``: off by 1, 2 or 10, or two digits swapped."""
+    candidates = {value + 1, value - 1, value + 2, value - 2, value + 10, value - 10}
+    s = str(value)
+    if len(s) >= 2 and s[-1] != s[-2]:
+        candidates.add(int(s[:-2] + s[-1] + s[-2]))
+    candidates = sorted(c for c in candidates if c > 0 and c != value)
+    return rng.choice(candidates)
+
+
+def imperfect_solution(problem: SyntheticProblem, rng: random.Random, noise: DemoNoise) -> tuple[str, str]:
+    """``(solution, kind)``: the problem's worked solution, altered with the probabilities of ``noise``;
+    ``kind`` is one of :data:`NOISE_KINDS`. Consumes ``rng``."""
+    u = rng.random()
+    lines = problem.solution.split("\n")
+    steps = [i for i, line in enumerate(lines) if STEP_RE.search(line)]
+    if u < noise.slip and steps:
+        at = rng.choice(steps)
+        cur = None
+        for i in steps:
+            m = STEP_RE.search(lines[i])
+            a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+            if cur is not None:
+                a = cur
+            if i < at:
+                new = int(m.group(4))
+            else:
+                new = {"+": a + b, "-": a - b, "*": a * b, "/": a // b}[op]
+                if i == at:
+                    new = _slipped(new, rng)
+            lines[i] = lines[i][:m.start()] + f"{a} {op} {b} = {new}."
+            cur = new
+        lines[-1] = f"The answer is \\boxed{{{cur}}}."
+        return "\n".join(lines), "slip"
+    if u < noise.slip + noise.wrong_box:
+        chain = [int(re.search(r"starts with (\d+)", lines[0]).group(1))]
+        chain += [int(STEP_RE.search(lines[i]).group(4)) for i in steps]
+        others = sorted({v for v in chain if str(v) != problem.answer})
+        if others:
+            lines[-1] = f"The answer is \\boxed{{{rng.choice(others)}}}."
+            return "\n".join(lines), "wrong_box"
+        return problem.solution, "clean"
+    if u < noise.total:
+        lines[-1] = f"The answer is {problem.answer}."
+        return "\n".join(lines), "no_box"
+    return problem.solution, "clean"
+
+
+def sft_records(n: int, seed: int = 0, config: SyntheticConfig | None = None,
+                noise: DemoNoise | None = None) -> list[dict]:
+    """``n`` train-split SFT records: ``question``, ``response`` (the possibly imperfect worked solution),
+    ``answer`` (the true gold) and ``noise`` (which mistake, if any, the response has). Deterministic."""
+    noise = noise or DemoNoise()
+    rng = random.Random(f"mathrl-demo-noise-{seed}")
+    out = []
+    for p in generate_problems(n, "train", seed=seed, config=config):
+        response, kind = imperfect_solution(p, rng, noise)
+        out.append({"question": p.question, "response": response, "answer": p.answer, "noise": kind})
+    return out

@@ -1,0 +1,73 @@
+"""``rl-sft --config FILE [key.sub=value ...] [--resume] [--dry-run]``: supervised fine-tuning whose output
+(``<output_dir>/model``) is an HF checkpoint for ``rl-train model.pretrain=...``."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import yaml
+
+from trainer.config_tree import ConfigError, load_config
+from trainer.sft import SFTConfig
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="rl-sft", description="SFT on (question, response) data, loss on responses")
+    p.add_argument("--config", "-c", help="recipe YAML file")
+    p.add_argument("--resume", action="store_true", help="continue from <output_dir>/checkpoints/latest")
+    p.add_argument("--dry-run", action="store_true",
+                   help="resolve the config, count the data and print the batch plan without loading weights")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.lr=1e-5 data.train=FILE")
+    return p
+
+
+def dry_run(cfg: SFTConfig) -> dict:
+    from trainer.sft import synthetic_sft_records
+    from trainer.sft_data import load_sft_records
+
+    d, t = cfg.data, cfg.train
+    if d.train == "synthetic":
+        n = len(synthetic_sft_records(d.synthetic, "train", t.seed))
+    else:
+        n = len(load_sft_records(d.train, d.split, d.question_key, d.response_key))
+    n = min(n, d.limit) if d.limit else n
+    steps_per_epoch = max(1, n // t.batch_size)
+    return {"records": n, "batch_size": t.batch_size, "micro_batch_size": t.micro_batch_size,
+            "packing": t.packing, "steps_per_epoch": steps_per_epoch,
+            "total_steps": t.max_steps or t.epochs * steps_per_epoch, "max_time_s": t.max_time_s,
+            "model": cfg.model.pretrain or f"tiny local model {cfg.model.tiny}",
+            "strategy": t.strategy + (f" ZeRO-{t.zero_stage}" if t.strategy == "deepspeed" else ""),
+            "output": str(Path(cfg.logging.output_dir) / "model")}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load_config(SFTConfig, args.config, args.overrides)
+    except ConfigError as e:
+        print(f"rl-sft: config error: {e}", file=sys.stderr)
+        return 2
+    try:
+        if args.dry_run:
+            print(json.dumps(dry_run(cfg), indent=2, default=str))
+            return 0
+        out = Path(cfg.logging.output_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+        from trainer.sft import run_sft
+
+        model_dir = run_sft(cfg, resume=args.resume)
+    except (FileNotFoundError, KeyError, ValueError) as e:
+        print(f"rl-sft: {e}", file=sys.stderr)
+        return 2
+    print(f"rl-sft: model saved to {model_dir}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
