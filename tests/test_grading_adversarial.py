@@ -225,6 +225,21 @@ def test_pathological_inputs_are_decided_fast(pred, gold):
     assert dt < 2.0, f"{dt:.2f}s"
 
 
+# completions built to trigger quadratic behaviour in extraction (regex backtracking, brace matching)
+HUGE_COMPLETIONS = [
+    "\\(" * 50_000, "\\boxed{" * 20_000, " " * 500_000 + "5", "Final Answer: The final answer is " * 10_000,
+    "$x" * 50_000, "{" * 100_000, "<think>" * 20_000, "1, " * 60_000, "So x is 5. " * 20_000,
+    "\\boxed{" + "9" * 300_000 + "}", "\\boxed{" * 5_000 + "5" + "}" * 5_000, "." * 100_000 + "a",
+]
+
+
+@pytest.mark.parametrize("completion", HUGE_COMPLETIONS, ids=range(len(HUGE_COMPLETIONS)))
+def test_huge_completions_are_decided_fast(completion):
+    t = time.process_time()
+    g = grade(completion, "5")
+    assert time.process_time() - t < 1.0, g
+
+
 def test_identical_huge_answers_are_correct_fast():
     big = "1" + "0" * 100_000
     t = time.perf_counter()

@@ -38,7 +38,8 @@ class Extraction:
     parts: Optional[list] = None  # several boxed answers that form one set answer
 
 
-MAX_SCAN = 200_000  # only the last MAX_SCAN characters of the visible text are searched
+MAX_SCAN = 200_000  # only the last MAX_SCAN characters of the visible text are searched for boxes
+PHRASE_SCAN = 20_000  # and the last PHRASE_SCAN for phrases, "####", conclusions
 
 _THINK_OPEN = re.compile(r"<think>", re.I)
 _THINK_CLOSE = re.compile(r"</think>", re.I)
@@ -46,7 +47,7 @@ _ANS_OPEN = re.compile(r"<answer>", re.I)
 _ANS_CLOSE = re.compile(r"</answer>", re.I)
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 _CHAT_TAIL = re.compile(r"(?:<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|</s>|<\|end\|>|<\|assistant\|>|<\|user\|>).*$", re.S)
-_HOPE = re.compile(r"\s*I hope it is correct\.?\s*$", re.I)
+_HOPE = re.compile(r"I hope it is correct\.?$", re.I)
 
 _MINERVA = re.compile(r"final\s+answer\s*:\s*the\s+final\s+answer\s+is\s*:?\s*(?P<a>.{0,600}?)\s*\.?\s*I\s+hope\s+it\s+is\s+correct", re.I | re.S)
 _PHRASE = re.compile(
@@ -90,31 +91,36 @@ def split_think(text: str) -> tuple[str, Optional[str]]:
     return text[last_close:], None
 
 
+def _brace_pairs(text: str) -> dict[int, int]:
+    """Position of the matching ``}`` for every ``{`` (escaped ``\\{`` / ``\\}`` skipped), in one pass."""
+    pairs, stack = {}, []
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            stack.append(i)
+        elif c == "}" and stack:
+            pairs[stack.pop()] = i
+        i += 1
+    return pairs
+
+
 def find_boxes(text: str) -> list[tuple[int, int, Optional[str]]]:
     """All ``\\boxed``/``\\fbox`` as (start, end, content); content None when the box is not closed."""
     out = []
+    pairs = None
+    n = len(text)
     for m in _BOX.finditer(text):
         i = m.end()
-        n = len(text)
         while i < n and text[i] in " \t\n":
             i += 1
         if i < n and text[i] == "{":
-            depth = 0
-            j = i
-            close = -1
-            while j < n:
-                c = text[j]
-                if c == "\\":
-                    j += 2
-                    continue
-                if c == "{":
-                    depth += 1
-                elif c == "}":
-                    depth -= 1
-                    if depth == 0:
-                        close = j
-                        break
-                j += 1
+            if pairs is None:
+                pairs = _brace_pairs(text)
+            close = pairs.get(i, -1)
             if close < 0:
                 out.append((m.start(), n, None))
             else:
@@ -185,7 +191,44 @@ def _math_span_at(s: str) -> Optional[str]:
     return None
 
 
-_SPAN = re.compile(r"\$\$(.+?)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+_SPAN_OPEN = re.compile(r"\$\$|(?<!\\)\$|\\\(|\\\[")
+_SPAN_CLOSE = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+
+
+def find_spans(t: str) -> list[tuple[int, int, str]]:
+    """Math spans ($..$, $$..$$, \\(..\\), \\[..\\]) as (start, end, content), found in linear time."""
+    out = []
+    pos = 0
+    dead = set()  # delimiters with no closing one left
+    while True:
+        m = _SPAN_OPEN.search(t, pos)
+        if not m:
+            return out
+        op = m.group()
+        if op in dead:
+            pos = m.end()
+            continue
+        cl = _SPAN_CLOSE[op]
+        j = t.find(cl, m.end())
+        while j > 0 and cl == "$" and t[j - 1] == "\\":
+            j = t.find(cl, j + 1)
+        if j < 0:
+            dead.add(op)
+            pos = m.end()
+            continue
+        if j > m.end():
+            out.append((m.start(), j + len(cl), t[m.end(): j]))
+        pos = j + len(cl)
+
+
+def _strip_spans(t: str, repl: str = " ") -> str:
+    parts, last = [], 0
+    for a, b, _ in find_spans(t):
+        parts.append(t[last:a])
+        parts.append(repl)
+        last = b
+    parts.append(t[last:])
+    return "".join(parts)
 
 
 def answer_from_prose(t: str) -> Optional[str]:
@@ -196,13 +239,12 @@ def answer_from_prose(t: str) -> Optional[str]:
         return None
     cands = []  # (start, end, text)
     spans = []
-    for m in _SPAN.finditer(t):
-        content = next(g for g in m.groups() if g is not None)
+    for a, b, content in find_spans(t):
         if _has_words(content):
             continue  # "$? just about 1$": not math
         if re.search(r"[0-9\\^_=<>]|^\s*[A-Za-z]\s*$|[A-Za-z]\s*[-+*/]", content):
-            cands.append((m.start(), m.end(), content.strip()))
-        spans.append((m.start(), m.end()))
+            cands.append((a, b, content.strip()))
+        spans.append((a, b))
 
     def in_span(i):
         return any(a <= i < b for a, b in spans)
@@ -276,7 +318,7 @@ def _phrase_answer(text: str, m: re.Match) -> Optional[str]:
 
 def _has_prose(t: str) -> bool:
     """True when the text contains English words outside math / \\text{} (so it is a sentence, not an answer)."""
-    s = _SPAN.sub(" ", t)
+    s = _strip_spans(t)
     s = re.sub(r"\\[a-zA-Z]+\s*\{[^{}]*\}|\\[a-zA-Z]+", " ", s)
     words = [w for w in re.findall(r"\b[A-Za-z]{3,}\b", s) if not _UNIT_WORDS_OK.match(w)]
     if not words:
@@ -356,7 +398,8 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
                            "boxed" if len(parts) == 1 else f"{len(parts)} boxed answers form one set",
                            parts if len(parts) > 1 else None)
 
-    tail = _CHAT_TAIL.sub("", visible)
+    tail = _CHAT_TAIL.sub("", visible[-PHRASE_SCAN:])
+    box_end -= len(visible) - len(visible[-PHRASE_SCAN:])
     # 4. phrases (and Minerva's format); after a box only a strong statement with a math value overrides
     mv = None
     for m in _MINERVA.finditer(tail):
@@ -403,7 +446,7 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
             return Extraction(ch, "bare", "choice letter")
     if stripped and (is_gold or len(stripped) <= 2000) and not _has_prose(stripped):
         return Extraction(stripped, "bare", "bare answer")
-    prose_len = len(_SPAN.sub("$", stripped))
+    prose_len = len(_strip_spans(stripped, "$")) if len(stripped) <= 2000 else len(stripped)
     one_sentence = (prose_len <= 100 and "\n" not in stripped and not re.search(r"[.!]\s+[A-Za-z]", stripped)
                     and not _TRUNCATED.search(stripped))
     if stripped and (one_sentence or is_gold):
@@ -430,7 +473,7 @@ def _strip_span(a: str) -> str:
 
 def _conclusion(tail: str) -> Optional[str]:
     """The value stated by a complete final sentence that starts with a conclusion word."""
-    t = _HOPE.sub("", tail.rstrip()).rstrip()
+    t = _HOPE.sub("", tail.rstrip()).rstrip()  # (no leading \s* in _HOPE: it would be quadratic)
     if not t.endswith((".", "!")) and not t.endswith(".$") and not t.endswith("$."):
         return None
     body = t.rstrip(".! ")

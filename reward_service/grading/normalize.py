@@ -129,6 +129,7 @@ def clean(s: str) -> str:
     """Normalise an answer string (see the module docstring for the rules)."""
     s = fix_escapes(s)
     s = to_ascii_latex(s)
+    s = _WS.sub(" ", s)  # first: long whitespace runs would make the \s* patterns below quadratic
     s = strip_delimiters(s)
     s = _CURRENCY.sub(" ", s)
     s = re.sub(r",\s*\\!\s*", ",", s)
@@ -170,9 +171,10 @@ def clean(s: str) -> str:
 def strip_trailing_punct(s: str) -> str:
     """Remove sentence punctuation and stray wrappers at the ends: ``"x=3."`` -> ``"x=3"``."""
     while True:
-        t = s.strip()
-        t = re.sub(r"(?:[.,;:?]|\\\\)+$", "", t).strip()
-        t = re.sub(r"^\*\*+|\*\*+$", "", t).strip()  # markdown bold around the answer
+        t = s.strip().rstrip(".,;:?").rstrip()
+        while t.endswith("\\\\"):
+            t = t[:-2].rstrip().rstrip(".,;:?").rstrip()
+        t = t.strip("*").strip() if t.startswith("**") or t.endswith("**") else t  # markdown bold
         if t.startswith("\\quad") or t.startswith(":"):
             t = t.lstrip(":").strip()
         if t == s:

@@ -27,7 +27,7 @@ MAX_COMMANDS = 80
 _DIGITS = re.compile(r"\d{%d,}" % (MAX_DIGIT_RUN + 1))
 _EXP_GROUP = re.compile(r"\^\s*\{")
 _EXP_NUM = re.compile(r"\^\s*\{?\s*(\d+(?:\.\d+)?)")
-_FACT = re.compile(r"(\d+)\s*!")
+_FACT = re.compile(r"(?<!\d)(\d+)\s*!")
 _NESTED_FACT = re.compile(r"!\s*[)}]*\s*!")
 
 
