@@ -28,6 +28,7 @@ def test_yaml_and_overrides(tmp_path):
     (["train.seed=1.5"], "train.seed"),
     (["logging.tensorboard=maybe"], "logging.tensorboard"),
     (["noequals"], "key.sub=value"),
+    (["algorithm.kl_coef=0.01"], "algorithm.kl_mode"),  # GRPO + KL-in-reward would silently drop the KL
 ])
 def test_bad_keys_and_values_name_the_key(override, needle):
     with pytest.raises(ConfigError, match=needle.replace(".", r"\.")):

@@ -97,10 +97,12 @@ def plan(cfg: RLConfig, num_records: int) -> dict:
     steps_per_epoch = max(1, num_records // r.prompts_per_step)
     total_steps = t.total_steps or t.episodes * steps_per_epoch
     updates_per_step = t.ppo_epochs * (cfg.samples_per_step // t.minibatch_size)
+    ranks = cfg.ray.actor_ranks if cfg.ray.enabled else 1
     return {"records": num_records, "prompts_per_step": r.prompts_per_step, "samples_per_prompt": r.n,
             "samples_per_step": cfg.samples_per_step, "minibatch_size": t.minibatch_size,
             "micro_batch_size": t.micro_batch_size,
-            "grad_accumulation": t.minibatch_size // t.micro_batch_size, "ppo_epochs": t.ppo_epochs,
+            "grad_accumulation": t.minibatch_size // (t.micro_batch_size * ranks), "ppo_epochs": t.ppo_epochs,
+            "data_parallel_ranks": ranks,
             "optimizer_updates_per_step": updates_per_step, "steps_per_epoch": steps_per_epoch,
             "total_steps": total_steps, "total_optimizer_updates": total_steps * updates_per_step,
             "roles": ["policy", "rollout", "reward"] + (["reference"] if cfg.algorithm.kl_coef > 0 else [])

@@ -25,25 +25,52 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _is_local_source(source: str) -> bool:
+    from trainer.data.datasets import data_dir
+
+    return source == "synthetic" or Path(source).exists() or any(
+        (data_dir() / f"{source}{ext}").is_file() for ext in (".jsonl", ".json", ".parquet"))
+
+
 def dry_run(cfg: RLConfig) -> dict:
+    """The plan of a run without loading weights or touching the network: roles and their resources, batch
+    arithmetic, data counts (local data is counted; a hub dataset is named, not downloaded)."""
     from trainer.build import load_train_records, plan
 
-    try:
-        records = load_train_records(cfg)
-        n = len(records)
-    except (FileNotFoundError, ValueError) as e:
-        if cfg.data.train and not Path(cfg.data.train).suffix and "/" in cfg.data.train:
-            n = -1  # a hub id: unknown without downloading
-        else:
-            raise
-    info = plan(cfg, max(n, cfg.rollout.prompts_per_step))
-    info["records"] = n if n >= 0 else "unknown (hub dataset)"
-    info["model"] = cfg.model.pretrain or f"tiny local model {cfg.model.tiny}"
-    info["algorithm"] = cfg.algorithm.advantage
-    info["rollout_backend"] = cfg.rollout.backend
-    info["strategy"] = cfg.train.strategy + (f" ZeRO-{cfg.train.zero_stage}" if cfg.train.strategy == "deepspeed" else "")
-    info["placement"] = "ray" if cfg.ray.enabled else "local"
-    info["reward"] = {"url": cfg.reward.url or "local service on a free loopback port", "scheme": cfg.reward.scheme}
+    n: int | str
+    if _is_local_source(cfg.data.train):
+        n = len(load_train_records(cfg))
+    else:
+        n = f"unknown: hub dataset {cfg.data.train!r} is not downloaded in a dry run"
+    info = plan(cfg, n if isinstance(n, int) else cfg.rollout.prompts_per_step)
+    if not isinstance(n, int):
+        info["records"] = n
+        if not cfg.train.total_steps:
+            info["total_steps"] = info["total_optimizer_updates"] = "depends on the dataset size"
+    info.update({
+        "model": cfg.model.pretrain or f"tiny local model {cfg.model.tiny}",
+        "algorithm": cfg.algorithm.advantage, "loss_agg": cfg.algorithm.loss_agg,
+        "kl": {"coef": cfg.algorithm.kl_coef, "estimator": cfg.algorithm.kl_estimator, "mode": cfg.algorithm.kl_mode},
+        "rollout_backend": cfg.rollout.backend,
+        "strategy": cfg.train.strategy + (f" ZeRO-{cfg.train.zero_stage}" if cfg.train.strategy == "deepspeed" else ""),
+        "placement": "ray" if cfg.ray.enabled else "local (one process)",
+        "reward": {"url": cfg.reward.url or "local service on a free loopback port", "scheme": cfg.reward.scheme},
+        "template": cfg.data.template,
+    })
+    if cfg.ray.enabled:
+        r, gpu = cfg.ray, cfg.ray.actor_num_gpus
+        res = {"policy": {"ranks": r.actor_ranks, "gpus_per_rank": gpu, "cpus_per_rank": r.cpus_per_rank},
+               "rollout": {"engines": cfg.rollout.num_engines, "tensor_parallel_size": cfg.rollout.tensor_parallel_size,
+                           "gpus_per_engine": cfg.rollout.tensor_parallel_size if gpu else 0}}
+        if cfg.algorithm.kl_coef > 0:
+            res["reference"] = {"ranks": r.ref_ranks, "colocated_with_policy": r.colocate_actor_ref or r.colocate_all}
+        if cfg.uses_critic:
+            res["critic"] = {"ranks": r.critic_ranks, "gpus_per_rank": gpu, "colocated_with_policy": r.colocate_all}
+        own = [k for k, v in res.items() if not v.get("colocated_with_policy")]
+        res["total_gpus"] = (r.actor_ranks * gpu + (r.critic_ranks * gpu if "critic" in own else 0)
+                             + (r.ref_ranks * gpu if "reference" in own else 0)
+                             + (0 if r.colocate_all else cfg.rollout.num_engines * res["rollout"]["gpus_per_engine"]))
+        info["resources"] = res
     return info
 
 

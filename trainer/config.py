@@ -245,5 +245,8 @@ def validate(cfg: RLConfig) -> None:
     if samples % t.minibatch_size:
         raise ConfigError(f"train.minibatch_size ({t.minibatch_size}) must divide the samples per step "
                           f"(rollout.prompts_per_step x rollout.n = {samples})")
+    if a.advantage in ("grpo", "dr_grpo", "rloo") and a.kl_coef > 0 and a.kl_mode == "reward":
+        raise ConfigError(f"algorithm.kl_mode: '{a.advantage}' takes the KL as a loss term (GRPO); set "
+                          "algorithm.kl_mode=loss, or use gae / reinforce_pp / reinforce_baseline for a KL reward")
     if a.advantage in ("grpo", "dr_grpo", "rloo", "reinforce_baseline") and r.n < 2:
         raise ConfigError(f"rollout.n: group advantage '{a.advantage}' needs n >= 2, got {r.n}")
