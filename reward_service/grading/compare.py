@@ -8,9 +8,13 @@ and compares node by node:
   (``[a, b)`` != ``(a, b)``); ``x \\ge 5`` equals ``[5, \\infty)``;
 * ``x = 5`` / ``f(x) = 5`` / ``(p, q) = (3, 2)`` compare by their right side; other equations up to a nonzero
   factor; a chain ``a = b = c`` given for a plain gold is read by its last member;
-* scalars (:func:`atom_equal`): identical text; then units (different units are different answers); then
-  exact arithmetic (:mod:`numbers`); then the symbolic path (:mod:`symbolic`) for what is left, after the
-  pre-screen (:mod:`screen`).
+* scalars (:func:`atom_equal`): identical text; then units (different units are different answers); base-b
+  numerals (``2516_8``) by digits and base; then exact arithmetic (:mod:`expr`); then, with variables, the
+  random-point identity test (:mod:`identity`); then the symbolic path (:mod:`symbolic`) for what is left,
+  after the pre-screen (:mod:`screen`). Floor / ceiling / mod / absolute value with variables are piecewise:
+  agreeing at random points proves nothing, so they must build the same sympy expression.
+* shapes that differ (a number against a set, a tuple against a matrix...) are different, except a relation or
+  set against an interval and two matrix expressions, which sympy decides.
 
 Numeric rules (:func:`num_equal`):
 

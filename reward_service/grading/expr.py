@@ -9,7 +9,8 @@ Grammar (precedence low to high): ``+ -``; ``* / \\cdot \\times \\div`` and juxt
 ``3\\sqrt{2}``, ``ab`` = a*b); unary sign; ``^`` (right associative, ``2^10`` = 1024); ``!``; atoms: numbers,
 ``\\frac``, ``\\sqrt[n]``, ``\\binom``, ``( ) { } [ ]``, ``|x|``, ``\\lfloor\\rfloor``, ``\\lceil\\rceil``, ``\\pi``,
 ``e`` (Euler's number), ``i`` / ``I`` (imaginary unit), ``\\infty``, variables (one letter with an optional subscript,
-or a Greek letter), functions ``\\sin \\cos \\tan \\sec \\csc \\cot \\arcsin \\arccos \\arctan \\sinh \\cosh
+or a Greek letter; ``f(0)``, ``P(A)``, a letter applied to one number or letter, is one opaque quantity, not a
+product), functions ``\\sin \\cos \\tan \\sec \\csc \\cot \\arcsin \\arccos \\arctan \\sinh \\cosh
 \\tanh \\ln \\log \\exp`` with a parenthesised / braced argument or a single number / variable. Anything else
 (``\\sum``, ``\\int``, sets...) raises NotNumeric and is left to the symbolic path.
 """

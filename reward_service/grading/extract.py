@@ -17,9 +17,11 @@ Order (the first rule that finds something wins; see :func:`extract`):
 5. ``gsm8k``: the last ``#### N`` line.
 6. ``phrase`` (conclusion): a last, complete sentence starting with "Therefore/Thus/So/Hence…" that states
    a value ("Therefore, the probability is 2/3."). A truncated output (no final period) has none.
-7. ``last_number``: only when asked (GSM8K-style schemes).
-8. ``bare``: the completion itself is an answer: pure math of any length, or a short one-line statement.
-   A long answerless completion gives ``no_answer``.
+7. ``last_number``: only when asked (GSM8K-style schemes), after the bare-answer rule.
+8. ``bare``: the completion itself is an answer: pure math (up to 2000 characters), or one short complete
+   statement (at most 100 characters of prose, one sentence, not ending on "and" / "so" / a comma / an
+   operator, which mark an output cut off mid-sentence); its value is read after the last "is" / "=".
+   Any other answerless completion gives ``no_answer``.
 """
 from __future__ import annotations
 
