@@ -6,22 +6,27 @@ import pytest
 import torch
 
 from trainer import checkpoint
-from trainer.experience import Experience, pad_sequences, pad_token_values
+from trainer.experience import Experience
+from trainer.models.actor import pad_sequences
 from trainer.schedules import cosine_with_warmup, lr_lambda
 from trainer.tracking import Tracker, read_metrics
 
 
+def _batch(prompts, responses):
+    b = pad_sequences(prompts, responses, pad_token_id=0)
+    return b.input_ids, b.attention_mask, b.response_mask.float(), b.prompt_len
+
+
 def test_pad_sequences_layout():
-    ids, att, rmask, P = pad_sequences([[5, 6], [7]], [[1, 2, 3], [4]], pad_id=0)
+    ids, att, rmask, P = _batch([[5, 6], [7]], [[1, 2, 3], [4]])
     assert P == 2
     assert ids.tolist() == [[5, 6, 1, 2, 3], [0, 7, 4, 0, 0]]
     assert att.tolist() == [[1, 1, 1, 1, 1], [0, 1, 1, 0, 0]]
     assert rmask.tolist() == [[1, 1, 1], [1, 0, 0]]
-    assert pad_token_values([[-0.5, -1.0], []], 3).tolist() == [[-0.5, -1.0, 0.0], [0.0, 0.0, 0.0]]
 
 
 def test_experience_select_shard_concat():
-    ids, att, rmask, P = pad_sequences([[1]] * 5, [[2, 3]] * 5, pad_id=0)
+    ids, att, rmask, P = _batch([[1]] * 5, [[2, 3]] * 5)
     exp = Experience(ids, att, rmask, P, rewards=torch.arange(5.0), truncated=torch.zeros(5, dtype=torch.bool))
     shards = exp.shard(2)
     assert [s.batch_size for s in shards] == [2, 3] or [s.batch_size for s in shards] == [3, 2]

@@ -1,7 +1,8 @@
 """The experience batch one RL step trains on, and how rollouts are padded into it.
 
-Layout of every sequence: ``[left-padded prompt | response | right padding]``; ``prompt_len`` (P) is the
-padded prompt width shared by the batch, T the longest response. Token-level tensors (log-probs, values,
+Layout of every sequence: ``[left-padded prompt | response | right padding]`` (built by
+``RolloutOutput.to_batch`` / ``trainer.models.actor.pad_sequences``); ``prompt_len`` (P) is the padded prompt
+width shared by the batch, T the longest response. Token-level tensors (log-probs, values,
 advantages, ...) are ``[B, T]`` over response positions, with ``response_mask`` marking real tokens.
 """
 from __future__ import annotations
@@ -75,36 +76,3 @@ def _cat_padded(tensors: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat(tensors)
     width = max(t.shape[1] for t in tensors)
     return torch.cat([torch.nn.functional.pad(t, (0, width - t.shape[1])) for t in tensors])
-
-
-def pad_sequences(prompt_ids: list[list[int]], response_ids: list[list[int]], pad_id: int):
-    """Pack prompts (left-padded) and responses (right-padded) into one batch.
-
-    Returns ``input_ids [B, P+T]``, ``attention_mask [B, P+T]``, ``response_mask [B, T]`` (float) and P.
-    A response of length 0 (the engine produced nothing) keeps one padded slot so shapes stay valid.
-    """
-    if len(prompt_ids) != len(response_ids):
-        raise ValueError(f"{len(prompt_ids)} prompts vs {len(response_ids)} responses")
-    P = max(len(p) for p in prompt_ids)
-    T = max(1, max(len(r) for r in response_ids))
-    B = len(prompt_ids)
-    input_ids = torch.full((B, P + T), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((B, P + T), dtype=torch.long)
-    response_mask = torch.zeros((B, T), dtype=torch.float32)
-    for i, (p, r) in enumerate(zip(prompt_ids, response_ids)):
-        input_ids[i, P - len(p):P] = torch.tensor(p, dtype=torch.long)
-        attention_mask[i, P - len(p):P] = 1
-        if r:
-            input_ids[i, P:P + len(r)] = torch.tensor(r, dtype=torch.long)
-            attention_mask[i, P:P + len(r)] = 1
-            response_mask[i, :len(r)] = 1.0
-    return input_ids, attention_mask, response_mask, P
-
-
-def pad_token_values(values: list[list[float]], width: int) -> torch.Tensor:
-    """Right-pad per-token float lists (e.g. rollout log-probs) to ``[B, width]`` with zeros."""
-    out = torch.zeros((len(values), width), dtype=torch.float32)
-    for i, v in enumerate(values):
-        if v:
-            out[i, :len(v)] = torch.tensor(v[:width], dtype=torch.float32)
-    return out
