@@ -2,6 +2,11 @@
 
 Hub ids and local directories both go through ``from_pretrained``; nothing here special-cases the tiny test
 models. LoRA is applied with peft when a :class:`LoraSpec` is given.
+
+4-bit base weights (QLoRA, ``load_in_4bit=True``): the frozen base is quantised to NF4 by bitsandbytes while it
+loads (``BitsAndBytesConfig``: NF4, double quantisation, bf16 compute), ``peft.prepare_model_for_kbit_training``
+readies it for training, and only the LoRA adapters train. bitsandbytes' 4-bit kernels need a CUDA GPU, so on a
+CPU, or without the ``bitsandbytes`` package, loading stops with an error that says so.
 """
 from __future__ import annotations
 
@@ -81,6 +86,35 @@ def apply_lora(model: nn.Module, lora: LoraSpec, task_type: str | None = "CAUSAL
     return get_peft_model(model, lora.to_peft(task_type))
 
 
+def quantization_config_4bit(compute_dtype: str | torch.dtype = "bfloat16"):
+    """The ``BitsAndBytesConfig`` of a QLoRA base model: NF4 weights with double quantisation (the quantisation
+    constants are quantised too, ~0.4 bit/parameter saved) and matmuls computed in ``compute_dtype``."""
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                              bnb_4bit_compute_dtype=torch_dtype(compute_dtype))
+
+
+def resolve_4bit_device(device: str | torch.device | None = None) -> torch.device:
+    """The CUDA device a 4-bit model loads onto; a clear error on CPU or without bitsandbytes."""
+    import importlib.util
+
+    dev = torch.device(device) if device is not None else None
+    if dev is None or dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("model.lora.load_in_4bit needs a CUDA GPU: bitsandbytes' 4-bit kernels do not run on "
+                             "this machine (no CUDA device). Set model.lora.load_in_4bit=false to train LoRA on "
+                             "full-precision base weights instead")
+        dev = torch.device("cuda", torch.cuda.current_device() if dev is None or dev.index is None else dev.index)
+    else:
+        raise ValueError(f"model.lora.load_in_4bit needs a CUDA device, but this run's device is {dev} "
+                         f"(train.device); 4-bit bitsandbytes weights cannot be placed on {dev.type}")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise ImportError("model.lora.load_in_4bit needs the bitsandbytes package: pip install 'mathrl[gpu]' "
+                          "(or pip install 'bitsandbytes>=0.45')")
+    return dev
+
+
 def load_causal_lm(
     name_or_path: str,
     dtype: str | torch.dtype = "float32",
@@ -89,24 +123,49 @@ def load_causal_lm(
     attn_implementation: str | None = None,
     trust_remote_code: bool = False,
     device: str | torch.device | None = None,
+    load_in_4bit: bool = False,
 ) -> nn.Module:
     """Load any HF causal LM (hub id or local dir) with the given dtype and options.
 
-    Returns the HF model, or a peft ``PeftModel`` wrapping it when ``lora`` is given.
+    Returns the HF model, or a peft ``PeftModel`` wrapping it when ``lora`` is given. With ``load_in_4bit`` the
+    base weights are quantised to NF4 on a CUDA device (bf16 compute, fp16 if ``dtype`` is float16) and ``lora``
+    is required: 4-bit weights are frozen, the adapters are what trains.
     """
     from transformers import AutoModelForCausalLM
 
     kwargs = {"dtype": torch_dtype(dtype), "trust_remote_code": trust_remote_code}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
+    if load_in_4bit:
+        if lora is None:
+            raise ValueError("model.lora.load_in_4bit: 4-bit base weights cannot be trained; set model.lora.rank > 0 "
+                             "so that LoRA adapters train on top of them")
+        dev = resolve_4bit_device(device)
+        compute = torch.float16 if torch_dtype(dtype) == torch.float16 else torch.bfloat16
+        kwargs["quantization_config"] = quantization_config_4bit(compute)
+        kwargs["device_map"] = {"": dev.index}  # bitsandbytes quantises while placing; .to() after is refused
     model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
-    if device is not None:
-        model.to(device)
-    if gradient_checkpointing:
-        enable_gradient_checkpointing(model)
+    if load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        # fp32 norms/embeddings and input grads so that checkpointed layers backpropagate into the adapters
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=gradient_checkpointing,
+                                                gradient_checkpointing_kwargs={"use_reentrant": False})
+        if gradient_checkpointing and getattr(model, "config", None) is not None:
+            model.config.use_cache = False
+    else:
+        if device is not None:
+            model.to(device)
+        if gradient_checkpointing:
+            enable_gradient_checkpointing(model)
     if lora is not None:
         model = apply_lora(model, lora)
     return model
+
+
+def is_quantized(model: nn.Module) -> bool:
+    """True when some weight of ``model`` is a bitsandbytes 4-/8-bit parameter (packed, not a plain tensor)."""
+    return any(type(p).__name__ in ("Params4bit", "Int8Params") for p in model.parameters())
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -142,6 +201,10 @@ def export_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     Without LoRA the tensors alias the model's parameters (no copy): copy them before mutating.
     """
     base = unwrap_model(model)
+    if is_quantized(base):
+        raise ValueError("export_state_dict: the model has bitsandbytes-quantised base weights; their packed tensors "
+                         "are not HF weights a rollout engine can load. Use rollout.backend=hf (generation with the "
+                         "training model itself) for 4-bit LoRA runs")
     deltas: dict[str, torch.Tensor] = {}
     for name, module in base.named_modules():
         if hasattr(module, "get_delta_weight") and hasattr(module, "base_layer"):
