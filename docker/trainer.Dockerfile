@@ -27,8 +27,11 @@ RUN apt-get update \
  && python3 -m venv /opt/venv \
  && pip install --upgrade pip setuptools wheel packaging ninja
 
-# torch first, pinned as in setup.py: vLLM, DeepSpeed and flash-attn resolve and build against it.
-RUN pip install "torch==2.13.0"
+# torch first, pinned as in setup.py: vLLM, DeepSpeed and flash-attn resolve and build against it. The pin is
+# also a constraint of every later pip install (a build arg is an environment variable of RUN, not of the image):
+# a vLLM release that needs another torch fails the resolution instead of replacing torch.
+ARG PIP_CONSTRAINT=/tmp/torch-pin.txt
+RUN echo "torch==2.13.0" > /tmp/torch-pin.txt && pip install "torch==2.13.0"
 
 WORKDIR /opt/mathrl
 COPY setup.py README.md ./

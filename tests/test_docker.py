@@ -144,14 +144,14 @@ def test_trainer_dockerfile_requirements():
     torch_pin = re.search(r'^TORCH = "(torch==[^"]+)"', (ROOT / "setup.py").read_text(), re.M).group(1)
     ins = _instructions(TRAINER_DOCKERFILE.read_text())
     kinds = [k for k, _ in ins]
-    assert kinds[kinds.index("FROM")] == "FROM"
     base = next(v for k, v in ins if k == "FROM")
     assert base.startswith("nvidia/cuda:") and "devel" in base
     user = [v for k, v in ins if k == "USER"]
     assert user and not user[-1].startswith(("root", "0"))
     assert kinds.index("USER") > max(i for i, k in enumerate(kinds) if k == "RUN")
     runs = " ".join(v for k, v in ins if k == "RUN")
-    assert f'"{torch_pin}"' in runs                                       # the same pin as setup.py
+    assert f'"{torch_pin}"' in runs and f'echo "{torch_pin}" > /tmp/torch-pin.txt' in runs  # setup.py's pin
+    assert "PIP_CONSTRAINT=/tmp/torch-pin.txt" in [v for k, v in ins if k == "ARG"]     # ... holds in every pip
     assert '".[gpu]"' in runs and "--no-build-isolation" in runs and "flash-attn" in runs
     for module in ("vllm", "deepspeed", "flash_attn", "bitsandbytes"):
         assert f"'{module}'" in runs                                  # checked present at build time
