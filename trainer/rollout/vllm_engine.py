@@ -129,7 +129,7 @@ class VLLMRollout(RolloutBackend):
         self.engine_dtype = self.llm.llm_engine.model_config.dtype
         self._logit_scale: float | None = None
         self._sender = None
-        self.sleeping = False
+        self._asleep: set[str] = set()  # what sleep() released and wake_up() has not restored yet
         self.last_sync: dict = {}
         logger.info("vLLM engine for %s ready in %.1f s (sync: %s, dtype: %s)", model,
                     time.perf_counter() - t0, self.sync_backend, self.engine_dtype)
@@ -166,6 +166,7 @@ class VLLMRollout(RolloutBackend):
             stop=list(sampling.stop) or None, stop_token_ids=list(sampling.stop_token_ids) or None,
             include_stop_str_in_output=sampling.include_stop_str_in_output,
             logprobs=0,  # the sampled token's log-prob only
+            flat_logprobs=True,  # one flat list per sample instead of a dict per token (less GC)
             # vLLM gives sample j of a request the seed `seed + j`: space prompts n apart so none share one
             seed=None if sampling.seed is None else sampling.seed + prompt_idx * sampling.n,
             detokenize=bool(sampling.stop),  # vLLM needs text only to find stop strings; we decode ourselves
@@ -174,8 +175,8 @@ class VLLMRollout(RolloutBackend):
     def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], sampling: SamplingConfig) -> RolloutOutput:
         from vllm.inputs import TokensPrompt
 
-        if self.sleeping:
-            raise RuntimeError("the vLLM engine is asleep: call wake_up() before generate()")
+        if self._asleep:
+            raise RuntimeError(f"the vLLM engine is asleep ({sorted(self._asleep)}): call wake_up() first")
         prompt_ids = [encode_prompt(self.tokenizer, p) if isinstance(p, str) else [int(t) for t in p]
                       for p in prompts]
         if any(len(p) == 0 for p in prompt_ids):
@@ -193,7 +194,7 @@ class VLLMRollout(RolloutBackend):
                 raise RuntimeError(f"vLLM returned {len(samples)} samples for prompt {i}, expected {sampling.n}")
             for c in samples:
                 ids = list(c.token_ids)
-                lps = [float(c.logprobs[j][t].logprob) for j, t in enumerate(ids)]
+                lps = self._sampled_logprobs(c, ids)
                 ids, lps, text, reason = self._finish_row(ids, lps, c, sampling)
                 out["prompt_token_ids"].append(list(p))
                 out["response_token_ids"].append(ids)
@@ -202,6 +203,13 @@ class VLLMRollout(RolloutBackend):
                 out["finish_reasons"].append(reason)
                 out["prompt_index"].append(i)
         return RolloutOutput(**out)
+
+    @staticmethod
+    def _sampled_logprobs(c, ids: list[int]) -> list[float]:
+        flat = c.logprobs
+        if getattr(flat, "token_ids", None) == ids:  # FlatLogprobs, one entry (the sampled token) per position
+            return [float(x) for x in flat.logprobs]
+        return [float(flat[j][t].logprob) for j, t in enumerate(ids)]
 
     def _finish_row(self, ids: list[int], lps: list[float], c, sampling: SamplingConfig):
         """Text and finish reason by the shared conventions (``trainer.rollout.base``), decoded with our
@@ -233,8 +241,8 @@ class VLLMRollout(RolloutBackend):
         and raises if the reload fails midway. ``ipc``/``nccl``: vLLM's weight-transfer engines, driven from
         this process (the trainer's); they need every weight. The prefix cache is reset afterwards.
         """
-        if self.sleeping and self.sync_backend == "cpu_reload":
-            raise RuntimeError("the vLLM engine is asleep: call wake_up() before update_weights()")
+        if "weights" in self._asleep:
+            raise RuntimeError('the vLLM engine\'s weights are asleep: call wake_up(["weights"]) first')
         t0 = time.perf_counter()
         state = check_update(state_dict, self.manifest, require_complete=self.sync_backend != "cpu_reload")
         if self.sync_backend == "cpu_reload":
@@ -244,6 +252,8 @@ class VLLMRollout(RolloutBackend):
                               "worker_seconds": max(r["seconds"] for r in worker)}
             self._after_update()
         else:
+            # tensors must be on this process's CUDA device; sent in the engine's dtype
+            state = {k: v.detach().to(self.engine_dtype) for k, v in state.items()}
             if self._sender is None:
                 self._sender = self._make_sender()
             self._sender.send(state)  # ends with transfer_finish → _after_update
@@ -281,22 +291,24 @@ class VLLMRollout(RolloutBackend):
 
     # ------------------------------------------------------------------------------------ memory, teardown
     def sleep(self, level: int = 1) -> None:
-        """Free GPU memory between rollouts (level 1: offload weights, drop KV cache; 2: drop both)."""
+        """Free GPU memory while training (colocated): level 1 offloads the weights to CPU and drops the KV
+        cache; level 2 drops both (sync the weights after ``wake_up(["weights"])``)."""
         if not self.enable_sleep_mode:
             logger.info("vLLM sleep(%d) skipped: %s", level,
                         "sleep mode is not supported on CPU" if self.on_cpu else "enable_sleep_mode is off")
             return
         self.llm.sleep(level=level)
-        self.sleeping = True
+        self._asleep = {"weights", "kv_cache"}
 
     def wake_up(self, tags: list[str] | None = None) -> None:
+        """Restore what :meth:`sleep` released (``tags``: ``["weights"]`` first to sync, then
+        ``["kv_cache"]``, so both never occupy the GPU beside the trainer's memory at once; None = all)."""
         if not self.enable_sleep_mode:
             logger.info("vLLM wake_up() skipped: %s",
                         "sleep mode is not supported on CPU" if self.on_cpu else "enable_sleep_mode is off")
             return
         self.llm.wake_up(tags)
-        self.sleeping = not (tags is None or {"weights", "kv_cache"} <= set(tags))
-        self._logit_scale = None  # re-send the temperature in case level 2 rebuilt the model
+        self._asleep -= set(tags) if tags is not None else self._asleep
 
     def close(self) -> None:
         """Shut the engine processes down (idempotent)."""
