@@ -367,7 +367,7 @@ MORE_FORMS = [
     ("\\boxed{a^2b}", "ab^2", W),
     ("\\boxed{\\alpha+\\beta}", "\\beta+\\alpha", C),
     ("\\boxed{x_1 + x_2}", "x_2+x_1", C),
-    ("\\boxed{\\sqrt{x^2}}", "x", C),
+    ("\\boxed{\\sqrt{x^2}}", "x", W),  # |x| differs from x for x < 0
     ("\\boxed{n(n+1)/2}", "\\frac{n^2+n}{2}", C),
     ("\\boxed{\\frac{n(n+1)}{2}}", "\\binom{n+1}{2}", C),
 ]
@@ -391,7 +391,7 @@ MORE_EXTRACTION = [
     ("She has 5 + 3 = 8 dollars.\n**Answer: 8**", "8", C, {}),
     ("The answer is: 8", "8", C, {}),
     ("<think>\nLet me compute 3+5.\n</think>\n\nThe answer is \\boxed{8}.", "8", C, {}),
-    ("<think>\nLet me compute 3+5 = \\boxed{8}.\n</think>\n\nI am not sure.", "8", W, {}),
+    ("<think>\nLet me compute 3+5 = \\boxed{8}.\n</think>\n\nI am not sure.", "8", N, {}),  # a refusal is no answer
     ("<think>\nLet me compute 3+5.\n</think>\n<answer>\n8\n</answer>", "8", C, {}),
     ("<think>\nLet me compute 3+5.\n</think>\n<answer>\n\\boxed{8}\n</answer>", "8", C, {}),
     ("<think>\nLet me compute 3+5.\n</think>\n<answer>The answer is 8.</answer>", "8", C, {}),
@@ -419,8 +419,8 @@ MORE_EXTRACTION = [
     ("eight", "8", W, {}),
     ("", "8", N, {}),
     ("   \n ", "8", N, {}),
-    ("I don't know.", "8", W, {}),
-    ("\\boxed{\\text{I don't know}}", "8", W, {}),
+    ("I don't know.", "8", N, {}),
+    ("\\boxed{\\text{I don't know}}", "8", N, {}),
     ("\\boxed{8 + 0}", "8", C, {}),
     ("\\boxed{16/2}", "8", C, {}),
     ("\\boxed{2^3}", "8", C, {}),

@@ -49,9 +49,10 @@ def grade(completion: str, gold: Any, *, last_number_fallback: bool = False) -> 
     the gold is empty or of an unsupported type.
     """
     from .compare import answers_equal, squash
-    from .extract import extract, extract_choice
+    from .extract import extract
     from .gold import gold_answers
     from .normalize import clean
+    from .prose import MULTI, extract_choice, non_answer
 
     if not isinstance(completion, str):
         raise TypeError(f"completion must be a string, not {type(completion).__name__}")
@@ -62,14 +63,19 @@ def grade(completion: str, gold: Any, *, last_number_fallback: bool = False) -> 
     if ex.answer is None:
         return Grade(NO_ANSWER, None, ex.reason, ex.method)
     answer = ex.answer.strip()
-    if not clean(answer[:MAX_ANSWER_CHARS]) if len(answer) <= MAX_ANSWER_CHARS else False:
-        return Grade(NO_ANSWER, None, "empty answer", ex.method)
     if len(answer) > MAX_ANSWER_CHARS:
         ok = any(squash(answer) == squash(g) for g in golds)
         return Grade(CORRECT if ok else WRONG, answer[:200] + "...", "identical" if ok else "answer too long", ex.method)
+    if not clean(answer):
+        return Grade(NO_ANSWER, None, "empty answer", ex.method)
+    why = non_answer(answer)
+    if why:
+        return Grade(NO_ANSWER, None, why, ex.method)
     if choice is not None:
         letter = extract_choice(answer)
-        if letter is not None or len(clean(answer)) <= 3:
+        if letter == MULTI:
+            return Grade(WRONG, answer, "several choices", ex.method)
+        if letter is not None:
             ok = letter == choice
             return Grade(CORRECT if ok else WRONG, answer, "same choice" if ok else f"choice {letter} vs {choice}", ex.method)
     reason = "different"

@@ -6,13 +6,15 @@ and compares node by node:
 * tuples and bracketed lists are ordered; bare lists of solutions and ``\\{…\\}`` sets are unordered and
   duplicates do not count (``\\boxed{2}\\boxed{2}`` is ``{2}``); a two-element interval compares its brackets
   (``[a, b)`` != ``(a, b)``); ``x \\ge 5`` equals ``[5, \\infty)``;
-* ``x = 5`` / ``f(x) = 5`` / ``(p, q) = (3, 2)`` compare by their right side; other equations up to a nonzero
-  factor; a chain ``a = b = c`` given for a plain gold is read by its last member;
+* ``x = 5`` / ``f(x) = 5`` / ``(p, q) = (3, 2)`` compare by their right side (``y = 2`` != ``x = 2``; a gold
+  without a variable accepts any name: ``y = 2`` = ``2``); an assignment to an expression (``x + y = 2``) and
+  other equations compare up to a nonzero factor (``y = 2 - x`` = ``x + y = 2``); a chain ``a = b = c`` given for a plain gold is read by its last member;
 * scalars (:func:`atom_equal`): identical text; then units (different units are different answers); base-b
   numerals (``2516_8``) by digits and base; then exact arithmetic (:mod:`expr`); then, with variables, the
   random-point identity test (:mod:`identity`); then the symbolic path (:mod:`symbolic`) for what is left,
   after the pre-screen (:mod:`screen`). Floor / ceiling / mod / absolute value with variables are piecewise:
   agreeing at random points proves nothing, so they must build the same sympy expression.
+* clock times (``3:00``, ``3:00 PM``, ``15:00``) compare as instants; ``3:00`` = ``3``, ``3:30`` != ``3.5``;
 * shapes that differ (a number against a set, a tuple against a matrix...) are different, except a relation or
   set against an interval and two matrix expressions, which sympy decides.
 
@@ -22,7 +24,9 @@ Numeric rules (:func:`num_equal`):
   approximation (``3`` != ``2.9999``);
 * a lone decimal literal with at least two significant digits matches a non-integer exact value it is the
   correct rounding of, at the digits shown: ``0.333`` = 1/3, ``0.33`` = 1/3, ``0.3`` != 1/3, ``0.34`` != 1/3,
-  ``1.4142`` = sqrt 2 (tolerance half a unit of the last shown digit, so relative and scaled to the digits);
+  ``1.4142`` = sqrt 2, ``3.14`` = pi, ``3.1415`` != pi (truncated, not rounded); tolerance half a unit of the
+  last shown digit, so relative and scaled to the digits. A terminating value with at most 6 significant
+  digits must be written in full (``0.13`` != 1/8, ``0.125`` = 1/8);
 * two different decimals match only if the more precise one has 8+ significant digits (a printed float) and
   rounds to the other;
 * percent: ``X%`` equals ``X/100`` and also the bare number ``X`` (the sign dropped like a unit);
@@ -43,6 +47,7 @@ from .numbers import NotNumeric, Num, TooLarge
 
 MIN_SIG_APPROX = 2       # a decimal needs this many significant digits to stand for a non-terminating value
 PRINTED_FLOAT_SIG = 8    # a decimal with this many digits is a printed float, rounding it is allowed
+FULL_DIGITS = 6          # a terminating value with at most this many significant digits must be written in full
 
 
 class Undecided(Exception):
@@ -87,6 +92,25 @@ def _rounds_to(x, d: Num) -> bool:
 
 
 
+def _approximable(q: Fraction) -> bool:
+    """A rational a decimal may round: not an integer, and either non-terminating (1/3) or with more than
+    FULL_DIGITS significant digits when written out (1/1024 = 0.0009765625); 1/8 must be written 0.125."""
+    d = q.denominator
+    if d == 1:
+        return False
+    twos, fives = 0, 0
+    while d % 2 == 0:
+        d //= 2
+        twos += 1
+    while d % 5 == 0:
+        d //= 5
+        fives += 1
+    if d != 1:
+        return True
+    digits = str(abs(q.numerator * 10 ** max(twos, fives) // q.denominator)).strip("0")
+    return len(digits) > FULL_DIGITS
+
+
 def _num_eq(a: Num, b: Num) -> bool:
     if a.inf or b.inf:
         return a.inf == b.inf
@@ -95,9 +119,9 @@ def _num_eq(a: Num, b: Num) -> bool:
             return True
         da, db = a.dec_ulp is not None, b.dec_ulp is not None
         if da and not db:
-            return b.q.denominator != 1 and _rounds_to(b.q, a)
+            return _approximable(b.q) and _rounds_to(b.q, a)
         if db and not da:
-            return a.q.denominator != 1 and _rounds_to(a.q, b)
+            return _approximable(a.q) and _rounds_to(a.q, b)
         if da and db:
             lo, hi = (a, b) if a.dec_ulp >= b.dec_ulp else (b, a)
             return hi.dec_sig >= PRINTED_FLOAT_SIG and _rounds_to(hi.q, lo)
@@ -227,11 +251,15 @@ def _text_of(n: structure.Node) -> str:
 
 def node_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
     """Compare two structure trees (gold first)."""
-    # assignments compare by their right-hand side
+    if g.kind == "time" or p.kind == "time":
+        return _time_equal(g, p)
+    # assignments compare by their right-hand side when both sides name a quantity (x, f(x), |AB|)
     if g.kind == "assign" and p.kind == "assign":
         gl, pl = squash(g.lhs), squash(p.lhs)
         if gl != pl and re.fullmatch(r"[A-Za-z]", gl) and re.fullmatch(r"[A-Za-z]", pl):
             return False, f"different variable ({p.lhs} vs {g.lhs})"
+        if gl != pl and (_OPERATOR.search(gl) or _OPERATOR.search(pl)):
+            return _equations(g.text, p.text)  # "y = 2 - x" against "x + y = 2"
         return node_equal(g.items[0], p.items[0])
     if g.kind == "assign" and p.kind != "eq":
         return node_equal(g.items[0], p)
@@ -264,6 +292,37 @@ def node_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
         return node_equal(g, p.items[0])
     # different shapes (inequality vs interval, matrix expression vs matrix...): let sympy decide
     return _symbolic_fallback(g.text, p.text, f"different structure ({p.kind} vs {g.kind})")
+
+
+_OPERATOR = re.compile(r"[-+*/^]|\\(?:cdot|times)")
+
+
+def _clock(n: structure.Node):
+    """(seconds, am/pm mark) of a time node, or of a whole hour written as an integer (``3`` = 3:00)."""
+    if n.kind == "time":
+        return n.items[0], n.items[1]
+    if n.kind == "atom" and re.fullmatch(r"\d{1,2}", n.text.strip()) and int(n.text) <= 24:
+        return int(n.text) * 3600, ""
+    return None
+
+
+def _time_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
+    """Clock times: equal instants; am/pm applied when given (12:00 am = 0:00); when only one side says am/pm
+    they are compared on a 12-hour clock (``3:00 PM`` = ``3``); an integer h is h:00."""
+    a, b = _clock(g), _clock(p)
+    if a is None or b is None:  # "7:32" against "S_1 : S = 7:32": a ratio after all
+        g2 = structure.ratio(g.text) if g.kind == "time" else g
+        p2 = structure.ratio(p.text) if p.kind == "time" else p
+        return node_equal(g2, p2) if "time" not in (g2.kind, p2.kind) else (False, "different")
+
+    def on24(t):
+        secs, mark = t
+        return secs % 43200 + (43200 if mark == "p" else 0) if mark else secs
+
+    x, y = on24(a), on24(b)
+    if bool(a[1]) != bool(b[1]):
+        x, y = x % 43200, y % 43200
+    return x == y, "same time" if x == y else "different time"
 
 
 _REL_OR_SET = re.compile(r"[<>]|\\(?:le|ge|ne|in|cup|cap|setminus|mathbb|emptyset)(?![a-zA-Z])|\\\{")

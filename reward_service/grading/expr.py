@@ -6,7 +6,7 @@ No ``eval``: a tokenizer and a recursive-descent parser compute a :class:`~.numb
 * :func:`_eval` also evaluates with variables bound to values (used by :mod:`.identity`).
 
 Grammar (precedence low to high): ``+ -``; ``* / \\cdot \\times \\div`` and juxtaposition (``2x``,
-``3\\sqrt{2}``, ``ab`` = a*b); unary sign; ``^`` (right associative, ``2^10`` = 1024); ``!``; atoms: numbers,
+``3\\sqrt{2}``, ``ab`` = a*b; but two number literals side by side, ``1 2``, are not a product); unary sign; ``^`` (right associative, ``2^10`` = 1024); ``!``; atoms: numbers,
 ``\\frac``, ``\\sqrt[n]``, ``\\binom``, ``( ) { } [ ]``, ``|x|``, ``\\lfloor\\rfloor``, ``\\lceil\\rceil``, ``\\pi``,
 ``e`` (Euler's number), ``i`` / ``I`` (imaginary unit), ``\\infty``, variables (one letter with an optional subscript,
 or a Greek letter; ``f(0)``, ``P(A)``, a letter applied to one number or letter, is one opaque quantity, not a
@@ -185,6 +185,11 @@ class _Parser:
             if abs(e) > 100_000:
                 raise TooLarge("power too large")
             return self._mk(x=mpmath.power(a.mp(), e))
+        if b.q is not None and b.q.denominator % 2 == 1 and not a.inf:
+            ax = a.mp()
+            if isinstance(ax, mpmath.mpf) and ax < 0:  # (-8)^{1/3} = -2: real odd root
+                pos = self.power(Num(q=-a.q) if a.q is not None else self._mk(x=-ax), b)
+                return pos if b.q.numerator % 2 == 0 else (Num(q=-pos.q) if pos.q is not None else self._mk(x=-pos.x))
         if b.q is not None and a.q is not None and a.q > 0 and b.q.denominator <= 64:
             root = _exact_root(a.q, b.q.denominator)
             if root is not None:
@@ -264,19 +269,34 @@ class _Parser:
         return kind == "cmd" and tok in _ATOM_CMDS
 
     def term(self, stop=None) -> Num:
+        start = self.i
         v = self.unary(stop)
         while True:
             tok = self.peek()[1]
             if tok == "*" or tok in _MULT:
                 self.i += 1
+                start = self.i
                 v = self.mul(v, self.unary(stop))
             elif tok == "/" or tok in _DIV:
                 self.i += 1
+                start = self.i
                 v = self.div(v, self.unary(stop))
             elif self._starts_atom(stop):
+                if self._juxtaposed_numbers(start):
+                    raise NotNumeric("two numbers side by side")  # "1 2" is not 2
+                start = self.i
                 v = self.mul(v, self.power_(stop))
             else:
                 return v
+
+    def _juxtaposed_numbers(self, start: int) -> bool:
+        """The factor that ends here is a lone number literal and another number literal follows (not a mixed
+        number ``3 1\\frac12``)."""
+        toks = [t for t in self.t[start:self.i] if t[1] not in ("-", "+")]
+        if len(toks) != 1 or toks[0][0] != "num" or self.peek()[0] != "num":
+            return False
+        nxt = self.t[self.i + 1][1] if self.i + 1 < len(self.t) else None
+        return nxt != "\\frac"
 
     def unary(self, stop=None) -> Num:
         tok = self.peek()[1]
@@ -323,8 +343,8 @@ class _Parser:
                 v = self._mk(q=Fraction(math.factorial(v.q.numerator)))
             else:  # a variable at a random point: Gamma(x + 1)
                 x = v.mp()
-                if not isinstance(x, mpmath.mpf) or x > MAX_FACTORIAL or x <= -1:
-                    raise DomainError("factorial")
+                if not isinstance(x, mpmath.mpf) or x > MAX_FACTORIAL or (x <= -1 and x == mpmath.floor(x)):
+                    raise DomainError("factorial")  # Gamma(x + 1) has poles at the negative integers only
                 v = self._mk(x=mpmath.gamma(x + 1))
         return v
 

@@ -2,26 +2,33 @@
 
 Order (the first rule that finds something wins; see :func:`extract`):
 
+0. Text after the end of the turn (``<|im_end|>``, ``<|endoftext|>``, ``</s>``, a new ``<|im_start|>``...) is a
+   hallucinated continuation and is dropped; when the completion carries the chat transcript, reading starts
+   after the last assistant header.
 1. Reasoning is skipped: only the text after the last ``</think>`` is read. A ``<think>`` left open at the
    end (no ``</think>`` after it) means the output stopped mid-reasoning: the verdict is ``no_answer``.
 2. ``answer_tag``: the last closed ``<answer>…</answer>``; a ``\\boxed{}`` inside it is unwrapped; an empty
-   tag is ``no_answer``.
+   tag, an unclosed box or a refusal inside it is ``no_answer``. An unclosed ``<answer>`` is read on with the
+   other rules (vLLM drops a ``</answer>`` stop string from the output).
 3. ``boxed``: the last ``\\boxed{…}`` / ``\\fbox{…}`` / ``\\boxed N``. If the last box is not closed (a truncated
    output) the verdict is ``no_answer``. Boxes just before it that are joined to it only by separators
    (``,``, ``;``, "and", "or", ``\\quad``, a ``y =`` label) belong to the same final span and together form one
-   set answer, so ``\\boxed{1}\\boxed{2}\\boxed{3}`` is the answer ``{1, 2, 3}``, never ``3``. A strong
-   "final answer is $X$" statement *after* the last box overrides it.
+   set answer, so ``\\boxed{1}\\boxed{2}\\boxed{3}`` is the answer ``{1, 2, 3}``, never ``3``. A box whose
+   content is a sentence with an answer phrase (``\\boxed{\\text{The answer is } 5}``) is reduced to its value.
+   A strong "final answer is $X$" statement *after* the last box overrides it.
 4. ``minerva`` ("Final Answer: The final answer is X. I hope it is correct.") and ``phrase``
-   ("final answer is", "the answer is", "Answer:"): the last occurrence; the answer is the math span right
-   after it, else the rest of the sentence (prose is reduced by :func:`answer_from_prose`).
+   ("final answer is", "the answer is", "Answer:"; not "the answer is not"): the last occurrence; the answer
+   is the math span right after it (several spans joined by ``,`` / and / or form one list answer:
+   ``$6764$,$10945$``), else the rest of the sentence (reduced by :func:`.prose.answer_from_prose`).
 5. ``gsm8k``: the last ``#### N`` line.
 6. ``phrase`` (conclusion): a last, complete sentence starting with "Therefore/Thus/So/Hence…" that states
-   a value ("Therefore, the probability is 2/3."). A truncated output (no final period) has none.
-7. ``last_number``: only when asked (GSM8K-style schemes), after the bare-answer rule.
-8. ``bare``: the completion itself is an answer: pure math (up to 2000 characters), or one short complete
-   statement (at most 100 characters of prose, one sentence, not ending on "and" / "so" / a comma / an
-   operator, which mark an output cut off mid-sentence); its value is read after the last "is" / "=".
-   Any other answerless completion gives ``no_answer``.
+   a value ("Therefore, the probability is 2/3."), see :func:`.prose.conclusion`.
+7. ``bare``: the completion itself is an answer only if it looks like one (:func:`.prose.bare_answer`: math on
+   one line, a few words that are not filler, or one short statement that ends on its value).
+8. ``last_number``: only when asked (GSM8K-style schemes).
+
+Anything else is ``no_answer``; so is an extracted answer that is a refusal or a placeholder
+(:func:`.prose.non_answer`), checked by :func:`reward_service.grading.grade`.
 """
 from __future__ import annotations
 
@@ -29,7 +36,11 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
-from .normalize import _UNIT_ALT, fix_escapes
+from .normalize import fix_escapes
+from .prose import (_NUMBER_IN_TEXT, answer_from_prose, bare_answer, conclusion, extract_choice, has_prose,
+                    joined_spans, math_span_at, non_answer)
+
+__all__ = ["Extraction", "extract", "extract_choice", "find_boxes", "split_think", "end_of_turn"]
 
 
 @dataclass
@@ -48,36 +59,34 @@ _THINK_CLOSE = re.compile(r"</think>", re.I)
 _ANS_OPEN = re.compile(r"<answer>", re.I)
 _ANS_CLOSE = re.compile(r"</answer>", re.I)
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
-_CHAT_TAIL = re.compile(r"(?:<\|im_start\|>|<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|</s>|<\|end\|>|<\|assistant\|>|<\|user\|>).*$", re.S)
-_HOPE = re.compile(r"I hope it is correct\.?$", re.I)
+_TURN_END = re.compile(r"<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<\|eom_id\|>|</s>|<\|end\|>|<\|im_start\|>|"
+                       r"<\|start_header_id\|>|<\|user\|>|<\|assistant\|>|<\|end_of_text\|>|<end_of_turn>|<start_of_turn>")
+_ASSISTANT_HEADER = re.compile(r"<\|im_start\|>\s*assistant\b|<\|assistant\|>|<\|start_header_id\|>\s*assistant\s*"
+                               r"<\|end_header_id\|>|<start_of_turn>\s*model\b")
 
 _MINERVA = re.compile(r"final\s+answer\s*:\s*the\s+final\s+answer\s+is\s*:?\s*(?P<a>.{0,600}?)\s*\.?\s*I\s+hope\s+it\s+is\s+correct", re.I | re.S)
+_NOT = r"(?!\s*(?:not\b|n['’]t\b))"
 _PHRASE = re.compile(
-    r"(?:final\s+answer\s*(?:is|:|=|would\s+be|will\s+be|should\s+be)"
-    r"|(?<![a-z])answer\s+(?:is|would\s+be|will\s+be|should\s+be|must\s+be)(?:\s*:)?"
+    r"(?:final\s+answer\s*(?:is|:|=|would\s+be|will\s+be|should\s+be)" + _NOT +
+    r"|(?<![a-z])answer\s+(?:is|would\s+be|will\s+be|should\s+be|must\s+be)" + _NOT + r"(?:\s*:)?"
     r"|(?<![a-z])answer\s*(?:\*\*)?\s*:"
     r"|(?<![a-z])answer\s*(?=\\\(|\\\[|\$))",
     re.I,
 )
 _GSM = re.compile(r"####\s*([^\n]*)")
-_CONCLUDE = re.compile(r"^(?:therefore|thus|so|hence|finally|in\s+conclusion|in\s+summary|consequently|as\s+a\s+result|overall|the\s+answer)\b", re.I)
-# a statement that stops on a conjunction, preposition, operator or comma was cut off mid-sentence
-_TRUNCATED = re.compile(r"(?:\b(?:and|or|so|then|to|of|the|a|is|are|we|by|with|which|that|but|get|gives?|plus|minus|"
-                        r"times)|[,=+\-*/(]|\\(?:cdot|times))\s*$", re.I)
-_CONCLUDE_INNER = re.compile(r"\$\s+(?=(?:Therefore|Thus|So|Hence|Finally|Consequently)\b)")
-_NUMBER_IN_TEXT = re.compile(
-    r"(?<![A-Za-z0-9.\\])(?:[-+]\s?)?[$€£¥]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:[.,]\d+)?(?:\s*/\s*\d+)?(?:\s*(?:%|\\%|percent\b))?(?![\d])"
-)
-_COPULA = re.compile(r"(?<![A-Za-z])(?:is|are|was|were|be|equals?|gives?|by|=|\\approx|≈)(?![A-Za-z])", re.I)
-_CHOICE = re.compile(r"(?<![A-Za-z\\])\(?([A-J])\)?(?![A-Za-z])")
-_UNIT_WORDS_OK = re.compile(
-    r"^(?:and|or|of|the|units?|square|cubic|sq|cm|mm|km|m|in|ft|feet|inch(?:es)?|miles?|meters?|hours?|minutes?|seconds?|"
-    r"days?|weeks?|years?|dollars?|cents?|degrees?|pi|sqrt|frac|text|mbox|infty|cup|cap|le|ge|ne|pm|cdot)$",
-    re.I,
-)
 
 
-_UNIT_AFTER = re.compile(r"\s*(\\text\{[^{}]*\}|(?:" + _UNIT_ALT + r")(?:\^?\d|²|³)?)(?![A-Za-z])")
+def end_of_turn(text: str) -> str:
+    """The assistant's turn only: up to the first end-of-turn token; a completion that starts with a chat token
+    is a whole transcript, read from after its last assistant header."""
+    if "<" not in text:
+        return text
+    if re.match(r"\s*<(?:\|[a-z_]+\||start_of_turn|bos)", text):
+        heads = list(_ASSISTANT_HEADER.finditer(text))
+        if heads:
+            text = text[heads[-1].end():]
+    m = _TURN_END.search(text)
+    return text[: m.start()] if m else text
 
 
 def split_think(text: str) -> tuple[str, Optional[str]]:
@@ -179,108 +188,6 @@ def _box_group(boxes, text) -> tuple[list[str], int]:
     return uniq, last[1]
 
 
-def _math_span_at(s: str) -> Optional[str]:
-    """If s starts with a math span ($..$, $$..$$, \\(..\\), \\[..\\]) return its content."""
-    s = s.lstrip()
-    for op, cl in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
-        if s.startswith(op):
-            j = s.find(cl, len(op))
-            while j > 0 and cl == "$" and s[j - 1] == "\\":
-                j = s.find(cl, j + 1)
-            if j > len(op):
-                return s[len(op): j]
-            return None
-    return None
-
-
-_SPAN_OPEN = re.compile(r"\$\$|(?<!\\)\$|\\\(|\\\[")
-_SPAN_CLOSE = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
-
-
-def find_spans(t: str) -> list[tuple[int, int, str]]:
-    """Math spans ($..$, $$..$$, \\(..\\), \\[..\\]) as (start, end, content), found in linear time."""
-    out = []
-    pos = 0
-    dead = set()  # delimiters with no closing one left
-    while True:
-        m = _SPAN_OPEN.search(t, pos)
-        if not m:
-            return out
-        op = m.group()
-        if op in dead:
-            pos = m.end()
-            continue
-        cl = _SPAN_CLOSE[op]
-        j = t.find(cl, m.end())
-        while j > 0 and cl == "$" and t[j - 1] == "\\":
-            j = t.find(cl, j + 1)
-        if j < 0:
-            dead.add(op)
-            pos = m.end()
-            continue
-        if j > m.end():
-            out.append((m.start(), j + len(cl), t[m.end(): j]))
-        pos = j + len(cl)
-
-
-def _strip_spans(t: str, repl: str = " ") -> str:
-    parts, last = [], 0
-    for a, b, _ in find_spans(t):
-        parts.append(t[last:a])
-        parts.append(repl)
-        last = b
-    parts.append(t[last:])
-    return "".join(parts)
-
-
-def answer_from_prose(t: str) -> Optional[str]:
-    """Reduce a sentence to its answer: the math span or number right after the last copula ("is", "=",
-    "are"...), else the last math span or number. None when there is none."""
-    t = t.strip()
-    if not t:
-        return None
-    cands = []  # (start, end, text)
-    spans = []
-    for a, b, content in find_spans(t):
-        if _has_words(content):
-            continue  # "$? just about 1$": not math
-        if re.search(r"[0-9\\^_=<>]|^\s*[A-Za-z]\s*$|[A-Za-z]\s*[-+*/]", content):
-            cands.append((a, b, content.strip()))
-        spans.append((a, b))
-
-    def in_span(i):
-        return any(a <= i < b for a, b in spans)
-
-    for m in _NUMBER_IN_TEXT.finditer(t):
-        if not in_span(m.start()):
-            cands.append((m.start(), m.end(), m.group().strip()))
-    if not cands:
-        return None
-    cands.sort()
-    cops = [m for m in _COPULA.finditer(t) if not in_span(m.start())]
-    if cops:
-        after = [c for c in cands if c[0] >= cops[-1].end()]
-        if after:
-            return _with_unit(t, after[0])
-    return _with_unit(t, cands[-1])
-
-
-def _with_unit(t: str, cand) -> str:
-    """A number followed directly by a unit (``1,000.99m²``, ``5 cm``) keeps it, so units can be compared."""
-    s, e, txt = cand
-    if not re.match(r"^[-+]?[$€£¥]?[\d,.\s/]+%?$", txt):
-        return txt
-    m = _UNIT_AFTER.match(t[e:])
-    if m:
-        return txt + " " + m.group(1).strip()
-    return txt
-
-
-def _has_words(t: str) -> bool:
-    s = re.sub(r"\\[a-zA-Z]+\s*\{[^{}]*\}|\\[a-zA-Z]+", " ", t)
-    return any(not _UNIT_WORDS_OK.match(w) for w in re.findall(r"[A-Za-z]{3,}", s))
-
-
 def _phrase_answer(text: str, m: re.Match) -> Optional[str]:
     """The answer stated right after a phrase match."""
     rest = text[m.end():]
@@ -291,21 +198,9 @@ def _phrase_answer(text: str, m: re.Match) -> Optional[str]:
         bx = find_boxes(rest)
         if bx and bx[0][2] is not None:
             return bx[0][2]
-    span = _math_span_at(rest)
-    if span is not None and span.strip():
-        # "$x = 3$ or $x = -3$": several spans joined by and / or / commas are one answer
-        spans = [span]
-        pos = rest.find(span) + len(span) + 1
-        while len(spans) < 10:
-            m = re.match(r"\$?\s*(?:,\s*(?:and|or)?|and|or|\\text\{\s*(?:and|or)\s*\})\s*(?=\$|\\\()", rest[pos:])
-            if not m:
-                break
-            nxt = _math_span_at(rest[pos + m.end():])
-            if not nxt:
-                break
-            spans.append(nxt)
-            pos = pos + m.end() + rest[pos + m.end():].find(nxt) + len(nxt) + 1
-        return ", ".join(spans) if len(spans) > 1 else span
+    spans = joined_spans(rest)  # "$x = 3$ or $x = -3$": one answer
+    if spans is not None:
+        return spans
     # up to the end of the sentence / line
     mm = re.search(r"\n|(?<![0-9])\.(?=\s|$)|\.(?=\s+[A-Z])|$", rest)
     sent = rest[: mm.start()] if mm else rest
@@ -313,41 +208,31 @@ def _phrase_answer(text: str, m: re.Match) -> Optional[str]:
     if not sent:
         return None
     # a plain value right away: keep it whole ("(0, 1)", "12,000,023", "x = 5")
-    if not _has_prose(sent):
+    if not has_prose(sent):
         return sent
     return answer_from_prose(sent)
 
 
-def _has_prose(t: str) -> bool:
-    """True when the text contains English words outside math / \\text{} (so it is a sentence, not an answer)."""
-    s = _strip_spans(t)
-    s = re.sub(r"\\[a-zA-Z]+\s*\{[^{}]*\}|\\[a-zA-Z]+", " ", s)
-    words = [w for w in re.findall(r"\b[A-Za-z]{3,}\b", s) if not _UNIT_WORDS_OK.match(w)]
-    if not words:
-        return False
-    if len(words) >= 2:
-        return True
-    return bool(re.search(r"\d|\$", t))
+def _box_answer(content: str) -> str:
+    """A box holding a sentence with an answer phrase is reduced to its value ("\\text{The answer is } 5")."""
+    if "answer" not in content.lower() or len(content) > 400:
+        return content
+    flat = re.sub(r"\\(?:text|textbf|mbox|mathrm)\s*\{([^{}]*)\}", r" \1 ", content)
+    pm = None
+    for m in _PHRASE.finditer(flat):
+        pm = m
+    a = _phrase_answer(flat, pm) if pm is not None else None
+    return a.strip() if a and a.strip() else content
 
 
-def extract_choice(text: str) -> Optional[str]:
-    """A multiple-choice letter from a short text: ``(B)``, ``B:``, ``\\text{(B)}``, ``B.``, "the answer is B"."""
-    t = re.sub(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}", r"\1", text)
-    t = t.replace("$", " ").strip()
-    if re.fullmatch(r"\(?[a-j]\)?", t):
-        return t.strip("()").upper()  # a lone lower-case letter in a box
-    m = re.match(r"^\**\s*\(?([A-J])\)?(?:[.:,)\s*]|$)", t)
-    if m:
-        return m.group(1)
-    anchors = list(re.finditer(r"answer(?:\s+is|\s*:)?|option|choice", t, re.I))
-    for a in reversed(anchors):
-        mm = _CHOICE.search(t[a.end(): a.end() + 60])
-        if mm:
-            return mm.group(1)
-    letters = _CHOICE.findall(t)
-    if letters and len(t) <= 200:
-        return letters[-1]
-    return None
+def _tag_answer(inner: str, choice: bool) -> Extraction:
+    """What a closed ``<answer>`` tag holds: a box inside, an answer phrase, or the content itself."""
+    sub = extract(inner, choice=choice, is_gold=True)
+    if sub.method == "boxed" and sub.answer is None or sub.reason == "unclosed box in the gold":
+        return Extraction(None, "answer_tag", "unclosed \\boxed in <answer>")
+    if sub.answer is None:
+        return Extraction(None, "answer_tag", sub.reason)
+    return Extraction(sub.answer, "answer_tag", "answer tag", sub.parts)
 
 
 def extract(completion: str, *, last_number_fallback: bool = False, choice: bool = False,
@@ -355,9 +240,11 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
     """Find the final answer of a completion (see the module docstring for the order of the rules).
 
     ``choice``: the gold is a multiple-choice letter, so prose like "the answer is for sure D" is reduced to
-    the letter. ``is_gold``: the text is a reference solution or answer (no length limit on a bare answer).
+    the letter. ``is_gold``: the text is a reference solution or answer (no length limit on a bare answer,
+    any short statement is read).
     """
     text = fix_escapes(completion) if ("\\\\" in completion or "\x0c" in completion or "\x08" in completion) else completion
+    text = end_of_turn(text)
     visible, why = split_think(text)
     if why:
         return Extraction(None, None, why)
@@ -375,10 +262,7 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
             inner = visible[o.end(): c.start()].strip()
             if not inner:
                 return Extraction(None, "answer_tag", "empty <answer>")
-            sub = extract(inner, choice=choice, is_gold=True)
-            if sub.answer is None:
-                return Extraction(None, "answer_tag", sub.reason)
-            return Extraction(sub.answer, "answer_tag", "answer tag", sub.parts)
+            return _tag_answer(inner, choice)
         # unclosed tag: read what follows it with the other rules
         visible = visible[o.end():]
 
@@ -396,12 +280,13 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
             # truncated / unclosed last box; an answer stated after an earlier box does not rescue it
             return Extraction(None, "boxed", "unclosed \\boxed")
         parts, box_end = _box_group(boxes, visible)
+        parts = [_box_answer(p) for p in parts]
         boxed = Extraction(", ".join(parts) if len(parts) > 1 else parts[0], "boxed",
                            "boxed" if len(parts) == 1 else f"{len(parts)} boxed answers form one set",
                            parts if len(parts) > 1 else None)
 
-    tail = _CHAT_TAIL.sub("", visible[-PHRASE_SCAN:])
-    box_end -= len(visible) - len(visible[-PHRASE_SCAN:])
+    tail = visible[-PHRASE_SCAN:]
+    box_end -= len(visible) - len(tail)
     # 4. phrases (and Minerva's format); after a box only a strong statement with a math value overrides
     mv = None
     for m in _MINERVA.finditer(tail):
@@ -412,14 +297,15 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
     if boxed is not None:
         for m, method in ((mv, "minerva"), (pm, "phrase")):
             if m is not None and m.start() > box_end and re.match(r"(?i)final", m.group()):
-                a = m.group("a") if method == "minerva" else _phrase_answer(tail, m)
-                if a and _math_span_at(tail[m.start(m.lastindex or 0):] if method == "minerva" else re.sub(r"^[\s*:]+", "", tail[m.end():])) is not None:
+                after = m.group("a") if method == "minerva" else re.sub(r"^[\s*:]+", "", tail[m.end():])
+                a = joined_spans(after) if method == "minerva" else _phrase_answer(tail, m)
+                if a and math_span_at(after) is not None:
                     return Extraction(_strip_span(a), method, "final answer statement after the box")
         return boxed
     if mv is not None and (pm is None or mv.end() >= pm.start()):
         a = mv.group("a").strip()
-        a2 = _math_span_at(a)
-        a = a2 if a2 is not None else (a if not _has_prose(a) else answer_from_prose(a))
+        a2 = joined_spans(a)
+        a = a2 if a2 is not None else (a if not has_prose(a) else answer_from_prose(a))
         if a:
             return Extraction(_strip_span(a), "minerva", "minerva final answer")
     if pm is not None:
@@ -437,7 +323,7 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
     if gm is not None and gm.group(1).strip():
         return Extraction(gm.group(1).strip(), "gsm8k", "#### line")
     # 6. conclusion sentence
-    concl = _conclusion(tail)
+    concl = conclusion(tail)
     if concl:
         return Extraction(concl, "phrase", "conclusion sentence")
     # 7. bare answer (whole text) -- before last_number so that "x = 5" stays an equation
@@ -446,51 +332,41 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
         ch = extract_choice(stripped) if len(stripped) <= 300 else None
         if ch:
             return Extraction(ch, "bare", "choice letter")
-    if stripped and (is_gold or len(stripped) <= 2000) and not _has_prose(stripped):
-        return Extraction(stripped, "bare", "bare answer")
-    prose_len = len(_strip_spans(stripped, "$")) if len(stripped) <= 2000 else len(stripped)
-    one_sentence = (prose_len <= 100 and "\n" not in stripped and not re.search(r"[.!]\s+[A-Za-z]", stripped)
-                    and not _TRUNCATED.search(stripped))
-    if stripped and (one_sentence or is_gold):
-        a = answer_from_prose(stripped)
-        if a:
-            return Extraction(a, "bare", "short statement")
-        if one_sentence:
-            return Extraction(stripped, "bare", "bare text answer")
+    if is_gold:
+        ex = _gold_bare(stripped)
+        if ex is not None:
+            return ex
+    else:
+        bare = bare_answer(stripped)
+        if bare is not None:
+            return Extraction(bare[0], "bare", bare[1])
     # 8. last number
     if last_number_fallback:
         nums = list(_NUMBER_IN_TEXT.finditer(tail))
         if nums:
             return Extraction(nums[-1].group().strip(), "last_number", "last number in the text")
+    if non_answer(stripped):
+        return Extraction(None, None, "refusal")
     return Extraction(None, None, "no final answer found")
+
+
+def _gold_bare(stripped: str) -> Optional[Extraction]:
+    """A reference answer (or an answer tag's content) without markers: math as is, a sentence reduced."""
+    if not stripped or non_answer(stripped):
+        return None
+    if not has_prose(stripped):
+        return Extraction(stripped, "bare", "bare answer")
+    a = answer_from_prose(stripped)
+    if a:
+        return Extraction(a, "bare", "short statement")
+    if len(stripped) <= 300:
+        return Extraction(stripped, "bare", "bare text answer")
+    return None
 
 
 def _strip_span(a: str) -> str:
     a = a.strip()
-    inner = _math_span_at(a)
-    if inner is not None and _math_span_at(a) and len(inner) + 2 >= len(a) - 2:
+    inner = math_span_at(a)
+    if inner is not None and len(inner) + 2 >= len(a) - 2:
         return inner
     return a
-
-
-def _conclusion(tail: str) -> Optional[str]:
-    """The value stated by a complete final sentence that starts with a conclusion word."""
-    t = _HOPE.sub("", tail.rstrip()).rstrip()  # (no leading \s* in _HOPE: it would be quadratic)
-    if not t.endswith((".", "!")) and not t.endswith(".$") and not t.endswith("$."):
-        return None
-    body = t.rstrip(".! ")
-    # previous sentence boundary: ". " / "! " / newline, not inside a number
-    cut = max(body.rfind(". "), body.rfind("! "), body.rfind("\n"), body.rfind(".\n"))
-    sent = body[cut + 1:].strip() if cut >= 0 else body.strip()
-    sent = re.sub(r"^[\s*#>-]+", "", sent)
-    if not _CONCLUDE.match(sent):
-        # "... = 6$ So, the pair is $(7, 6)$." : a conclusion word after a math span ends the previous sentence
-        starts = [m.start() for m in _CONCLUDE_INNER.finditer(sent)]
-        if not starts:
-            return None
-        sent = sent[starts[-1]:].lstrip("$ ")
-    if len(sent) > 400 or not _CONCLUDE.match(sent):
-        return None
-    if not _COPULA.search(sent):
-        return None
-    return answer_from_prose(sent)

@@ -2,10 +2,13 @@
 
 * :func:`close`: two values, at least one irrational, are recomputed with the larger of their working
   precisions and must agree to all but the last 10 digits (at least 30).
-* :func:`same_function`: two expressions with variables are the same function when they agree at fixed,
-  irregular rational points (three valid points; points where either side is undefined are skipped). With
-  exact rational arithmetic a polynomial / rational identity is decided exactly up to the negligible chance
-  (Schwartz-Zippel) that a nonzero difference vanishes at every point.
+* :func:`same_function`: two expressions with variables are the same function when they agree at 8 fixed,
+  irregular rational points of both signs (each of the first three variables takes every sign combination;
+  magnitudes from 0.8 to 56). A point where one side is defined and the other is not (``\\ln(x^2)`` against
+  ``2\\ln x`` at x < 0, ``\\sqrt{x}^2`` against ``x``) makes them different; points where both are undefined are
+  skipped; at least three points must be valid. With exact rational arithmetic a polynomial / rational
+  identity is decided exactly up to the negligible chance (Schwartz-Zippel) that a nonzero difference vanishes
+  at every point; ``\\sqrt{x^2}`` is ``|x|``, not ``x``.
 * :func:`equations_proportional`: ``lhs - rhs`` of two equations are nonzero constant multiples of each other.
 """
 from __future__ import annotations
@@ -19,17 +22,20 @@ from .expr import _eval, free_vars
 from .numbers import DomainError, NotNumeric, Num, TooLarge
 
 # ----------------------------------------------------------------------------------------------------------
-# irregular positive rationals spread over two orders of magnitude (step functions such as floor must not look
-# constant because every point fell in the same step)
+# irregular rationals spread over two orders of magnitude (step functions such as floor must not look constant
+# because every point fell in the same step); signs are added per point and variable by _points
 _BASE = (Fraction(37, 13), Fraction(211, 17), Fraction(19, 23), Fraction(613, 11), Fraction(71, 29),
          Fraction(1009, 97), Fraction(5, 3), Fraction(331, 7))
+N_POINTS = 8
+MIN_VALID = 3
 
 
-def _points(names, count=6):
-    """Deterministic points: variable j at point k takes _BASE[(k + 3j) % 8] (different variables differ)."""
+def _points(names, count=N_POINTS):
+    """Deterministic points: variable j at point k takes +-_BASE[(k + 3j) % 8] + j/101; its sign is bit (j % 3)
+    of k, so the first three variables meet every sign combination."""
     names = sorted(names)
-    return [{n: _BASE[(k + 3 * j) % len(_BASE)] + Fraction(j, 101) for j, n in enumerate(names)}
-            for k in range(count)]
+    return [{n: (-1 if (k >> (j % 3)) & 1 else 1) * _BASE[(k + 3 * j) % len(_BASE)] + Fraction(j, 101)
+             for j, n in enumerate(names)} for k in range(count)]
 
 
 def refine(n: Num, dps: int) -> Num:
@@ -62,6 +68,14 @@ def _vals_equal(a: Num, b: Num) -> bool:
     return close(a, b)
 
 
+def _value_or_none(s: str, pt) -> Optional[Num]:
+    """Value of s at pt; None where s is undefined (raises NotNumeric / TooLarge for what we cannot evaluate)."""
+    try:
+        return _eval(s, pt)
+    except DomainError:
+        return None
+
+
 def same_function(a: str, b: str) -> Optional[bool]:
     """True/False when a and b (with variables) are / are not the same function; None when undecidable here."""
     try:
@@ -73,21 +87,19 @@ def same_function(a: str, b: str) -> Optional[bool]:
     valid = 0
     for pt in _points(names):
         try:
-            va, vb = _eval(a, pt), _eval(b, pt)
-        except TooLarge:
+            fa, fb = _value_or_none(a, pt), _value_or_none(b, pt)
+        except (TooLarge, NotNumeric):
             return None
-        except DomainError:
+        if fa is None and fb is None:
             continue
-        except NotNumeric:
+        if (fa is None) != (fb is None):
+            return False  # defined on one side only
+        if fa.pct != fb.pct or fa.deg != fb.deg or fa.inf or fb.inf:
             return None
-        if va.pct != vb.pct or va.deg != vb.deg or va.inf or vb.inf:
-            return None
-        if not _vals_equal(va, vb):
+        if not _vals_equal(fa, fb):
             return False
         valid += 1
-        if valid >= 3:
-            return True
-    return None
+    return True if valid >= MIN_VALID else None
 
 
 def equations_proportional(a: tuple[str, str], b: tuple[str, str]) -> Optional[bool]:

@@ -6,8 +6,15 @@ Rules (each applied by :func:`clean`, in this order):
   ``\\v`` that a JSON or Python string swallowed (``"\\frac"`` -> form feed + ``rac``). Tabs are left alone
   (a tab before ``ext`` is not repaired into ``\\text``).
 * Doubly escaped LaTeX (``\\\\frac``, ``\\\\boxed``, with no single-backslash command) is un-escaped once.
-* Unicode: minus signs and dashes, ``×·÷√π°∞≤≥≠±∪∩∈∅``, superscript digits and thin / no-break spaces map to
-  their LaTeX or ASCII form.
+* Unicode: minus signs and dashes, ``×·÷√∛π°∞≤≥≠±∪∩∈∅ℝℤℕℚℂ``, runs of superscript / subscript characters
+  (``2¹⁰`` -> ``2^{10}``, ``10⁻³``), thin / zero-width / no-break spaces map to their LaTeX or ASCII form; what is
+  left goes through NFKC (fullwidth ``４２``, mathematical bold ``𝟒𝟐``, vulgar fractions ``⅔``) and decimal digits of
+  every script become ASCII digits. Letters that only look like digits (``O``, ``l``, Cyrillic ``х``) stay letters.
+* Invisible or decorative LaTeX: ``\\phantom{…}`` (and ``\\hphantom``/``\\vphantom``) and struck-out text
+  (``\\cancel{…}``, ``\\sout{…}``) are removed with their content; ``\\color{red}``, ``\\textcolor{red}{…}``,
+  font sizes and style wrappers (``\\boldsymbol``, ``\\bm``, ``\\mathbf``, ``\\underline``, a nested ``\\boxed``) keep
+  only their content. ``\\not=`` is ``\\ne``.
+* Groups of three digits separated by spaces are one number (``1 000 000``, ``1\\,000``). ``inf`` / ``infinity`` / ``\\text{inf}`` are ``\\infty``.
 * Math delimiters (``$``, ``$$``, ``\\(`` ``\\)``, ``\\[`` ``\\]``), sizing commands (``\\left``,
   ``\\right``, ``\\big``...), ``\\displaystyle``, spacing commands (``\\!``, ``\\,``, ``\\;``, ``\\quad``,
   ``~``) and trailing sentence punctuation are dropped; ``\\dfrac``/``\\tfrac``/``\\cfrac`` become ``\\frac``;
@@ -21,6 +28,7 @@ a unit present on one side only is dropped (``10 \\text{ cm}`` == ``10``).
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache, wraps
 
 _CTRL_FIX = {"\x0c": "\\f", "\x08": "\\b", "\x07": "\\a", "\x0b": "\\v"}
@@ -31,7 +39,8 @@ _UNICODE = [
     ("\u00f7", "\\div "), ("\u221a", "\\sqrt"), ("\u03c0", "\\pi "), ("\u221e", "\\infty "),
     ("\u2264", "\\le "), ("\u2266", "\\le "), ("\u2265", "\\ge "), ("\u2267", "\\ge "), ("\u2260", "\\ne "),
     ("\u00b1", "\\pm "), ("\u2213", "\\mp "), ("\u222a", "\\cup "), ("\u2229", "\\cap "), ("\u2208", "\\in "),
-    ("\u2205", "\\emptyset "), ("\u00b2", "^2"), ("\u00b3", "^3"), ("\u00b9", "^1"), ("\u2070", "^0"),
+    ("\u2205", "\\emptyset "), ("\u221b", "\\sqrt[3]"), ("\u221c", "\\sqrt[4]"), ("\u211d", "\\mathbb{R}"),
+    ("\u2124", "\\mathbb{Z}"), ("\u2115", "\\mathbb{N}"), ("\u211a", "\\mathbb{Q}"), ("\u2102", "\\mathbb{C}"),
     ("\u00bd", "\\frac{1}{2}"), ("\u00bc", "\\frac{1}{4}"), ("\u00be", "\\frac{3}{4}"),
     ("\u2009", " "), ("\u202f", " "), ("\u00a0", " "), ("\u2002", " "), ("\u2003", " "), ("\u2005", " "),
     ("\u2006", " "), ("\u200a", " "), ("\u200b", ""), ("\u2061", ""), ("\u3000", " "),
@@ -92,11 +101,53 @@ def fix_escapes(s: str) -> str:
     return s
 
 
+_SUP = dict(zip("⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻⁼⁽⁾ⁿⁱ", "0123456789+-=()ni"))
+_SUB = dict(zip("₀₁₂₃₄₅₆₇₈₉₊₋₌₍₎", "0123456789+-=()"))
+_SUP_RUN = re.compile("[" + "".join(_SUP) + "]+")
+_SUB_RUN = re.compile("[" + "".join(_SUB) + "]+")
+_SQRT_NUM = re.compile(r"√\s*(\d+(?:\.\d+)?|[a-zA-Z])")
+
+
+def _unicode_digits(s: str) -> str:
+    """Decimal digits of any script (Arabic-Indic ``٤٢``...) as ASCII digits."""
+    return "".join(str(unicodedata.decimal(c)) if not c.isascii() and c.isdecimal() else c for c in s)
+
+
+def _sqrt_paren(s: str) -> str:
+    """``√(x+1)`` -> ``\\sqrt{x+1}`` (balanced parentheses)."""
+    out, i = [], 0
+    while True:
+        j = s.find("√(", i)
+        if j < 0:
+            out.append(s[i:])
+            return "".join(out)
+        depth, k = 0, j + 1
+        while k < len(s):
+            depth += {"(": 1, ")": -1}.get(s[k], 0)
+            if depth == 0:
+                break
+            k += 1
+        if k >= len(s):
+            out.append(s[i:])
+            return "".join(out)
+        out.append(s[i:j] + "\\sqrt{" + s[j + 2:k] + "}")
+        i = k + 1
+
+
 def to_ascii_latex(s: str) -> str:
-    """Map unicode math symbols and exotic spaces to LaTeX / ASCII."""
+    """Map unicode math symbols and exotic spaces to LaTeX / ASCII (see the module docstring)."""
     if s.isascii():
         return s
-    return s.translate(_UNICODE_TABLE).replace("\u00b0", "°")
+    s = _SUP_RUN.sub(lambda m: "^{" + "".join(_SUP[c] for c in m.group()) + "}", s)
+    s = _SUB_RUN.sub(lambda m: "_{" + "".join(_SUB[c] for c in m.group()) + "}", s)
+    if "√" in s:
+        s = _sqrt_paren(s)
+        s = _SQRT_NUM.sub(r"\\sqrt{\1}", s)
+    s = s.translate(_UNICODE_TABLE)
+    if not s.isascii():
+        s = unicodedata.normalize("NFKC", s).replace("\u2044", "/")
+        s = _unicode_digits(s)
+    return s
 
 
 def strip_delimiters(s: str) -> str:
@@ -136,6 +187,8 @@ def clean(s: str) -> str:
     s = s.replace("\\!", "")
     if "\\\\" in s and not _ENV_WORD.search(s):
         s = re.sub(r"\\\\(?=[a-zA-Z])", r"\\", s)
+    if "\\" in s:
+        s = _decorations(s)
     s = _SIZING_DOT.sub(" ", s)
     s = _SIZING.sub("", s)
     s = _STYLE.sub("", s)
@@ -163,9 +216,32 @@ def clean(s: str) -> str:
     s = s.replace("<=", "\\le ").replace(">=", "\\ge ").replace("!=", "\\ne ")
     s = _WS.sub(" ", s).strip()
     s = re.sub(r"^(?:\\approx|\\sim|≈|~)\s*", "", s)  # "≈ 3.14"
+    s = _DIGIT_SPACE.sub(lambda m: m.group().replace(" ", ""), s)
     s = strip_trailing_punct(s)
     s = strip_outer_text(s)
+    s = _INF_WORD.sub(r"\\infty", s)
     return s
+
+
+_DROP_WITH_ARG = re.compile(r"\\(?:[hv]?phantom|cancel|bcancel|xcancel|sout|st)\s*\{[^{}]*\}")
+_DROP = re.compile(r"\\(?:color\s*\{[^{}]*\}|textcolor\s*\{[^{}]*\}|tiny|scriptsize|footnotesize|small|normalsize|"
+                   r"large|Large|LARGE|huge|Huge)(?![a-zA-Z])")
+_UNWRAP = re.compile(r"\\(?:boldsymbol|bm|pmb|underline|mathbf|mathit|mathnormal|boxed|fbox|textstyle|hbox)\s*\{([^{}]*)\}")
+_NOT_EQ = re.compile(r"\\not\s*=|\\not\s*\\equiv")
+_DIGIT_SPACE = re.compile(r"(?<![\d.^_{])\d{1,3}(?: \d{3})+(?![\d.])")
+_INF_WORD = re.compile(r"(?<![a-zA-Z\\])(?:inf|infinity|Infinity|INF)(?![a-zA-Z])")
+
+
+def _decorations(s: str) -> str:
+    """Drop invisible / struck-out content and colour / size commands, unwrap style commands."""
+    for _ in range(20):
+        t = _DROP_WITH_ARG.sub("", s)
+        t = _DROP.sub("", t)
+        t = _UNWRAP.sub(r"{\1}", t)
+        if t == s:
+            break
+        s = t
+    return _NOT_EQ.sub(r"\\ne ", s)
 
 
 def strip_trailing_punct(s: str) -> str:

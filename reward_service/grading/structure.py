@@ -10,6 +10,7 @@
 * ``assign``: ``x = 5``, ``(p, q) = (3, 2)``, ``f(x) = 2x+3``: a left side made only of symbols; compared by its
   right side. A chain ``x = 5+5+1 = 11`` keeps its last member; ``x = 1/3 \\approx 0.33`` keeps the exact part.
 * ``eq``: any other equation (``2x + 4y = 3``), compared up to a nonzero factor.
+* ``time``: a clock time ``h:mm`` (optionally ``:ss`` and am/pm); items are (seconds, "a" / "p" / "").
 
 Separators: ``,`` and ``;`` at top level, "and"/"or". ``1,000`` (groups of three digits) is one number;
 ``1,5`` is read both as the list ``1, 5`` and the decimal ``1.5`` (:func:`alternatives`). ``a \\pm b`` is the
@@ -247,8 +248,12 @@ def _parse(s: str, depth: int = 0) -> Node:
         return Node("seq", items=[parse(c, depth + 1) for c in commas][:MAX_ITEMS], open="", close="")
     if s in ("\\{\\}", "\\{ \\}"):
         return Node("seq", items=[], open="{", close="}")
+    if ":" in s:
+        tm = clock_time(s)
+        if tm is not None:
+            return Node("time", text=s, items=list(tm))
     if ":" in s and _RATIO.match(s):
-        return Node("seq", items=[Node("atom", x.strip()) for x in s.split(":")], open=":", close=":")
+        return ratio(s)
     w = _wrapped(s)
     if w:
         op, inner, cl = w
@@ -296,6 +301,23 @@ def _parse(s: str, depth: int = 0) -> Node:
             return Node("seq", items=[Node("atom", f"{a} + {b}"), Node("atom", f"{a} - ({b})")], open="", close="")
         return Node("seq", items=[Node("atom", b), Node("atom", f"-({b})")], open="", close="")
     return Node("atom", s)
+
+
+def ratio(s: str) -> Node:
+    """``2:3`` as a ratio (items compared in order and exactly)."""
+    return Node("seq", text=s, items=[Node("atom", x.strip()) for x in s.split(":")], open=":", close=":")
+
+
+_TIME = re.compile(r"^(\d{1,2}):([0-5]\d)(?::([0-5]\d))?\s*(?:([AaPp])\.?\s*[Mm]\.?)?$")
+
+
+def clock_time(s: str) -> Optional[tuple[int, str]]:
+    """``3:00``, ``15:30``, ``3:00 \\text{ PM}``, ``7:05:30 am`` -> (seconds after 0:00 on the clock shown, "a" / "p" / "")."""
+    m = _TIME.match(re.sub(r"\\(?:text|mathrm|mbox|textrm)\s*\{([^{}]*)\}", r" \1 ", s).strip())
+    if not m or int(m.group(1)) > 24:
+        return None
+    secs = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3) or 0)
+    return secs, (m.group(4) or "").lower()
 
 
 def _all_assignments(p: str) -> bool:

@@ -10,8 +10,9 @@ Equality rules (:func:`equal`):
 * numbers / closed expressions: both evaluated to 50 significant digits, equal when they agree to a
   relative 1e-30 (a difference that small between two closed forms written with a few symbols does not occur
   in practice; exact integers and rationals never get here, :mod:`numbers` decides them);
-* expressions with variables: probabilistic identity test, evaluated at several random points; the
-  answer is "equal" only if every valid point agrees (and at least two points were valid);
+* expressions with variables: probabilistic identity test, evaluated at 8 random points of both signs; the
+  answer is "equal" only if every valid point agrees (and at least two points were valid); a point where one
+  side has a finite value and the other has none makes them different;
 * equations: equal when ``lhs - rhs`` of one is a nonzero constant multiple of the other's;
 * inequalities / relations in one variable: compared as solution sets;
 * sets, intervals, tuples, matrices: element-wise with the same rules.
@@ -105,6 +106,9 @@ def _is_rel(x) -> bool:
         isinstance(x, And) and all(isinstance(a, sympy.core.relational.Relational) for a in x.args))
 
 
+UNDEFINED = "undefined"  # _evalf: the expression has no finite value at the point
+
+
 def _evalf(e, subs=None, n=None):
     sympy = _SYMPY
     try:
@@ -115,7 +119,7 @@ def _evalf(e, subs=None, n=None):
         n = n or _DIGITS
         v = e.evalf(n)
         if v.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
-            return None
+            return UNDEFINED
         if isinstance(v, sympy.UnevaluatedExpr):
             v = v.args[0].evalf(n)
         if v.is_number:
@@ -140,10 +144,12 @@ def _close(a, b, rel=None) -> bool:
 
 
 def _points(symbols, k, seed):
+    """k random rational points with both signs (each symbol is negative at about half of them)."""
     rnd = random.Random(seed)
     pts = []
-    for _ in range(k):
-        pts.append({s: _SYMPY.Rational(rnd.randint(11, 97), rnd.randint(17, 43)) for s in symbols})
+    for i in range(k):
+        pts.append({s: (-1 if (i >> (j % 3)) & 1 else 1) * _SYMPY.Rational(rnd.randint(11, 97), rnd.randint(17, 43))
+                    for j, s in enumerate(symbols)})
     return pts
 
 
@@ -172,23 +178,25 @@ def expr_equal(g, p) -> Optional[bool]:
         return str(g) == str(p)
     if not free:
         vg, vp = _evalf(g), _evalf(p)
-        if vg is None or vp is None:
+        if vg is None or vp is None or vg == UNDEFINED and vp == UNDEFINED:
             return None
+        if UNDEFINED in (vg, vp):
+            return False
         return _close(vg[0], vp[0])
     if len(free) > 8:
         return None
     valid = 0
     for i, pt in enumerate(_points(free, 8, 1234)):
         vg, vp = _evalf(g, pt), _evalf(p, pt)
-        if vg is None or vp is None:
+        if vg is None or vp is None or vg == UNDEFINED and vp == UNDEFINED:
             continue
+        if UNDEFINED in (vg, vp):
+            return False  # defined on one side only
         if any(v != v or abs(v) == float("inf") for v in (vg[1], vp[1])):
             continue
         if not _close(vg[0], vp[0]):
             return False
         valid += 1
-        if valid >= 3:
-            return True
     return True if valid >= 2 else None
 
 
@@ -234,7 +242,7 @@ def equation_equal(g, p) -> Optional[bool]:
     valid = 0
     for pt in _points(free, 8, 99):
         vg, vp = _evalf(eg, pt), _evalf(ep, pt)
-        if vg is None or vp is None:
+        if vg is None or vp is None or UNDEFINED in (vg, vp):
             continue
         if abs(vp[1]) < 1e-12:
             if abs(vg[1]) > 1e-12:

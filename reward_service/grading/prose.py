@@ -1,0 +1,353 @@
+r"""Reading answers out of prose: math spans, sentences, bare completions, refusals and choice letters.
+
+Rules:
+
+* :func:`answer_from_prose`: the math span or number right after the last copula ("is", "=", "are"...), else
+  the last one. A value right after a negation ("not 5", "isn't 10", "\ne 3") is never the answer.
+* :func:`non_answer`: refusals ("I don't know", "not sure", "no idea", "I cannot solve it"...) and placeholders
+  (``?``, ``...``, "answer", "N/A", ``___``) are not answers: the verdict is ``no_answer`` wherever they stand
+  (bare, boxed, in an answer tag), so refusing never scores better than a wrong attempt.
+* :func:`bare_answer`: a completion with no answer marker is an answer only when it looks like one:
+
+  - math with no English words, on one line and not ending on an operator (a cut-off output); several lines
+    only when every line is an assignment (``x = 3`` / ``y = 4``, read as a list);
+  - a few words of text (at most 4, none of them a filler such as "I", "wait", "answer", "think"):
+    ``Evelyn``, ``odd``, ``no solution``;
+  - one short complete statement (at most 100 characters of prose, one sentence, no step words such as
+    "first", "then", "next", "let", not ending on a conjunction, comma or operator) that *ends on its value*:
+    only units or "is the answer" may follow it. "The total is 42 apples." is an answer; "We first compute
+    3+4=7 and then we get stuck." is not.
+* :func:`conclusion`: a last complete sentence starting with "Therefore/Thus/So/Hence..." that states a value
+  with a copula, with no step words ("then", "next", "so far"...) after the value.
+* :func:`extract_choice`: a multiple-choice letter from ``(B)``, ``B:``, ``\text{(B)}``, ``B.``, "the answer is
+  B"; two letters joined by "or" / "and" / "," (``B or C``, ``\boxed{B, C}``) are a hedge: :data:`MULTI`.
+"""
+from __future__ import annotations
+
+import re
+from typing import Optional
+
+from .normalize import _UNIT_ALT, strip_text_commands
+
+MULTI = "*"  # extract_choice: several different letters
+
+_NUMBER_IN_TEXT = re.compile(
+    r"(?<![A-Za-z0-9.\\])(?:[-+]\s?)?[$€£¥]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:[.,]\d+)?(?:\s*/\s*\d+)?(?:\s*(?:%|\\%|percent\b))?(?![\d])"
+)
+_COPULA = re.compile(r"(?<![A-Za-z])(?:is|are|was|were|be|equals?|gives?|by|=|\\approx|≈)(?![A-Za-z])", re.I)
+_NEGATION = re.compile(r"(?:\bnot|n['’]t|\\neq?|\\not\s*=|≠)\s*(?:equal\s+to\s+|be\s+)?[$(\\\[]*\s*$", re.I)
+_CHOICE = re.compile(r"(?<![A-Za-z\\])\(?([A-J])\)?(?![A-Za-z])")
+_JOINED_LETTER = re.compile(r"^\)?\s*(?:,|/|&|\bor\b|\band\b|\\text\{\s*(?:or|and)\s*\}|\\(?:lor|vee|land|wedge)\b)\s*"
+                            r"(?:\\text(?:bf)?\{)?\(?[A-J]\)?(?![A-Za-z])", re.I)
+_UNIT_WORDS_OK = re.compile(
+    r"^(?:and|or|of|the|units?|square|cubic|sq|cm|mm|km|m|in|ft|feet|inch(?:es)?|miles?|meters?|hours?|minutes?|seconds?|"
+    r"days?|weeks?|years?|dollars?|cents?|degrees?|pi|sqrt|frac|text|mbox|infty|cup|cap|le|ge|ne|pm|cdot|"
+    r"sin|cos|tan|cot|sec|csc|log|ln|exp|lim|max|min|gcd|lcm|mod|det|arcsin|arccos|arctan|sinh|cosh|tanh)$",
+    re.I,
+)
+_UNIT_AFTER = re.compile(r"\s*(\\text\{[^{}]*\}|(?:" + _UNIT_ALT + r")(?:\^?\d|²|³)?)(?![A-Za-z])")
+
+# a statement that stops on a conjunction, preposition, operator or comma was cut off mid-sentence
+TRUNCATED = re.compile(r"(?:\b(?:and|or|so|then|to|of|the|a|is|are|we|by|with|which|that|but|get|gives?|plus|minus|"
+                       r"times)|[,=+\-*/(^]|\\(?:cdot|times|frac|sqrt))\s*$", re.I)
+_MATH_CUT = re.compile(r"(?:[=+\-*/^(,_]|\\(?:cdot|times|frac|sqrt|left))\s*$")
+# words that mark a step of the reasoning, not its conclusion
+_STEP = re.compile(r"\b(?:first(?:ly)?|next|then|now|let(?:'s|s)?|need|needs|step|suppose|assume|consider|try(?:ing)?|"
+                   r"start|begin|comput(?:e|ing)|calculat(?:e|ing)|solv(?:e|ing)|check(?:ing)?|verify(?:ing)?|stuck|"
+                   r"continue|wait|hmm+|so\s+far|yet|still|remains?|however|but|unfinished|later)\b", re.I)
+_FILLER = {"i", "i'm", "im", "i've", "i'll", "me", "my", "we", "we're", "we'll", "us", "let", "let's", "lets", "wait",
+           "hmm", "hmmm", "um", "uh", "ok", "okay", "well", "so", "answer", "answers", "final", "think", "thinking",
+           "maybe", "perhaps", "guess", "sure", "idea", "know", "unsure", "sorry", "cannot", "can't", "done",
+           "continue", "step", "first", "next", "then", "now", "compute", "calculate", "solve", "stuck", "try",
+           "question", "problem", "ignore", "instructions", "correct", "right", "true", "grade", "mark", "it",
+           "this", "that", "is", "the", "a", "an", "of", "to", "here", "thanks", "hello", "hi"}
+_TEXT_ANSWER_OK = {"yes", "no", "true", "false", "correct", "incorrect", "none", "all", "odd", "even", "neither", "both"}
+_TAIL_OK = {"is", "are", "was", "the", "our", "my", "final", "answer", "solution", "solutions", "result", "value",
+            "total", "in", "all", "only", "exactly", "here", "each", "per", "approximately", "about", "percent",
+            "pct", "percentage", "points"}
+
+_REFUSAL = re.compile(
+    r"(?i)\b(?:i\s*(?:do\s*not|don['’]?t|dont)\s+(?:really\s+)?know|not\s+(?:sure|certain)|no\s+(?:idea|clue)|unsure|"
+    r"i\s*(?:can\s*not|cannot|can['’]?t|could\s*not|couldn['’]?t|am\s+unable|['’]m\s+unable|am\s+not\s+able)\b|"
+    r"unable\s+to\s+(?:solve|determine|answer|find|compute|complete|finish)|i\s+give\s+up|don['’]?t\s+know)"
+)
+_PLACEHOLDER = re.compile(
+    r"(?i)^(?:[?._\s]|\\[lcv]?dots|\\ldots|…|\\_|\\quad|\\qquad|\\square|\\blacksquare|\\box)*$|"
+    r"^(?:(?:the|your|my|final)\s+)*answer(?:\s+here)?$|^(?:n/?a|tbd|blank|none given|no answer)$"
+)
+
+
+def non_answer(text: str) -> Optional[str]:
+    """A reason when ``text`` (an extracted answer) is a refusal or a placeholder, else None."""
+    t = strip_text_commands(text).replace("$", " ").strip().strip(".!").strip()
+    if _PLACEHOLDER.search(t):
+        return "placeholder answer"
+    if len(t) <= 300 and _REFUSAL.search(t):
+        return "refusal"
+    return None
+
+
+# ------------------------------------------------------------------------------------------------ math spans
+_SPAN_OPEN = re.compile(r"\$\$|(?<!\\)\$|\\\(|\\\[")
+_SPAN_CLOSE = {"$$": "$$", "$": "$", "\\(": "\\)", "\\[": "\\]"}
+
+
+def math_span_at(s: str) -> Optional[str]:
+    """If s starts with a math span ($..$, $$..$$, \\(..\\), \\[..\\]) return its content."""
+    s = s.lstrip()
+    for op, cl in (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]")):
+        if s.startswith(op):
+            j = s.find(cl, len(op))
+            while j > 0 and cl == "$" and s[j - 1] == "\\":
+                j = s.find(cl, j + 1)
+            if j > len(op):
+                return s[len(op): j]
+            return None
+    return None
+
+
+def joined_spans(rest: str) -> Optional[str]:
+    """``$3$ or $-3$`` / ``$6764$,$10945$``: math spans at the start of ``rest`` joined by ``,`` / and / or are
+    one answer (a list); None when ``rest`` does not start with a math span."""
+    span = math_span_at(rest)
+    if span is None or not span.strip():
+        return None
+    spans = [span]
+    pos = rest.find(span) + len(span) + 1
+    while len(spans) < 10:
+        m = re.match(r"\$?\s*(?:,\s*(?:and|or)?|and|or|\\text\{\s*(?:and|or)\s*\})\s*(?=\$|\\\()", rest[pos:])
+        if not m:
+            break
+        nxt = math_span_at(rest[pos + m.end():])
+        if not nxt:
+            break
+        spans.append(nxt)
+        pos = pos + m.end() + rest[pos + m.end():].find(nxt) + len(nxt) + 1
+    return ", ".join(spans) if len(spans) > 1 else span
+
+
+def find_spans(t: str) -> list[tuple[int, int, str]]:
+    """Math spans ($..$, $$..$$, \\(..\\), \\[..\\]) as (start, end, content), found in linear time."""
+    out = []
+    pos = 0
+    dead = set()  # delimiters with no closing one left
+    while True:
+        m = _SPAN_OPEN.search(t, pos)
+        if not m:
+            return out
+        op = m.group()
+        if op in dead:
+            pos = m.end()
+            continue
+        cl = _SPAN_CLOSE[op]
+        j = t.find(cl, m.end())
+        while j > 0 and cl == "$" and t[j - 1] == "\\":
+            j = t.find(cl, j + 1)
+        if j < 0:
+            dead.add(op)
+            pos = m.end()
+            continue
+        if j > m.end():
+            out.append((m.start(), j + len(cl), t[m.end(): j]))
+        pos = j + len(cl)
+
+
+def strip_spans(t: str, repl: str = " ") -> str:
+    parts, last = [], 0
+    for a, b, _ in find_spans(t):
+        parts.append(t[last:a])
+        parts.append(repl)
+        last = b
+    parts.append(t[last:])
+    return "".join(parts)
+
+
+# ------------------------------------------------------------------------------------------------ sentences
+def _candidates(t: str) -> list[tuple[int, int, str]]:
+    """Values in a sentence: math spans that look like math, and numbers outside spans; negated ones dropped."""
+    cands, spans = [], []
+    for a, b, content in find_spans(t):
+        if _has_words(content):
+            continue  # "$? just about 1$": not math (a number in it still counts)
+        spans.append((a, b))
+        if re.search(r"[0-9\\^_=<>]|^\s*[A-Za-z]\s*$|[A-Za-z]\s*[-+*/]", content):
+            cands.append((a, b, content.strip()))
+
+    def in_span(i):
+        return any(a <= i < b for a, b in spans)
+
+    for m in _NUMBER_IN_TEXT.finditer(t):
+        if not in_span(m.start()):
+            cands.append((m.start(), m.end(), m.group().strip()))
+    cands = [c for c in cands if not _NEGATION.search(t[max(0, c[0] - 30): c[0]])]
+    cands.sort()
+    return cands
+
+
+def _pick(t: str, cands) -> Optional[tuple[int, int, str]]:
+    if not cands:
+        return None
+    spans = find_spans(t)
+    cops = [m for m in _COPULA.finditer(t) if not any(a <= m.start() < b for a, b, _ in spans)]
+    if cops:
+        after = [c for c in cands if c[0] >= cops[-1].end()]
+        if after:
+            return after[0]
+    return cands[-1]
+
+
+def answer_from_prose(t: str) -> Optional[str]:
+    """Reduce a sentence to its answer: the math span or number right after the last copula ("is", "=",
+    "are"...), else the last math span or number; negated values never count. None when there is none."""
+    t = t.strip()
+    c = _pick(t, _candidates(t)) if t else None
+    return _with_unit(t, c) if c else None
+
+
+def _with_unit(t: str, cand) -> str:
+    """A number followed directly by a unit (``1,000.99m²``, ``5 cm``) keeps it, so units can be compared."""
+    s, e, txt = cand
+    if not re.match(r"^[-+]?[$€£¥]?[\d,.\s/]+%?$", txt):
+        return txt
+    m = _UNIT_AFTER.match(t[e:])
+    if m:
+        return txt + " " + m.group(1).strip()
+    return txt
+
+
+def _has_words(t: str) -> bool:
+    s = re.sub(r"\\[a-zA-Z]+\s*\{[^{}]*\}|\\[a-zA-Z]+", " ", t)
+    return any(not _UNIT_WORDS_OK.match(w) for w in re.findall(r"[A-Za-z]{3,}", s))
+
+
+def has_prose(t: str) -> bool:
+    """True when the text contains English words outside math / \\text{} (so it is a sentence, not an answer)."""
+    s = strip_spans(t)
+    s = re.sub(r"\\[a-zA-Z]+\s*\{[^{}]*\}|\\[a-zA-Z]+", " ", s)
+    words = [w for w in re.findall(r"\b[A-Za-z]{3,}\b", s) if not _UNIT_WORDS_OK.match(w)]
+    if not words:
+        return False
+    if len(words) >= 2:
+        return True
+    return bool(re.search(r"\d|\$", t))
+
+
+def _words(t: str) -> list[str]:
+    """Lower-case words of a text, \\text{} contents included, LaTeX commands and math spans' commands out."""
+    s = strip_text_commands(t)
+    s = re.sub(r"\\[a-zA-Z]+", " ", s)
+    return [w.lower() for w in re.findall(r"[A-Za-z]+(?:['’][a-z]+)?", s)]
+
+
+def _tail_ok(tail: str) -> bool:
+    """Only units, punctuation or "is the answer" after the value of a short statement."""
+    words = [w for w in _words(strip_spans(tail)) if len(w) > 1]
+    return all(w in _TAIL_OK or _UNIT_WORDS_OK.match(w) or re.fullmatch(_UNIT_ALT, w) for w in words)
+
+
+def _one_line_math(s: str) -> Optional[str]:
+    """A pure-math bare answer: one line, or lines that are all assignments (joined as a list)."""
+    body = re.sub(r"\\begin\{(\w+\*?)\}.*?\\end\{\1\}", "ENV", s, flags=re.S) if "\\begin{" in s else s
+    lines = [ln.strip() for ln in body.split("\n") if ln.strip() and ln.strip() not in ("$$", "\\[", "\\]", "$")]
+    if len(lines) > 1:
+        if all(re.fullmatch(r"\$*\s*\\?[A-Za-z]\w*(?:_\{?\w+\}?)?\s*=\s*[^=]+", ln) for ln in lines) and len(lines) <= 10:
+            return ", ".join(ln.strip("$ ") for ln in lines)
+        return None
+    if _MATH_CUT.search(s.replace("$", " ").rstrip()):
+        return None  # "3 + 4 =" : cut off
+    return s
+
+
+def bare_answer(stripped: str) -> Optional[tuple[str, str]]:
+    """(answer, reason) when a completion without any answer marker is itself an answer (module docstring)."""
+    if not stripped or len(stripped) > 2000 or non_answer(stripped):
+        return None
+    if not has_prose(stripped):
+        if re.search(r"[A-Za-z]{2,}", stripped) and not re.search(r"[\d$\\=+\-*/^_(){}\[\]<>|]", stripped):
+            # words only: a short text answer ("Evelyn", "no solution"), never a filler ("Wait", "The answer")
+            words = _words(stripped)
+            if len(words) > 4 or "\n" in stripped or any(w in _FILLER and w not in _TEXT_ANSWER_OK for w in words):
+                return None
+            return stripped.rstrip(".!"), "bare text answer"
+        one = _one_line_math(stripped)
+        return (one, "bare answer") if one is not None else None
+    if _STEP.search(strip_spans(stripped)):
+        return None  # a step of the reasoning, not its conclusion
+    prose_len = len(strip_spans(stripped, "$"))
+    one_sentence = (prose_len <= 100 and "\n" not in stripped and not re.search(r"[.!]\s+[A-Za-z]", stripped)
+                    and not TRUNCATED.search(stripped))
+    if not one_sentence:
+        return None
+    t = stripped.strip()
+    cand = _pick(t, _candidates(t))
+    if cand is not None:
+        if not _tail_ok(t[cand[1]:]):
+            return None  # "3+4=7 and then we get stuck": the value does not close the statement
+        return _with_unit(t, cand), "short statement"
+    # a text statement: "The function is odd."
+    m = list(_COPULA.finditer(t))
+    if m:
+        tail = t[m[-1].end():].strip().rstrip(".!").strip()
+        if tail and len(tail.split()) <= 3 and not re.search(r"\d", tail):
+            return tail, "short statement"
+    return None
+
+
+def conclusion(tail: str) -> Optional[str]:
+    """The value stated by a complete final sentence that starts with a conclusion word (module docstring)."""
+    t = re.sub(r"I hope it is correct\.?$", "", tail.rstrip(), flags=re.I).rstrip()
+    if not t.endswith((".", "!")) and not t.endswith(".$") and not t.endswith("$."):
+        return None
+    body = t.rstrip(".! ")
+    # previous sentence boundary: ". " / "! " / newline, not inside a number
+    cut = max(body.rfind(". "), body.rfind("! "), body.rfind("\n"), body.rfind(".\n"))
+    sent = body[cut + 1:].strip() if cut >= 0 else body.strip()
+    sent = re.sub(r"^[\s*#>-]+", "", sent)
+    if not _CONCLUDE.match(sent):
+        # "... = 6$ So, the pair is $(7, 6)$." : a conclusion word after a math span ends the previous sentence
+        starts = [m.start() for m in _CONCLUDE_INNER.finditer(sent)]
+        if not starts:
+            return None
+        sent = sent[starts[-1]:].lstrip("$ ")
+    if len(sent) > 400 or not _CONCLUDE.match(sent) or not _COPULA.search(sent):
+        return None
+    if re.search(r"\bso\s+far\b|\blet(?:'s)?\b", sent, re.I):
+        return None
+    cand = _pick(sent, _candidates(sent))
+    if cand is None or _STEP.search(strip_spans(sent[cand[1]:])):
+        return None
+    return _with_unit(sent, cand)
+
+
+_CONCLUDE = re.compile(r"^(?:therefore|thus|so|hence|finally|in\s+conclusion|in\s+summary|consequently|as\s+a\s+result|"
+                       r"overall|the\s+answer)\b", re.I)
+_CONCLUDE_INNER = re.compile(r"\$\s+(?=(?:Therefore|Thus|So|Hence|Finally|Consequently)\b)")
+
+
+# ------------------------------------------------------------------------------------------------ choices
+def _letter_at(t: str, m: re.Match) -> str:
+    """The letter matched by m, or MULTI when another letter is joined to it ("B or C", "B, C")."""
+    if _JOINED_LETTER.match(t[m.end(1):]):
+        return MULTI
+    return m.group(1).upper()
+
+
+def extract_choice(text: str) -> Optional[str]:
+    """A multiple-choice letter from a short text: ``(B)``, ``B:``, ``\\text{(B)}``, ``B.``, "the answer is B";
+    :data:`MULTI` for several letters joined by or / and / commas."""
+    t = re.sub(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}", r"\1", text)
+    t = t.replace("$", " ").strip()
+    if re.fullmatch(r"\(?[a-j]\)?", t):
+        return t.strip("()").upper()  # a lone lower-case letter in a box
+    m = re.match(r"^\**\s*\(?([A-J])\)?(?:[.:,)\s*]|$)", t)
+    if m:
+        return _letter_at(t, m)
+    anchors = list(re.finditer(r"answer(?:\s+is|\s*:)?|option|choice", t, re.I))
+    for a in reversed(anchors):
+        mm = _CHOICE.search(t, a.end(), a.end() + 60)
+        if mm:
+            return _letter_at(t, mm)
+    letters = _CHOICE.findall(t)
+    if letters and len(t) <= 200:
+        return letters[-1] if len(set(letters)) == 1 or len(t) > 40 else MULTI
+    return None
