@@ -20,8 +20,9 @@
 #   PROMPT_DATA      prompts JSONL with `problem` and `answer` (default $MATHRL_DATA_DIR/math_l3to5_simplerl_approx.jsonl)
 #   MODEL            (default Qwen/Qwen2.5-Math-7B)   OUTPUT_ROOT   shared directory for checkpoints (lib.sh)
 #
-# OpenRLHF flags were checked against openrlhf/cli/train_ppo_ray.py of OpenRLHF main (2025). Its defaults differ
-# from the OpenRLHF that SimpleRL used, so they are all given here: --value_clip (now 0.5), --lambd (now 1.0).
+# OpenRLHF flags were checked against openrlhf/cli/train_ppo_ray.py at OpenRLHF commit 021d1b09 (a recent one:
+# it has --attn_implementation, --kl_estimator, --vllm_enable_sleep). Its defaults differ from the OpenRLHF that
+# SimpleRL used, so every number is given here: e.g. --value_clip (now 0.5 by default), --lambd (now 1.0).
 # Older releases spell --attn_implementation flash_attention_2 as --flash_attn and have no --kl_estimator
 # (k1 was the only choice there); drop those two flags for them.
 # The prompt is the tokenizer's chat template on the bare problem (--apply_chat_template): Qwen2.5-Math's template
