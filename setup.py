@@ -75,6 +75,7 @@ setup(
             "reward-service=reward_service.cli:main",
             "rl-train=trainer.cli:main",
             "rl-eval=eval.cli:main",
+            "rl-sft=trainer.sft_cli:main",
         ],
     },
     classifiers=["Programming Language :: Python :: 3", "License :: OSI Approved :: MIT License"],

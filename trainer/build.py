@@ -138,7 +138,7 @@ def policy_loader(cfg: RLConfig, model_path: str, device=None):
     m = cfg.model
     return load_causal_lm(model_path, dtype=train_dtype(cfg), gradient_checkpointing=m.gradient_checkpointing,
                           lora=lora_spec(cfg), attn_implementation=m.attn_implementation,
-                          trust_remote_code=m.trust_remote_code, device=device)
+                          trust_remote_code=m.trust_remote_code, device=device, load_in_4bit=m.lora.load_in_4bit)
 
 
 def critic_loader(cfg: RLConfig, model_path: str, device=None):
@@ -205,7 +205,10 @@ def build_run(cfg: RLConfig, resume: bool = False):
                                               cfg.train.actor_lr, p["total_optimizer_updates"]))
     policy_model = policy.model
     ref = None
-    if cfg.algorithm.kl_coef > 0:
+    if cfg.algorithm.kl_coef > 0 and lora_spec(cfg) is not None:
+        # LoRA: the frozen base under the adapters *is* the reference (no second copy), as TRL/OpenRLHF do
+        ref = ReferenceWorker(cfg, policy_model, adapters_off=True)
+    elif cfg.algorithm.kl_coef > 0:
         ref = ReferenceWorker(cfg, load_reference(model_path, dtype=m.dtype, device=device,
                                                   trust_remote_code=m.trust_remote_code))
     critic = None

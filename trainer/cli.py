@@ -45,8 +45,13 @@ def dry_run(cfg: RLConfig) -> dict:
     info = plan(cfg, n if isinstance(n, int) else cfg.rollout.prompts_per_step)
     if not isinstance(n, int):
         info["records"] = n
+        info["steps_per_epoch"] = "depends on the dataset size"
         if not cfg.train.total_steps:
             info["total_steps"] = info["total_optimizer_updates"] = "depends on the dataset size"
+    if cfg.ray.enabled:
+        from trainer.distributed.launch import validate_ray
+
+        validate_ray(cfg)
     info.update({
         "model": cfg.model.pretrain or f"tiny local model {cfg.model.tiny}",
         "algorithm": cfg.algorithm.advantage, "loss_agg": cfg.algorithm.loss_agg,
@@ -85,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.dry_run:
         try:
             info = dry_run(cfg)
-        except (FileNotFoundError, ValueError) as e:
+        except (FileNotFoundError, ValueError) as e:  # ConfigError is a ValueError
             print(f"rl-train: {e}", file=sys.stderr)
             return 2
         print(json.dumps(info, indent=2, default=str))

@@ -75,6 +75,7 @@ class RolloutConfig:
 @dataclass
 class RewardConfig:
     url: Optional[str] = None          # reward service; None starts one on a free loopback port
+    token: Optional[str] = None        # bearer token of a protected service (default: $REWARD_SERVICE_TOKEN)
     scheme: str = "simplerl"
     timeout_s: float = 120.0           # per HTTP request
     retries: int = 5

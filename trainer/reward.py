@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -34,13 +35,15 @@ class RewardScorer:
         self.cfg = cfg
         self.service = None
         url = cfg.url
+        token = cfg.token or os.environ.get("REWARD_SERVICE_TOKEN")
         if not url:
-            self.service = start_service(workers=cfg.workers, timeout=cfg.grading_timeout_s)
+            self.service = start_service(workers=cfg.workers, timeout=cfg.grading_timeout_s, token=token)
             atexit.register(self.close)
             url = self.service.url
             logger.info("started a local reward service at %s", url)
         self.url = url
-        self.client = RewardClient(url, timeout=cfg.timeout_s, retries=cfg.retries, scheme=cfg.scheme)
+        self.token = token
+        self.client = RewardClient(url, token=token, timeout=cfg.timeout_s, retries=cfg.retries, scheme=cfg.scheme)
 
     def score(self, completions: Sequence[str], golds: Sequence[Any]) -> ScoredBatch:
         """Rewards, verdicts and extracted answers, in input order (one request, chunked only if huge)."""

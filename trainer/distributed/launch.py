@@ -77,6 +77,12 @@ def validate_ray(cfg: RLConfig) -> None:
                           f"train.micro_batch_size x ray.actor_ranks ({cfg.train.micro_batch_size} x {r.actor_ranks})")
     if r.colocate_actor_ref and cfg.algorithm.kl_coef > 0 and r.ref_ranks != r.actor_ranks:
         raise ConfigError("ray.colocate_actor_ref needs ray.ref_ranks == ray.actor_ranks")
+    if r.colocate_all:
+        if cfg.rollout.num_engines > r.actor_ranks or cfg.rollout.tensor_parallel_size != 1:
+            raise ConfigError("ray.colocate_all puts one vLLM engine on a policy rank's bundle: it needs "
+                              "rollout.num_engines <= ray.actor_ranks and rollout.tensor_parallel_size == 1")
+        if cfg.uses_critic and r.critic_ranks > r.actor_ranks:
+            raise ConfigError("ray.colocate_all needs ray.critic_ranks <= ray.actor_ranks")
 
 
 def build_distributed_run(cfg: RLConfig, resume: bool = False):

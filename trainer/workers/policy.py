@@ -5,6 +5,8 @@ rank); the only difference is the ``Trainable`` it is given and the ``world_size
 """
 from __future__ import annotations
 
+import contextlib
+
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
@@ -144,19 +146,26 @@ class PolicyWorker:
 class ReferenceWorker:
     """A frozen copy of the initial policy for the KL term."""
 
-    def __init__(self, cfg: RLConfig, model):
+    def __init__(self, cfg: RLConfig, model, adapters_off: bool = False):
+        """``adapters_off``: ``model`` is the LoRA policy itself; the reference is its frozen base, read with
+        the adapters disabled (peft ``disable_adapter``)."""
         self.cfg = cfg
         self.model = model
+        self.adapters_off = adapters_off
         self.device = next(model.parameters()).device
 
     @torch.no_grad()
     def compute_logprobs(self, exp: Experience) -> torch.Tensor:
         out = []
         t = self.cfg.rollout.temperature if self.cfg.rollout.temperature > 0 else 1.0
-        for mb in exp.split(self.cfg.train.micro_batch_size):
-            mb = trimmed(mb).to(self.device)
-            out.append(response_logprobs(self.model, mb.input_ids, mb.attention_mask, mb.prompt_len,
-                                         temperature=t).float().cpu())
+        was_training = self.model.training
+        self.model.eval()
+        with (self.model.disable_adapter() if self.adapters_off else contextlib.nullcontext()):
+            for mb in exp.split(self.cfg.train.micro_batch_size):
+                mb = trimmed(mb).to(self.device)
+                out.append(response_logprobs(self.model, mb.input_ids, mb.attention_mask, mb.prompt_len,
+                                             temperature=t).float().cpu())
+        self.model.train(was_training)
         return _cat_to_width(out, exp.response_mask.shape[1])
 
 
