@@ -1,7 +1,8 @@
 """Equivalence of an extracted answer with one gold answer.
 
-:func:`answers_equal` cleans both strings (:mod:`normalize`), splits them into structures (:mod:`structure`)
-and compares node by node:
+:func:`answers_equal` cleans both strings (:mod:`normalize`); an answer over the size / nesting limits of
+:func:`.screen.too_deep` is only compared as a string; otherwise both are split into structures
+(:mod:`structure`) and compared node by node:
 
 * tuples and bracketed lists are ordered; bare lists of solutions and ``\\{…\\}`` sets are unordered and
   duplicates do not count (``\\boxed{2}\\boxed{2}`` is ``{2}``); a two-element interval compares its brackets
@@ -436,6 +437,9 @@ def answers_equal(gold: str, pred: str) -> tuple[bool, str]:
         return False, "empty answer"
     if squash(g) == squash(p):
         return True, "identical"
+    why = screen.too_deep(p) or screen.too_deep(g)
+    if why:
+        return False, why
     best = (False, "different")
     for ga in structure.alternatives(g):
         for pa in structure.alternatives(p):

@@ -37,7 +37,7 @@ _FUNCS = {"sin": mpmath.sin, "cos": mpmath.cos, "tan": mpmath.tan, "sec": mpmath
 _TOKEN = re.compile(
     r"""
     (?P<rep>\d*\.\d*\\(?:overline|bar|dot)\s*\{?\s*\d+\s*\}?)      # repeating decimal
-  | (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+(?![a-zA-Z]))?)      # number, e-notation
+  | (?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+(?![a-zA-Z]))?)      # number, e-notation
   | (?P<var>[a-zA-Z](?:_\{[a-zA-Z0-9]+\}|_[a-zA-Z0-9])?'*)          # variable (one letter, optional subscript)
   | (?P<cmd>\\[a-zA-Z]+)
   | (?P<op>\*\*|[-+*/^!(){}\[\]|_°])
@@ -420,7 +420,7 @@ class _Parser:
                 if a.q is None or b.q is None or a.q.denominator != 1 or b.q.denominator != 1:
                     raise NotNumeric("binom")
                 n, k = a.q.numerator, b.q.numerator
-                if not 0 <= n <= 100_000:
+                if not 0 <= n <= 10_000:
                     raise TooLarge("binomial too large")
                 return self._mk(q=Fraction(math.comb(n, k) if 0 <= k <= n else 0))
             if name in ("lfloor", "lceil"):
@@ -482,7 +482,7 @@ class _Parser:
 
 _MIXED_PLAIN = re.compile(r"^([+-]?)\s*(\d+)\s+(\d+)\s*/\s*(\d+)$")
 _SCI = re.compile(r"^([+-]?\s*\d+(?:\.\d*)?)\s*(?:\\times|\\cdot|\*|x)\s*10\s*\^\s*\{?\s*([+-]?\s*\d+)\s*\}?$")
-_LONE_DEC = re.compile(r"^[+-]?\s*(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
+_LONE_DEC = re.compile(r"^[+-]?\s*(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _LONG_INT = re.compile(r"^[+-]?\d+$")
 
 

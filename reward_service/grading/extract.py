@@ -54,10 +54,6 @@ class Extraction:
 MAX_SCAN = 200_000  # only the last MAX_SCAN characters of the visible text are searched for boxes
 PHRASE_SCAN = 20_000  # and the last PHRASE_SCAN for phrases, "####", conclusions
 
-_THINK_OPEN = re.compile(r"<think>", re.I)
-_THINK_CLOSE = re.compile(r"</think>", re.I)
-_ANS_OPEN = re.compile(r"<answer>", re.I)
-_ANS_CLOSE = re.compile(r"</answer>", re.I)
 _BOX = re.compile(r"\\(?:boxed|fbox)(?![a-zA-Z])")
 _TURN_END = re.compile(r"<\|im_end\|>|<\|endoftext\|>|<\|eot_id\|>|<\|eom_id\|>|</s>|<\|end\|>|<\|im_start\|>|"
                        r"<\|start_header_id\|>|<\|user\|>|<\|assistant\|>|<\|end_of_text\|>|<end_of_turn>|<start_of_turn>")
@@ -94,54 +90,82 @@ def split_think(text: str) -> tuple[str, Optional[str]]:
 
     A ``<think>`` that is still open at the end (no ``</think>`` after it) means the output stopped in the
     middle of reasoning: whatever was written before it, the completion has no final answer."""
-    closes = list(_THINK_CLOSE.finditer(text))
-    last_close = closes[-1].end() if closes else 0
-    opens = list(_THINK_OPEN.finditer(text, last_close))
-    if opens:
+    low = text.lower() if "<" in text else ""
+    k = low.rfind("</think>")
+    last_close = k + len("</think>") if k >= 0 else 0
+    if low.find("<think>", last_close) >= 0:
         return "", "unterminated <think>"
     return text[last_close:], None
 
 
-def _brace_pairs(text: str) -> dict[int, int]:
-    """Position of the matching ``}`` for every ``{`` (escaped ``\\{`` / ``\\}`` skipped), in one pass."""
+_BRACE_TOKEN = re.compile(r"\\[\s\S]|[{}]")
+
+
+def _brace_pairs(text: str, start: int = 0) -> dict[int, int]:
+    """Position of the matching ``}`` for every ``{`` from ``start`` on (escaped ``\\{`` / ``\\}`` skipped), in one
+    pass over the braces and backslashes only."""
     pairs, stack = {}, []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\":
-            i += 2
-            continue
+    for m in _BRACE_TOKEN.finditer(text, start):
+        c = m.group()
         if c == "{":
-            stack.append(i)
+            stack.append(m.start())
         elif c == "}" and stack:
-            pairs[stack.pop()] = i
-        i += 1
+            pairs[stack.pop()] = m.start()
     return pairs
 
 
+MAX_BOXES = 64  # only the last MAX_BOXES boxes are read (a final span holds at most that many answers)
+_BARE_TOKEN = re.compile(r"[^\s$]+")
+
+
+def _last_boxes(text: str) -> list[re.Match]:
+    """The last MAX_BOXES matches of _BOX, found from the end (no scan of a long head full of boxes)."""
+    starts = []
+    for name in ("\\boxed", "\\fbox"):
+        end, k = len(text), 0
+        while k < MAX_BOXES:
+            j = text.rfind(name, 0, end)
+            if j < 0:
+                break
+            end = j
+            m = _BOX.match(text, j)
+            if m:
+                starts.append(m)
+                k += 1
+    starts.sort(key=lambda m: m.start())
+    return starts[-MAX_BOXES:]
+
+
 def find_boxes(text: str) -> list[tuple[int, int, Optional[str]]]:
-    """All ``\\boxed``/``\\fbox`` as (start, end, content); content None when the box is not closed."""
-    out = []
+    """The last MAX_BOXES ``\\boxed``/``\\fbox`` as (start, end, content); content None when the box is not
+    closed. Linear time: braces are matched in one pass and only the kept boxes' contents are copied."""
+    found = []
     pairs = None
     n = len(text)
-    for m in _BOX.finditer(text):
+    kept = _last_boxes(text)
+    for m in kept:
         i = m.end()
         while i < n and text[i] in " \t\n":
             i += 1
         if i < n and text[i] == "{":
             if pairs is None:
-                pairs = _brace_pairs(text)
+                pairs = _brace_pairs(text, kept[0].start())
             close = pairs.get(i, -1)
-            if close < 0:
-                out.append((m.start(), n, None))
-            else:
-                out.append((m.start(), close + 1, text[i + 1: close].strip()))
+            found.append((m.start(), n, None) if close < 0 else (m.start(), close + 1, (i + 1, close)))
         elif i > m.end() and i < n:
-            mm = re.match(r"[^\s$]+", text[i:])
-            tok = re.sub(r"[.,;]+$", "", mm.group()) if mm else ""
-            out.append((m.start(), i + (mm.end() if mm else 0), tok or None))
+            mm = _BARE_TOKEN.match(text, i)
+            found.append((m.start(), mm.end() if mm else i, (i, mm.end()) if mm else None))
         else:
-            out.append((m.start(), min(n, i), None))
+            found.append((m.start(), min(n, i), None))
+    out = []
+    for start, end, span in found:
+        content = None
+        if span is not None:
+            content = text[span[0]: span[1]]
+            if text[span[0] - 1] != "{":
+                content = re.sub(r"[.,;]+$", "", content)  # "\\boxed 5."
+            content = content.strip() or (None if text[span[0] - 1] != "{" else "")
+        out.append((start, end, content))
     return out
 
 
@@ -254,17 +278,17 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
         return Extraction(None, None, "nothing after </think>" if text.strip() else "empty completion")
 
     # 2. <answer> ... </answer>
-    opens = list(_ANS_OPEN.finditer(visible))
-    if opens:
-        o = opens[-1]
-        c = _ANS_CLOSE.search(visible, o.end())
-        if c:
-            inner = visible[o.end(): c.start()].strip()
+    low = visible.lower() if "<" in visible else ""
+    o = low.rfind("<answer>")
+    if o >= 0:
+        c = low.find("</answer>", o)
+        if c >= 0:
+            inner = visible[o + len("<answer>"): c].strip()
             if not inner:
                 return Extraction(None, "answer_tag", "empty <answer>")
             return _tag_answer(inner, choice)
         # unclosed tag: read what follows it with the other rules
-        visible = visible[o.end():]
+        visible = visible[o + len("<answer>"):]
 
     # 3. boxes
     boxes = find_boxes(visible)

@@ -286,12 +286,16 @@ def balanced(s: str) -> bool:
     return depth == 0
 
 
+_TEXT_CMD_RE = re.compile(r"\\" + _TEXT_CMDS + r"\s*\{([^{}]*)\}")
+
+
 def strip_text_commands(s: str) -> str:
     """``\\text{abc}`` -> ``abc`` everywhere (used for text / unit comparison)."""
-    prev = None
-    while prev != s:
-        prev = s
-        s = re.sub(r"\\" + _TEXT_CMDS + r"\s*\{([^{}]*)\}", r"\1", s)
+    for _ in range(8):  # nesting deeper than 8 text commands is not unwrapped (bounded cost)
+        t = _TEXT_CMD_RE.sub(r"\1", s)
+        if t == s:
+            break
+        s = t
     return s
 
 

@@ -79,6 +79,8 @@ _PLACEHOLDER = re.compile(
 
 def non_answer(text: str) -> Optional[str]:
     """A reason when ``text`` (an extracted answer) is a refusal or a placeholder, else None."""
+    if len(text) > 2000:
+        return None
     t = strip_text_commands(text).replace("$", " ").strip().strip(".!").strip()
     if _PLACEHOLDER.search(t):
         return "placeholder answer"

@@ -1,4 +1,11 @@
-"""Pre-screen limits applied before any symbolic work, so pathological answers are decided fast.
+"""Pre-screen limits, so that every answer is decided in bounded time (a few ms up to the 1M-character limit).
+
+Two levels:
+
+* :func:`too_deep` (before any parsing: structures, exact arithmetic, identity tests): an answer longer than
+  ``MAX_STRUCT_CHARS`` or nested deeper than ``MAX_DEPTH`` brackets is compared as a string only (identical
+  or wrong, reason "nesting too deep" / "answer too long to parse"). Linear time, one pass.
+* :func:`too_complex` (before symbolic work), below.
 
 An answer that fails a limit never reaches sympy: it can still be equal to the gold by the exact string /
 exact-arithmetic path (:mod:`numbers` has its own size guards), otherwise it is graded ``wrong`` with the reason
@@ -17,6 +24,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+MAX_STRUCT_CHARS = 4_000
 MAX_SYMBOLIC_CHARS = 600
 MAX_DEPTH = 24
 MAX_DIGIT_RUN = 120
@@ -32,6 +40,7 @@ _NESTED_FACT = re.compile(r"!\s*[)}]*\s*!")
 
 
 def max_depth(s: str) -> int:
+    """Deepest bracket nesting ({, (, [ and their closers), in one pass."""
     d = m = 0
     for c in s:
         if c in "{([":
@@ -41,6 +50,15 @@ def max_depth(s: str) -> int:
         elif c in "})]":
             d -= 1
     return m
+
+
+def too_deep(s: str) -> Optional[str]:
+    """A short reason when s must only be compared as a string (see the module docstring), else None."""
+    if len(s) > MAX_STRUCT_CHARS:
+        return "answer too long to parse"
+    if max_depth(s) > MAX_DEPTH:
+        return "nesting too deep"
+    return None
 
 
 def _tower(s: str) -> bool:

@@ -43,6 +43,8 @@ _CLOSE = ")]}"
 
 def split_top(s: str, seps: tuple[str, ...]) -> list[str]:
     """Split s at separators that are outside every bracket / brace / environment."""
+    if not any(sep in s for sep in seps):
+        return [s.strip()]
     parts = []
     depth = 0
     env = 0
