@@ -406,6 +406,10 @@ def _matrix_equal(g, p) -> tuple[bool, str]:
         if n.kind == "matrix":
             return [list(r) for r in n.items]
         if n.kind == "seq" and n.open in ("(", "[", ""):
+            rows = n.items
+            if rows and all(r.kind == "seq" and r.open in "([" and r.open and len(r.items) == len(rows[0].items)
+                            for r in rows):
+                return [list(r.items) for r in rows]  # [[1, 2], [3, 4]]: rows
             return [[x] for x in n.items]  # a tuple is a column vector
         return None
     a, b = cells(g), cells(p)

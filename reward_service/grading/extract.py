@@ -38,7 +38,7 @@ from typing import Optional
 
 from .normalize import fix_escapes
 from .prose import (_NUMBER_IN_TEXT, answer_from_prose, bare_answer, conclusion, extract_choice, has_prose,
-                    joined_spans, math_span_at, non_answer)
+                    joined_spans, math_span_at, non_answer, strip_spans)
 
 __all__ = ["Extraction", "extract", "extract_choice", "find_boxes", "split_think", "end_of_turn"]
 
@@ -207,9 +207,9 @@ def _box_group(boxes, text) -> tuple[list[str], int]:
     contents.reverse()
     uniq = []
     for c in contents:
-        if c not in uniq:
-            uniq.append(c)
-    return uniq, last[1]
+        if c not in uniq and (c or len(contents) == 1):
+            uniq.append(c)  # an empty box next to answers adds nothing; alone it is no answer
+    return uniq or [""], last[1]
 
 
 def _phrase_answer(text: str, m: re.Match) -> Optional[str]:
@@ -234,7 +234,7 @@ def _phrase_answer(text: str, m: re.Match) -> Optional[str]:
     # a plain value right away: keep it whole ("(0, 1)", "12,000,023", "x = 5")
     if not has_prose(sent):
         return sent
-    return answer_from_prose(sent)
+    return answer_from_prose(sent, first=True)
 
 
 def _box_answer(content: str) -> str:
@@ -282,6 +282,10 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
     o = low.rfind("<answer>")
     if o >= 0:
         c = low.find("</answer>", o)
+        if c < 0 and not visible[o + len("<answer>"):].strip():
+            # "<answer>5</answer><answer>": a stray opening tag at the very end; the last closed tag counts
+            o = low.rfind("<answer>", 0, o)
+            c = low.find("</answer>", o) if o >= 0 else -1
         if c >= 0:
             inner = visible[o + len("<answer>"): c].strip()
             if not inner:
@@ -323,7 +327,7 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
             if m is not None and m.start() > box_end and re.match(r"(?i)final", m.group()):
                 after = m.group("a") if method == "minerva" else re.sub(r"^[\s*:]+", "", tail[m.end():])
                 a = joined_spans(after) if method == "minerva" else _phrase_answer(tail, m)
-                if a and math_span_at(after) is not None:
+                if a and (math_span_at(after) is not None or method == "phrase" and not has_prose(a)):
                     return Extraction(_strip_span(a), method, "final answer statement after the box")
         return boxed
     if mv is not None and (pm is None or mv.end() >= pm.start()):
@@ -369,7 +373,7 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
         nums = list(_NUMBER_IN_TEXT.finditer(tail))
         if nums:
             return Extraction(nums[-1].group().strip(), "last_number", "last number in the text")
-    if non_answer(stripped):
+    if stripped and non_answer(stripped):
         return Extraction(None, None, "refusal")
     return Extraction(None, None, "no final answer found")
 
@@ -378,7 +382,7 @@ def _gold_bare(stripped: str) -> Optional[Extraction]:
     """A reference answer (or an answer tag's content) without markers: math as is, a sentence reduced."""
     if not stripped or non_answer(stripped):
         return None
-    if not has_prose(stripped):
+    if not has_prose(stripped) and not re.search(r"[A-Za-z]{2,}", re.sub(r"\\[a-zA-Z]+", " ", strip_spans(stripped))):
         return Extraction(stripped, "bare", "bare answer")
     a = answer_from_prose(stripped)
     if a:

@@ -14,7 +14,9 @@ Rules (each applied by :func:`clean`, in this order):
   (``\\cancel{…}``, ``\\sout{…}``) are removed with their content; ``\\color{red}``, ``\\textcolor{red}{…}``,
   font sizes and style wrappers (``\\boldsymbol``, ``\\bm``, ``\\mathbf``, ``\\underline``, a nested ``\\boxed``) keep
   only their content. ``\\not=`` is ``\\ne``.
-* Groups of three digits separated by spaces are one number (``1 000 000``, ``1\\,000``). ``inf`` / ``infinity`` / ``\\text{inf}`` are ``\\infty``.
+* Groups of three digits separated by spaces are one number (``1 000 000``, ``1\\,000``). ``inf`` / ``infinity`` / ``\\text{inf}`` are ``\\infty``;
+  a whole answer "no solution(s)" / "no real roots" / "empty set" is ``\\{\\}``, "all real numbers" is
+  ``\\mathbb{R}`` and "DNE" is "does not exist"; ``\\langle 1, 2 \\rangle`` is the tuple ``(1, 2)``.
 * Math delimiters (``$``, ``$$``, ``\\(`` ``\\)``, ``\\[`` ``\\]``), sizing commands (``\\left``,
   ``\\right``, ``\\big``...), ``\\displaystyle``, spacing commands (``\\!``, ``\\,``, ``\\;``, ``\\quad``,
   ``~``) and trailing sentence punctuation are dropped; ``\\dfrac``/``\\tfrac``/``\\cfrac`` become ``\\frac``;
@@ -64,7 +66,8 @@ _ENV_WORD = re.compile(r"\\(?:begin|end)\{")
 _TEXT_CMDS = r"(?:text|textnormal|textrm|textbf|textit|textsf|texttt|mathrm|mathbf|mathit|mathsf|mathtt|mbox|hbox|rm|bf|it|operatorname\*?|emph)"
 
 
-_CURRENCY = re.compile(r"[€£¥₹₽₩]|\\(?:euro|pounds|yen)(?![a-zA-Z])")
+_CURRENCY = re.compile(r"[€£¥₹₽₩]|\\(?:euro|pounds|yen)(?![a-zA-Z])|(?<![A-Za-z\\])(?:USD|US\\?\$|EUR|GBP|INR|CNY|RMB|JPY)(?![A-Za-z])")
+_TEMPERATURE = re.compile(r"°\s*(?:\\(?:text|mathrm)\s*\{\s*([CFK])\s*\}|([CFK])(?![a-zA-Z]))")
 _EMPTYSET = re.compile(r"\\(?:emptyset|varnothing)(?![a-zA-Z])|∅|\\\{\s*\\\}")
 _OPNAME = re.compile(r"\\operatorname\s*\{\s*([a-zA-Z]+)\s*\}")
 _OPNAME_MAP = {"acos": "arccos", "asin": "arcsin", "atan": "arctan", "acot": "arccot", "asec": "arcsec",
@@ -189,6 +192,7 @@ def clean(s: str) -> str:
         s = re.sub(r"\\\\(?=[a-zA-Z])", r"\\", s)
     if "\\" in s:
         s = _decorations(s)
+    s = s.replace("\\langle", "(").replace("\\rangle", ")")  # vectors <1, 2>
     s = _SIZING_DOT.sub(" ", s)
     s = _SIZING.sub("", s)
     s = _STYLE.sub("", s)
@@ -209,6 +213,8 @@ def clean(s: str) -> str:
     s = _THOUSANDS_FREE.sub(lambda m: m.group(0).replace(",", ""), s)
     s = s.replace("\\%", "%").replace("\\infin ", "\\infty ")
     s = _DEGREE.sub("°", s)
+    if "°" in s:
+        s = _TEMPERATURE.sub(lambda m: " \\text{deg" + (m.group(1) or m.group(2)) + "}", s)  # 5°C: a unit
     s = s.replace("\\lt", "<").replace("\\gt", ">")
     s = re.sub(r"\\(?:leq|leqslant|le)(?![a-zA-Z])", r"\\le ", s)
     s = re.sub(r"\\(?:geq|geqslant|ge)(?![a-zA-Z])", r"\\ge ", s)
@@ -220,7 +226,16 @@ def clean(s: str) -> str:
     s = strip_trailing_punct(s)
     s = strip_outer_text(s)
     s = _INF_WORD.sub(r"\\infty", s)
+    if len(s) < 40 and s[:1].isalpha():
+        s = _NO_SOLUTION.sub(r"\\{\\}", s)
+        s = _ALL_REALS.sub(r"\\mathbb{R}", s)
+        s = _DNE.sub("does not exist", s)
     return s
+
+
+_ALL_REALS = re.compile(r"(?i)^(?:all\s+real\s+numbers|all\s+reals|the\s+real\s+numbers|real\s+numbers)$")
+_NO_SOLUTION = re.compile(r"(?i)^(?:there\s+(?:is|are)\s+)?no\s+(?:real\s+)?(?:solutions?|roots?)$|^(?:the\s+)?empty\s+set$")
+_DNE = re.compile(r"(?i)^(?:DNE|does\s*n['’]?o?t\s+exist|it\s+does\s+not\s+exist)$")
 
 
 _DROP_WITH_ARG = re.compile(r"\\(?:[hv]?phantom|cancel|bcancel|xcancel|sout|st)\s*\{[^{}]*\}")
@@ -251,6 +266,7 @@ def strip_trailing_punct(s: str) -> str:
         while t.endswith("\\\\"):
             t = t[:-2].rstrip().rstrip(".,;:?").rstrip()
         t = t.strip("*").strip() if t.startswith("**") or t.endswith("**") else t  # markdown bold
+        t = t.replace('\\"', '"').strip('"“”`').strip() if t[:1] in '"“`\\' or t[-1:] in '"”`' else t  # quotes
         if t.startswith("\\quad") or t.startswith(":"):
             t = t.lstrip(":").strip()
         if t == s:

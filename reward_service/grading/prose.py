@@ -186,23 +186,37 @@ def _candidates(t: str) -> list[tuple[int, int, str]]:
     return cands
 
 
-def _pick(t: str, cands) -> Optional[tuple[int, int, str]]:
+_JOINER = re.compile(r"^[\s$]*(?:(?:,|;|/|\bor\b|\band\b|\beither\b|\bmaybe\b|\bperhaps\b|\bpossibly\b|\bprobably\b|"
+                     r"[()]|\\text\{\s*(?:or|and)\s*\})[\s$]*)+$", re.I)
+
+
+def _pick(t: str, cands, first: bool = False) -> Optional[tuple[int, int, str]]:
+    """The value of a sentence: the first candidate after the last copula, else the first (``first``: the
+    sentence follows an answer phrase) or the last one. Candidates that follow it joined only by "or" / "and" /
+    commas / "maybe" ("5 or 6", "5 (or maybe 6)") are part of it: the answer is then their list."""
     if not cands:
         return None
     spans = find_spans(t)
     cops = [m for m in _COPULA.finditer(t) if not any(a <= m.start() < b for a, b, _ in spans)]
+    k = len(cands) - 1 if not first else 0
     if cops:
-        after = [c for c in cands if c[0] >= cops[-1].end()]
+        after = [i for i, c in enumerate(cands) if c[0] >= cops[-1].end()]
         if after:
-            return after[0]
-    return cands[-1]
+            k = after[0]
+    j = k
+    while j + 1 < len(cands) and cands[j + 1][0] >= cands[j][1] and _JOINER.match(t[cands[j][1]: cands[j + 1][0]]):
+        j += 1
+    if j == k:
+        return cands[k]
+    return cands[k][0], cands[j][1], ", ".join(c[2] for c in cands[k: j + 1])
 
 
-def answer_from_prose(t: str) -> Optional[str]:
+def answer_from_prose(t: str, first: bool = False) -> Optional[str]:
     """Reduce a sentence to its answer: the math span or number right after the last copula ("is", "=",
-    "are"...), else the last math span or number; negated values never count. None when there is none."""
+    "are"...), else the last (``first``: the first) math span or number; negated values never count; values
+    joined by "or" / "and" form a list. None when there is none."""
     t = t.strip()
-    c = _pick(t, _candidates(t)) if t else None
+    c = _pick(t, _candidates(t), first) if t else None
     return _with_unit(t, c) if c else None
 
 
@@ -222,11 +236,16 @@ def _has_words(t: str) -> bool:
     return any(not _UNIT_WORDS_OK.match(w) for w in re.findall(r"[A-Za-z]{3,}", s))
 
 
+_FUNCTION_WORD = re.compile(r"(?<![A-Za-z\\])(?:is|it|so|be|we|to|of|an|as|at|by|if|on|my|me|do|am|us)(?![A-Za-z])", re.I)
+
+
 def has_prose(t: str) -> bool:
     """True when the text contains English words outside math / \\text{} (so it is a sentence, not an answer)."""
     s = strip_spans(t)
     s = re.sub(r"\\[a-zA-Z]+\s*\{[^{}]*\}|\\[a-zA-Z]+", " ", s)
     words = [w for w in re.findall(r"\b[A-Za-z]{3,}\b", s) if not _UNIT_WORDS_OK.match(w)]
+    if _FUNCTION_WORD.search(s):
+        words.append("")  # "It is 5": two-letter English words are never math or units
     if not words:
         return False
     if len(words) >= 2:

@@ -12,6 +12,8 @@
 * ``eq``: any other equation (``2x + 4y = 3``), compared up to a nonzero factor.
 * ``time``: a clock time ``h:mm`` (optionally ``:ss`` and am/pm); items are (seconds, "a" / "p" / "").
 
+A list of assignments to distinct variables (``y = 2, x = 1``) is read in the variables' order (``x, y``).
+
 Separators: ``,`` and ``;`` at top level, "and"/"or". ``1,000`` (groups of three digits) is one number;
 ``1,5`` is read both as the list ``1, 5`` and the decimal ``1.5`` (:func:`alternatives`). ``a \\pm b`` is the
 list ``a + b, a - b``. A single-variable inequality with numeric bounds (``x \\ge 5``, ``-2 < x \\le 7``,
@@ -244,9 +246,11 @@ def _parse(s: str, depth: int = 0) -> Node:
     commas = split_top(s, (",",))
     if len(commas) > 1:
         commas = [c for c in commas if c]
-        if len(commas) > 1 and all(_is_assignment(c) for c in commas) and len({c.split("=")[0].strip() for c in commas}) == len(commas):
-            # "x = 1, y = 2": one solution, keep as a list of assignments (compared by value)
-            pass
+        names = [c.split("=")[0].strip() for c in commas]
+        if all(_is_assignment(c) for c in commas) and len(set(names)) == len(commas) and \
+                all(re.fullmatch(r"[A-Za-z](?:_\{?\w+\}?)?", n) for n in names):
+            # "y = 2, x = 1": one solution named by its variables, read in the variables' order (x, y)
+            commas = [c for _, c in sorted(zip(names, commas))]
         return Node("seq", items=[parse(c, depth + 1) for c in commas][:MAX_ITEMS], open="", close="")
     if s in ("\\{\\}", "\\{ \\}"):
         return Node("seq", items=[], open="{", close="}")
