@@ -17,9 +17,10 @@ Three routes, picked by ``sync_backend`` (see :func:`resolve_sync_backend`):
     kernel storage.
 
     Tensors are sent as safetensors because ``collective_rpc`` arguments to a separate-process engine go
-    through msgpack, where a tensor arrives as a nested list: as bytes in the call for small models, through a
-    file in ``/dev/shm`` (the workers of one engine share its node) from ``FILE_TRANSPORT_MIN_BYTES`` on,
-    which saves the copies through the engine process (measured for 489 MB: 4.3 s as bytes, 1.6 s by file).
+    through msgpack, where a tensor arrives as a nested list: as bytes in the call for small models, through
+    a file in ``/dev/shm`` (the workers of one engine share its node) from 32 MiB on
+    (``vllm_engine.FILE_TRANSPORT_MIN_BYTES``), which saves the copies through the engine process (measured
+    for 489 MB: 4.3 s as bytes, 1.6 s by file).
 
 ``nccl`` (GPUs, engines on other devices or nodes)
     vLLM 0.32's own NCCL weight-transfer backend: a process group between trainer rank 0 (rank 0) and every
