@@ -450,6 +450,8 @@ class _Parser:
         if self.peek()[1] == "^":  # \sin^2 x
             self.i += 1
             power = self.exponent()
+            if power.q == -1 and name in ("sin", "cos", "tan"):
+                name, power = "arc" + name, None  # \cos^{-1} x is arccos x
         tok = self.peek()[1]
         if tok in ("(", "{"):
             arg = self.atom()

@@ -15,6 +15,7 @@ Order (the first rule that finds something wins; see :func:`extract`):
    (``,``, ``;``, "and", "or", ``\\quad``, a ``y =`` label) belong to the same final span and together form one
    set answer, so ``\\boxed{1}\\boxed{2}\\boxed{3}`` is the answer ``{1, 2, 3}``, never ``3``. A box whose
    content is a sentence with an answer phrase (``\\boxed{\\text{The answer is } 5}``) is reduced to its value.
+   Empty boxes are ignored ("put the final answer in ``\\boxed{}``"); only empty boxes is ``no_answer``.
    A strong "final answer is $X$" statement *after* the last box overrides it.
 4. ``minerva`` ("Final Answer: The final answer is X. I hope it is correct.") and ``phrase``
    ("final answer is", "the answer is", "Answer:"; not "the answer is not"): the last occurrence; the answer
@@ -66,6 +67,7 @@ _PHRASE = re.compile(
     r"(?:final\s+answer\s*(?:is|:|=|would\s+be|will\s+be|should\s+be)" + _NOT +
     r"|(?<![a-z])answer\s+(?:is|would\s+be|will\s+be|should\s+be|must\s+be)" + _NOT + r"(?:\s*:)?"
     r"|(?<![a-z])answer\s*(?:\*\*)?\s*:"
+    r"|(?:^|\n)[ \t]*(?:#+[ \t]*|\*\*)?(?:final[ \t]+)?answer[ \t]*(?:\*\*)?[ \t]*(?=\n)"  # "**Final Answer**\n42"
     r"|(?<![a-z])answer\s*(?=\\\(|\\\[|\$))",
     re.I,
 )
@@ -296,6 +298,8 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
 
     # 3. boxes
     boxes = find_boxes(visible)
+    empty_box = any(b[2] == "" for b in boxes)
+    boxes = [b for b in boxes if b[2] != ""]  # "put the answer in \\boxed{}" is an instruction, not an answer
     box_end = -1
     boxed = None
     if boxes:
@@ -364,7 +368,7 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
         ex = _gold_bare(stripped)
         if ex is not None:
             return ex
-    else:
+    elif not empty_box:
         bare = bare_answer(stripped)
         if bare is not None:
             return Extraction(bare[0], "bare", bare[1])
@@ -375,7 +379,7 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
             return Extraction(nums[-1].group().strip(), "last_number", "last number in the text")
     if stripped and non_answer(stripped):
         return Extraction(None, None, "refusal")
-    return Extraction(None, None, "no final answer found")
+    return Extraction(None, None, "empty \\boxed" if empty_box else "no final answer found")
 
 
 def _gold_bare(stripped: str) -> Optional[Extraction]:

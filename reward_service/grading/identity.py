@@ -4,7 +4,7 @@
   precisions and must agree to all but the last 10 digits (at least 30).
 * :func:`same_function`: two expressions with variables are the same function when they agree at 8 fixed,
   irregular rational points of both signs (each of the first three variables takes every sign combination;
-  magnitudes from 0.8 to 56). A point where one side is defined and the other is not (``\\ln(x^2)`` against
+  magnitudes from 0.2 to 56). A point where one side is defined and the other is not (``\\ln(x^2)`` against
   ``2\\ln x`` at x < 0, ``\\sqrt{x}^2`` against ``x``) makes them different; points where both are undefined are
   skipped; at least three points must be valid. With exact rational arithmetic a polynomial / rational
   identity is decided exactly up to the negligible chance (Schwartz-Zippel) that a nonzero difference vanishes
@@ -24,8 +24,8 @@ from .numbers import DomainError, NotNumeric, Num, TooLarge
 # ----------------------------------------------------------------------------------------------------------
 # irregular rationals spread over two orders of magnitude (step functions such as floor must not look constant
 # because every point fell in the same step); signs are added per point and variable by _points
-_BASE = (Fraction(37, 13), Fraction(211, 17), Fraction(19, 23), Fraction(613, 11), Fraction(71, 29),
-         Fraction(1009, 97), Fraction(5, 3), Fraction(331, 7))
+_BASE = (Fraction(37, 13), Fraction(3, 7), Fraction(19, 23), Fraction(613, 11), Fraction(71, 29),
+         Fraction(2, 9), Fraction(5, 3), Fraction(331, 7))
 N_POINTS = 8
 MIN_VALID = 3
 

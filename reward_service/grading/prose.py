@@ -334,6 +334,9 @@ def conclusion(tail: str) -> Optional[str]:
         return None
     if re.search(r"\bso\s+far\b|\blet(?:'s)?\b", sent, re.I):
         return None
+    body = _CONCLUDE.sub("", sent, count=1).lstrip(" ,:")
+    if body and not has_prose(body) and re.search(r"\d", body) and not _MATH_CUT.search(body):
+        return body  # "Therefore x = 5 and y = 6": the statement is all math
     cand = _pick(sent, _candidates(sent))
     if cand is None or _STEP.search(strip_spans(sent[cand[1]:])):
         return None
