@@ -223,7 +223,11 @@ def build_run(cfg: RLConfig, resume: bool = False):
         r = cfg.rollout
         rollout = VLLMRollout(model_path, tensor_parallel_size=r.tensor_parallel_size,
                               gpu_memory_utilization=r.gpu_memory_utilization, enforce_eager=r.enforce_eager,
-                              dtype=m.dtype, seed=cfg.train.seed, enable_sleep_mode=r.enable_sleep)
+                              dtype=m.dtype, seed=cfg.train.seed, enable_sleep_mode=r.enable_sleep,
+                              sync_backend=r.sync_backend, colocated=True,
+                              kv_cache_memory_bytes=r.kv_cache_memory_bytes,
+                              max_model_len=cfg.data.max_prompt_tokens + r.max_new_tokens,
+                              trust_remote_code=m.trust_remote_code)
         shares = False
     reward = RewardScorer(cfg.reward)
     start_step = 0

@@ -70,6 +70,10 @@ class RolloutConfig:
     gpu_memory_utilization: float = 0.8
     enforce_eager: bool = False
     enable_sleep: bool = False
+    # weight sync into vLLM: cpu_reload (everywhere; the only route on CPU), nccl (GPU engines on other devices
+    # or nodes: one broadcast per parameter from policy rank 0), ipc (engine on the trainer's GPU, local only)
+    sync_backend: Literal["auto", "cpu_reload", "nccl", "ipc"] = "auto"
+    kv_cache_memory_bytes: Optional[int] = None  # vLLM KV cache size (default on CPU: 1 GiB)
 
 
 @dataclass

@@ -245,7 +245,11 @@ class RLLoop:
         return m
 
     def sync_weights(self) -> None:
-        if not self.rollout_shares_policy:
+        if self.rollout_shares_policy:
+            return
+        if hasattr(self.rollout, "pull_from"):  # Ray engines choose their route (object store or NCCL)
+            self.rollout.pull_from(self.policy)
+        else:
             self.rollout.update_weights(self.policy.named_weights())
 
     # ---- checkpoints --------------------------------------------------------------------------------------

@@ -80,6 +80,45 @@ class TrainingRank:
         weights = self.worker.named_weights()
         return weights if self.rank == 0 else None
 
+    # -- NCCL weight sync to vLLM engines on other GPUs (rank 0 broadcasts, one parameter at a time) -------
+    def init_weight_sync(self, engines: list, workers_per_engine: int) -> bool:
+        """Rank 0 opens the NCCL group ``[policy rank 0] + every engine worker`` (vLLM's weight-transfer
+        engine, driven through the engines' ``transfer_*`` methods); the other ranks only take part in the
+        ZeRO-3 gathers during a sync."""
+        self._sender = None
+        if self.rank == 0:
+            import ray
+
+            from trainer.rollout.weight_sync import EngineClient, FanOutClient, NcclWeightSender
+
+            client = FanOutClient([EngineClient(e, get=ray.get) for e in engines], workers_per_engine)
+            addr, port = node_ip_and_free_port()
+            self._sender = NcclWeightSender(client, master_address=addr, master_port=port,
+                                            num_engine_workers=len(engines) * workers_per_engine)
+        return True
+
+    def broadcast_weights(self) -> float:
+        """One full weight sync over NCCL (collective over the policy ranks under ZeRO-3)."""
+        import torch
+
+        model = getattr(self.worker.trainable, "model", self.worker.model)
+        state = model.state_dict(keep_vars=True)
+        metadata = [(n, t.dtype, tuple(getattr(t, "ds_shape", t.shape))) for n, t in state.items()]
+        full = getattr(self.worker.trainable, "named_full_weights", None)
+
+        def iter_fn():
+            if full is not None:
+                yield from full(include_buffers=True)
+            else:
+                yield from ((n, t.detach()) for n, t in state.items())
+
+        if self._sender is not None:
+            return self._sender.send(metadata=metadata, iter_fn=iter_fn)
+        with torch.no_grad():
+            for _ in iter_fn():  # join the gathers; rank 0 sends
+                pass
+        return 0.0
+
     def shutdown(self) -> bool:
         from trainer.strategy import dist
 
@@ -118,3 +157,16 @@ class RolloutEngine:
     def close(self) -> bool:
         self.engine.close()
         return True
+
+    # vLLM's weight-transfer control plane, called by the policy's rank 0 (``weight_sync.EngineClient``)
+    def transfer_init(self, init_info: dict) -> None:
+        self.engine.transfer_init(init_info)
+
+    def transfer_start(self) -> None:
+        self.engine.transfer_start()
+
+    def transfer_chunk(self, update_info) -> None:
+        self.engine.transfer_chunk(update_info)
+
+    def transfer_finish(self) -> None:
+        self.engine.transfer_finish()

@@ -112,6 +112,12 @@ class TrainingGroup:
         self._get(refs, "named_weights")
         return refs[0]
 
+    def init_weight_sync(self, engines: list, workers_per_engine: int) -> None:
+        self._get([a.init_weight_sync.remote(engines, workers_per_engine) for a in self.actors], "init_weight_sync")
+
+    def broadcast_weights(self) -> None:
+        self._get([a.broadcast_weights.remote() for a in self.actors], "broadcast_weights")
+
     def save(self, path) -> None:
         self._get([a.call.remote("save", path) for a in self.actors], "save")
 
@@ -144,6 +150,9 @@ class RolloutGroup:
         from trainer.distributed.actors import RolloutEngine
 
         self.timeout_s = timeout_s
+        self.sync_backend = engine_kwargs.get("sync_backend", "cpu_reload")
+        self.workers_per_engine = engine_kwargs.get("tensor_parallel_size", 1)
+        self._nccl_ready = False
         cls = ray.remote(RolloutEngine)
         self.engines = []
         for i in range(num_engines):
@@ -163,6 +172,17 @@ class RolloutGroup:
         for (_, a, _), out in zip(jobs, outs):  # engine-local prompt indices -> batch indices
             out.prompt_index = [a + i for i in out.prompt_index]
         return RolloutOutput.concat(outs)
+
+    def pull_from(self, policy: "TrainingGroup") -> None:
+        """Sync the policy's weights into every engine: over NCCL from policy rank 0 (``sync_backend=nccl``,
+        set up once), otherwise rank 0's full state dict through Ray's object store (``cpu_reload``)."""
+        if self.sync_backend == "nccl":
+            if not self._nccl_ready:
+                policy.init_weight_sync(self.engines, self.workers_per_engine)
+                self._nccl_ready = True
+            policy.broadcast_weights()
+        else:
+            self.update_weights(policy.named_weights())
 
     def update_weights(self, weights) -> None:
         """``weights``: a dict of HF-named tensors or a Ray object reference to one (from ``TrainingGroup``)."""

@@ -85,6 +85,18 @@ def validate_ray(cfg: RLConfig) -> None:
             raise ConfigError("ray.colocate_all needs ray.critic_ranks <= ray.actor_ranks")
 
 
+def ray_sync_backend(cfg: RLConfig) -> str:
+    """Weight-sync route between Ray actors: ``nccl`` for GPU engines on their own devices (rank 0 broadcasts),
+    ``cpu_reload`` on CPU and for colocated engines (rank 0's weights through Ray's object store)."""
+    want = cfg.rollout.sync_backend
+    if want == "ipc":
+        raise ConfigError("rollout.sync_backend=ipc needs the engine in the trainer's process (local placement); "
+                          "between Ray actors use nccl or cpu_reload")
+    if want != "auto":
+        return want
+    return "nccl" if cfg.ray.actor_num_gpus > 0 and not cfg.ray.colocate_all else "cpu_reload"
+
+
 def build_distributed_run(cfg: RLConfig, resume: bool = False):
     """The driver's side: data, reward, tracker; the roles as Ray groups; an ``RLLoop`` over them."""
     from trainer.build import build_eval_fn, filter_long_prompts, load_train_records, plan, resolve_model_path, \
@@ -147,6 +159,9 @@ def build_distributed_run(cfg: RLConfig, resume: bool = False):
         engine_kwargs = dict(tensor_parallel_size=ro.tensor_parallel_size, dtype=cfg.model.dtype,
                              gpu_memory_utilization=ro.gpu_memory_utilization, enforce_eager=ro.enforce_eager,
                              enable_sleep_mode=ro.enable_sleep, seed=cfg.train.seed,
+                             sync_backend=ray_sync_backend(cfg), colocated=r.colocate_all,
+                             kv_cache_memory_bytes=ro.kv_cache_memory_bytes,
+                             trust_remote_code=cfg.model.trust_remote_code,
                              max_model_len=cfg.data.max_prompt_tokens + ro.max_new_tokens)
         groups["rollout"] = RolloutGroup(ro.num_engines, model_path=model_path, engine_kwargs=engine_kwargs,
                                          num_cpus=cpus, num_gpus=gpus, placement=pl, timeout_s=timeout,
