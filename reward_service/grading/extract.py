@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .normalize import fix_escapes
-from .prose import (_NUMBER_IN_TEXT, answer_from_prose, bare_answer, conclusion, extract_choice, has_prose,
-                    joined_spans, math_span_at, non_answer, strip_spans)
+from .prose import (MULTI, _NUMBER_IN_TEXT, answer_from_prose, bare_answer, conclusion, extract_choice, has_prose,
+                    joined_spans, math_span_at, non_answer)
 
 __all__ = ["Extraction", "extract", "extract_choice", "find_boxes", "split_think", "end_of_turn"]
 
@@ -345,7 +345,7 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
         if choice:
             ch = extract_choice(tail[pm.start():])
             if ch:
-                return Extraction(ch, "phrase", "answer phrase")
+                return Extraction(ch if ch != MULTI else (a or ch), "phrase", "answer phrase")
         if a:
             return Extraction(_strip_span(a), "phrase", "answer phrase")
     # 5. GSM8K
@@ -363,7 +363,7 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
     if choice:
         ch = extract_choice(stripped) if len(stripped) <= 300 else None
         if ch:
-            return Extraction(ch, "bare", "choice letter")
+            return Extraction(ch if ch != MULTI else stripped, "bare", "choice letter")
     if is_gold:
         ex = _gold_bare(stripped)
         if ex is not None:
@@ -386,7 +386,7 @@ def _gold_bare(stripped: str) -> Optional[Extraction]:
     """A reference answer (or an answer tag's content) without markers: math as is, a sentence reduced."""
     if not stripped or non_answer(stripped):
         return None
-    if not has_prose(stripped) and not re.search(r"[A-Za-z]{2,}", re.sub(r"\\[a-zA-Z]+", " ", strip_spans(stripped))):
+    if not has_prose(stripped):
         return Extraction(stripped, "bare", "bare answer")
     a = answer_from_prose(stripped)
     if a:
