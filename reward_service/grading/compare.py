@@ -6,7 +6,8 @@
 
 * tuples and bracketed lists are ordered; bare lists of solutions and ``\\{…\\}`` sets are unordered and
   duplicates do not count (``\\boxed{2}\\boxed{2}`` is ``{2}``); a two-element interval compares its brackets
-  (``[a, b)`` != ``(a, b)``); ``x \\ge 5`` equals ``[5, \\infty)``;
+  (``[a, b)`` != ``(a, b)``); ``[5, \\infty)`` answers a gold ``x \\ge 5``, but an inequality does not answer a gold
+  written in interval notation (as math-verify's default);
 * ``x = 5`` / ``f(x) = 5`` / ``(p, q) = (3, 2)`` compare by their right side (``y = 2`` != ``x = 2``; a gold
   without a variable accepts any name: ``y = 2`` = ``2``); an assignment to an expression (``x + y = 2``) and
   other equations compare up to a nonzero factor (``y = 2 - x`` = ``x + y = 2``); a chain ``a = b = c`` given for a plain gold is read by its last member;
@@ -276,7 +277,7 @@ def node_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
         return node_equal(g, parse_cached(p.items[-1].text))
     if g.kind == "atom" and p.kind == "atom":
         return atom_equal(g.text, p.text)
-    if p.from_ineq and not g.from_ineq and g.kind in ("seq", "union"):
+    if (p.from_ineq or p.kind == "atom" and _RELATION.search(p.text)) and not g.from_ineq and g.kind in ("seq", "union"):
         # the gold is written in interval notation; an inequality answer does not follow it (Math-Verify's
         # default); the other way round (gold inequality, interval answer) is accepted
         return False, "inequality given where an interval is expected"
@@ -326,12 +327,13 @@ def _time_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
     return x == y, "same time" if x == y else "different time"
 
 
+_RELATION = re.compile(r"[<>]|\\(?:le|ge|lt|gt)(?![a-zA-Z])")
 _REL_OR_SET = re.compile(r"[<>]|\\(?:le|ge|ne|in|cup|cap|setminus|mathbb|emptyset)(?![a-zA-Z])|\\\{")
 
 
 def _symbolic_fallback(gt: str, pt: str, why: str) -> tuple[bool, str]:
-    """Shapes differ. Only a relation / set against an interval, or two matrix expressions, can still be
-    equal (``-x > -1`` vs ``(-\\infty, 1)``, ``A + B`` vs a matrix); everything else is decided here."""
+    """Shapes differ. Only an interval / set answer against a relation gold, or two matrix expressions, can still
+    be equal (``(-\\infty, 1)`` for ``-x > -1``, ``A + B`` vs a matrix); everything else is decided here."""
     if not gt or not pt:
         return False, why
     if not (_REL_OR_SET.search(gt) or _REL_OR_SET.search(pt) or ("\\begin{" in gt and "\\begin{" in pt)):
