@@ -17,7 +17,10 @@ exact-arithmetic path (:mod:`numbers` has its own size guards), otherwise it is 
 * an exponent tower (an exponent that itself contains ``^``: ``9^{9^{9^9}}``, ``10^{10^{100}}``) or an
   exponent above ``MAX_EXPONENT``;
 * a factorial of a number above ``MAX_FACTORIAL`` or a nested factorial (``(10!)!``);
-* more than ``MAX_COMMANDS`` LaTeX commands.
+* more than ``MAX_COMMANDS`` LaTeX commands;
+* not math at all: unbalanced braces, more opening than closing brackets (``(`` and ``[`` together, so that
+  half-open intervals pass), or an English word (4+ letters outside ``\\text{}`` that is no function name) —
+  garbage the LaTeX parser would spend 100+ ms on.
 """
 from __future__ import annotations
 
@@ -104,4 +107,37 @@ def too_complex(s: str) -> Optional[str]:
             return "nested factorial"
     if s.count("\\") > MAX_COMMANDS:
         return "too many commands"
+    if _unbalanced(s):
+        return "unbalanced brackets"
+    bare = _COMMANDS.sub(" ", s)
+    if any(w.lower() not in _FUNCTION_NAMES for w in _WORD.findall(bare)):
+        return "text, not math"
     return None
+
+
+_COMMANDS = re.compile(r"\\(?:begin|end|text|mathrm|mbox|textbf|operatorname|mathbf|textnormal)\s*\{[^{}]*\}|\\[a-zA-Z]+")
+_WORD = re.compile(r"[A-Za-z]{4,}")
+_FUNCTION_NAMES = {"sinh", "cosh", "tanh", "arcsin", "arccos", "arctan", "sqrt", "frac", "floor", "ceil", "sech",
+                   "csch", "coth", "asin", "acos", "atan", "asinh", "acosh", "atanh", "infty", "binom", "gamma", "beta",
+                   "alpha", "delta", "theta", "lambda", "sigma", "omega"}
+
+
+def _unbalanced(s: str) -> bool:
+    """Braces that do not pair up, or more opening than closing round/square brackets."""
+    depth = 0
+    i, n = 0, len(s)
+    while i < n:
+        c = s[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth < 0:
+                return True
+        i += 1
+    if depth:
+        return True
+    return s.count("(") + s.count("[") != s.count(")") + s.count("]")
