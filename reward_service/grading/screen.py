@@ -4,7 +4,10 @@ Two levels:
 
 * :func:`too_deep` (before any parsing: structures, exact arithmetic, identity tests): an answer longer than
   ``MAX_STRUCT_CHARS`` or nested deeper than ``MAX_DEPTH`` brackets is compared as a string only (identical
-  or wrong, reason "nesting too deep" / "answer too long to parse"). Linear time, one pass.
+  or wrong, reason "nesting too deep" / "answer too long to parse"); more than ``2 * MAX_DEPTH`` absolute-value
+  bars count as too deep. Linear time. Together with the extraction limits (boxes found from the end, phrases
+  searched in the last 20k characters, brace matching over braces only) every input up to the 1M-character
+  limit is graded in well under 50 ms, except answers that legitimately need sympy.
 * :func:`too_complex` (before symbolic work), below.
 
 An answer that fails a limit never reaches sympy: it can still be equal to the gold by the exact string /
@@ -59,7 +62,7 @@ def too_deep(s: str) -> Optional[str]:
     """A short reason when s must only be compared as a string (see the module docstring), else None."""
     if len(s) > MAX_STRUCT_CHARS:
         return "answer too long to parse"
-    if max_depth(s) > MAX_DEPTH:
+    if max_depth(s) > MAX_DEPTH or s.count("|") > 2 * MAX_DEPTH:
         return "nesting too deep"
     return None
 
