@@ -10,10 +10,15 @@ answer. The verdict is ``correct``, ``wrong`` or ``no_answer``; ``method`` says 
 (``answer_tag``, ``boxed``, ``phrase``, ``minerva``, ``gsm8k``, ``last_number``, ``bare``) so a reward scheme
 can give a format bonus.
 
-Modules: :mod:`.extract` (find the answer), :mod:`.normalize` (clean-up, units), :mod:`.numbers` (exact
-arithmetic), :mod:`.structure` (lists, intervals, equations, matrices), :mod:`.compare` (equivalence rules),
-:mod:`.symbolic` (sympy through latex2sympy2-extended), :mod:`.screen` (limits before symbolic work),
-:mod:`.gold` (gold forms).
+Modules: :mod:`.extract` (find the answer), :mod:`.prose` (answers in sentences, bare answers, refusals,
+choice letters), :mod:`.normalize` (clean-up, unicode, units), :mod:`.numbers` (exact values),
+:mod:`.expr` (our expression parser) and :mod:`.arith` (its arithmetic), :mod:`.identity` (equality of values
+and of functions at points of both signs), :mod:`.structure` (lists, intervals, equations, matrices, times),
+:mod:`.compare` (equivalence rules), :mod:`.symbolic` (sympy through latex2sympy2-extended), :mod:`.screen`
+(limits that bound every item's cost), :mod:`.gold` (gold forms).
+
+A refusal or placeholder answer ("I don't know", ``\\boxed{?}``) is ``no_answer`` wherever it stands, so that
+refusing never scores better than a wrong attempt under schemes that punish no_answer hardest.
 
 No web imports here, no signals, no threads. Time limits are enforced one level up, by killing worker
 processes (``reward_service.pool``), never by SIGALRM; the pre-screen keeps each item well under a second.
