@@ -285,6 +285,8 @@ def node_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
         return _seq_equal(g, p)
     if g.kind == "union" and p.kind == "union":
         return _unordered(g.items, p.items)
+    if g.kind == "seq" and g.open == "" and p.kind == "union" and all(it.from_ineq for it in g.items):
+        return _unordered(g.items, p.items)  # gold "x <= -1 or x >= 1", answer a union of intervals
     if g.kind == "matrix" or p.kind == "matrix":
         return _matrix_equal(g, p)
     # one-element containers

@@ -69,7 +69,7 @@ _TAIL_OK = {"is", "are", "was", "the", "our", "my", "final", "answer", "solution
 _REFUSAL = re.compile(
     r"(?i)\b(?:i\s*(?:do\s*not|don['’]?t|dont)\s+(?:really\s+)?know|not\s+(?:sure|certain)|no\s+(?:idea|clue)|unsure|"
     r"i\s*(?:can\s*not|cannot|can['’]?t|could\s*not|couldn['’]?t|am\s+unable|['’]m\s+unable|am\s+not\s+able)\b|"
-    r"unable\s+to\s+(?:solve|determine|answer|find|compute|complete|finish)|i\s+give\s+up|don['’]?t\s+know)"
+    r"unable\s+to\s+(?:solve|determine|answer|find|compute|complete|finish)|i\s+give\s+up|don['’]?t\s+know)\b"
 )
 _PLACEHOLDER = re.compile(
     r"(?i)^(?:[?._\s]|\\[lcv]?dots|\\ldots|…|\\_|\\quad|\\qquad|\\square|\\blacksquare|\\box)*$|"

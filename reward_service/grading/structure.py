@@ -10,6 +10,7 @@
 * ``assign``: ``x = 5``, ``(p, q) = (3, 2)``, ``f(x) = 2x+3``: a left side made only of symbols; compared by its
   right side. A chain ``x = 5+5+1 = 11`` keeps its last member; ``x = 1/3 \\approx 0.33`` keeps the exact part.
 * ``eq``: any other equation (``2x + 4y = 3``), compared up to a nonzero factor.
+* set-builder notation ``\\{x \\mid x > 1\\}`` is read as the set its condition describes.
 * ``time``: a clock time ``h:mm`` (optionally ``:ss`` and am/pm); items are (seconds, "a" / "p" / "").
 
 A list of assignments to distinct variables (``y = 2, x = 1``) is read in the variables' order (``x, y``).
@@ -207,9 +208,19 @@ def _ineq_to_intervals(parts, ops) -> Optional[Node]:
     return None
 
 
+_SET_BUILDER = re.compile(r"^\\\{\s*([A-Za-z])\s*(?:\||\\mid|:)\s*(.+?)\s*\\\}$")
+
+
 def parse(s: str, depth: int = 0) -> Node:
     """Structure of a cleaned answer string (see the module docstring); every node keeps its text."""
     s = _IN_PREFIX.sub("", s.strip())
+    sb = _SET_BUILDER.match(s)
+    if sb and depth < 12:  # {x | x > 1}: the set of the condition, written as a set (not an inequality)
+        n = parse(re.sub(r"\\text\{\s*(?:or)\s*\}|(?<![A-Za-z])or(?![A-Za-z])", " or ", sb.group(2)), depth + 1)
+        n.from_ineq = False
+        for it in n.items if n.kind == "seq" and n.open == "" else []:
+            it.from_ineq = False
+        return n if n.kind != "seq" or n.open != "" else Node("union", text=s, items=n.items)
     n = _parse(s, depth)
     if not n.text:
         n.text = s
