@@ -364,7 +364,7 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
         ch = extract_choice(stripped) if len(stripped) <= 300 else None
         if ch:
             return Extraction(ch if ch != MULTI else stripped, "bare", "choice letter")
-    if is_gold:
+    if is_gold and not empty_box:
         ex = _gold_bare(stripped)
         if ex is not None:
             return ex

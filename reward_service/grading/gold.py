@@ -50,7 +50,7 @@ def _from_string(s: str) -> str:
         return s.rsplit("####", 1)[1].strip().split("\n")[0].strip()
     ex = extract(s, is_gold=True)
     if ex.answer is None:
-        return s
+        return "" if ex.reason == "empty \\boxed" else s  # a gold "\\boxed{}" is empty
     return ex.answer
 
 
