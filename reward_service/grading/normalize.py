@@ -9,7 +9,8 @@ Rules (each applied by :func:`clean`, in this order):
 * Unicode: minus signs and dashes, ``×·÷√∛π°∞≤≥≠±∪∩∈∅ℝℤℕℚℂ``, runs of superscript / subscript characters
   (``2¹⁰`` -> ``2^{10}``, ``10⁻³``), thin / zero-width / no-break spaces map to their LaTeX or ASCII form; what is
   left goes through NFKC (fullwidth ``４２``, mathematical bold ``𝟒𝟐``, vulgar fractions ``⅔``) and decimal digits of
-  every script become ASCII digits. Letters that only look like digits (``O``, ``l``, Cyrillic ``х``) stay letters.
+  every script become ASCII digits; invisible format characters (category Cf: zero-width joiners, BOM, soft
+  hyphen, bidi overrides) are dropped, so the logical text is graded. Letters that only look like digits (``O``, ``l``, Cyrillic ``х``) stay letters.
 * Invisible or decorative LaTeX: ``\\phantom{…}`` (and ``\\hphantom``/``\\vphantom``) and struck-out text
   (``\\cancel{…}``, ``\\sout{…}``) are removed with their content; ``\\color{red}``, ``\\textcolor{red}{…}``,
   font sizes and style wrappers (``\\boldsymbol``, ``\\bm``, ``\\mathbf``, ``\\underline``, a nested ``\\boxed``) keep
@@ -150,6 +151,8 @@ def to_ascii_latex(s: str) -> str:
     if not s.isascii():
         s = unicodedata.normalize("NFKC", s).replace("\u2044", "/")
         s = _unicode_digits(s)
+        # invisible format characters (zero-width joiners, BOM, soft hyphen, bidi overrides): the logical text
+        s = "".join(c for c in s if c.isascii() or unicodedata.category(c) != "Cf")
     return s
 
 
