@@ -110,6 +110,18 @@ class Arith:
             raise TooLarge("power too large")
         return self._mk(x=mpmath.power(ax, bx))
 
+    def mod(self, a, b):
+        """``a \\bmod b`` = a - b * floor(a / b) (the sign of b, as in Python)."""
+        self._noinf(a, b)
+        if b.q is not None and b.q == 0:
+            raise DomainError("modulo zero")
+        if a.q is not None and b.q is not None:
+            return self._mk(q=a.q % b.q)
+        ax, bx = a.mp(), b.mp()
+        if not (isinstance(ax, mpmath.mpf) and isinstance(bx, mpmath.mpf)) or bx == 0:
+            raise DomainError("modulo")
+        return self._mk(x=ax - bx * mpmath.floor(ax / bx))
+
     def root(self, a, n=None):
         k = 2
         if n is not None:

@@ -168,7 +168,7 @@ def num_equal(g: Num, p: Num) -> bool:
 _WORDISH = re.compile(r"^[A-Za-z][A-Za-z\s\-']*$")
 _BASE_N = re.compile(r"^(-?[0-9A-Fa-f]+)_\{?(\d{1,2})\}?$")
 _SUBSCRIPTED_NUMBER = re.compile(r"\d_")
-_STEP = re.compile(r"\\(?:lfloor|lceil|rfloor|rceil|floor|ceil)|\\operatorname\{(?:floor|ceil)|\\mod|\\pmod|\|")
+_STEP = re.compile(r"\\(?:lfloor|lceil|rfloor|rceil|floor|ceil)|\\operatorname\{(?:floor|ceil)|\\[bp]?mod|\|")
 
 
 def _text_form(s: str) -> str:

@@ -5,7 +5,7 @@ No ``eval``: a tokenizer and a recursive-descent parser compute a :class:`~.numb
 * :func:`evaluate` gives the exact value of a closed expression (no variables) or None.
 * :func:`_eval` also evaluates with variables bound to values (used by :mod:`.identity`).
 
-Grammar (precedence low to high): ``+ -``; ``* / \\cdot \\times \\div`` and juxtaposition (``2x``,
+Grammar (precedence low to high): ``+ -``; ``* / \\cdot \\times \\div \\bmod`` and juxtaposition (``2x``,
 ``3\\sqrt{2}``, ``ab`` = a*b; but two number literals side by side, ``1 2``, are not a product); unary sign; ``^`` (right associative, ``2^10`` = 1024); ``!``; atoms: numbers,
 ``\\frac``, ``\\sqrt[n]``, ``\\binom``, ``( ) { } [ ]``, ``|x|``, ``\\lfloor\\rfloor``, ``\\lceil\\rceil``, ``\\pi``,
 ``e`` (Euler's number), ``i`` / ``I`` (imaginary unit), ``\\infty``, variables (one letter with an optional subscript,
@@ -161,6 +161,10 @@ class _Parser(Arith):
                 self.i += 1
                 start = self.i
                 v = self.div(v, self.unary(stop))
+            elif tok in ("\\bmod", "\\mod"):
+                self.i += 1
+                start = self.i
+                v = self.mod(v, self.unary(stop))
             elif self._starts_atom(stop):
                 if self._juxtaposed_numbers(start):
                     raise NotNumeric("two numbers side by side")  # "1 2" is not 2
