@@ -377,6 +377,8 @@ def _seq_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
             return False, f"{len(p.items)} items vs {len(g.items)}"
         if (len(g.items) == 2 or ":" in (g.open, p.open)) and g.open and p.open and (g.open, g.close) != (p.open, p.close):
             return False, f"different brackets ({p.open}{p.close} vs {g.open}{g.close})"
+        if len(p.items) > 2 and (p.open, p.close) in (("[", ")"), ("(", "]")):
+            return False, "a tuple with mismatched brackets"  # only an interval may mix them
         for a, b in zip(g.items, p.items):
             ok, why = node_equal(a, b)
             if not ok:
