@@ -352,6 +352,10 @@ MORE_EXTRACTION = [
     (r"\boxed{\square}", "5", N, "square placeholder"),
     (r"\boxed{\text{maybe } 5}", "5", W, "hedge word in the box"),
     ("The answer is 5. I'm not 100% sure.", "5", C, "doubt after a stated answer"),
+    ("The answer is $\\frac{1}{2", "0.5", N, "output cut inside the answer's math"),
+    ("The final answer is \\(42", "42", N, "unclosed inline math"),
+    ("The answer is $18", "18", C, "a dollar sign before a number is money"),
+    ("The answer is $18.", "18", C, "money with a period"),
 ]
 
 MORE_EQUIVALENCE = [

@@ -227,6 +227,8 @@ def _phrase_answer(text: str, m: re.Match) -> Optional[str]:
     spans = joined_spans(rest)  # "$x = 3$ or $x = -3$": one answer
     if spans is not None:
         return spans
+    if _cut_math(rest):
+        return None  # "The final answer is $\\frac{1}{2": the output stopped inside the math
     # up to the end of the sentence / line
     mm = re.search(r"\n|(?<![0-9])\.(?=\s|$)|\.(?=\s+[A-Z])|$", rest)
     sent = rest[: mm.start()] if mm else rest
@@ -237,6 +239,17 @@ def _phrase_answer(text: str, m: re.Match) -> Optional[str]:
     if not has_prose(sent):
         return sent
     return answer_from_prose(sent, first=True)
+
+
+def _cut_math(rest: str) -> bool:
+    """A math span opened right after an answer phrase and never closed: a truncated output. A lone ``$``
+    before a plain number is money ("The answer is $18", "$1,000.50 in total")."""
+    r = rest.strip()
+    if r.startswith(("\\(", "\\[", "$$")):
+        return math_span_at(r) is None
+    if r.startswith("$") and r.find("$", 1) < 0:
+        return not re.match(r"\$\s*\d[\d,]*(?:\.\d+)?(?![\d^_{\\/])", r)
+    return False
 
 
 def _box_answer(content: str) -> str:
@@ -348,6 +361,8 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
                 return Extraction(ch if ch != MULTI else (a or ch), "phrase", "answer phrase")
         if a:
             return Extraction(_strip_span(a), "phrase", "answer phrase")
+        if _cut_math(re.sub(r"^[\s*:]+", "", tail[pm.end():])):
+            return Extraction(None, "phrase", "output cut off inside the answer's math")
     # 5. GSM8K
     gm = None
     for m in _GSM.finditer(tail):
