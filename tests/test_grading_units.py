@@ -163,3 +163,47 @@ def test_gold_forms(gold, answers, choice):
 
 def test_verdict_constants():
     assert (CORRECT, WRONG, NO_ANSWER) == ("correct", "wrong", "no_answer")
+
+
+# ---------------------------------------------------------------------------------------------- added rules
+from reward_service.grading.identity import _points  # noqa: E402
+from reward_service.grading.normalize import to_ascii_latex  # noqa: E402
+from reward_service.grading.prose import MULTI, bare_answer, extract_choice, non_answer  # noqa: E402
+from reward_service.grading.screen import too_deep  # noqa: E402
+from reward_service.grading.structure import clock_time  # noqa: E402
+
+
+@pytest.mark.parametrize("text,reason", [
+    ("I don't know", "refusal"), ("\\text{not sure}", "refusal"), ("no idea", "refusal"), ("?", "placeholder answer"),
+    ("\\ldots", "placeholder answer"), ("\\text{answer}", "placeholder answer"), ("N/A", "placeholder answer"),
+    ("5", None), ("\\text{no solution}", None), ("\\text{cannot be determined}", None), ("no ideal", None),
+])
+def test_non_answer(text, reason):
+    assert non_answer(text) == reason
+
+
+@pytest.mark.parametrize("text,answer", [
+    ("42", "42"), ("x = 5", "x = 5"), ("Evelyn", "Evelyn"), ("The total is 42 apples.", "42 apples"),
+    ("We first compute 3+4=7 and then we get stuck.", None), ("Wait", None), ("The answer", None),
+    ("Let me compute 2+3=5", None), ("3 + 4 =", None), ("42\n43", None), ("x = 3\ny = 4", "x = 3, y = 4"),
+])
+def test_bare_answer(text, answer):
+    got = bare_answer(text)
+    assert (got[0] if got else None) == answer
+
+
+@pytest.mark.parametrize("text,letter", [
+    ("(B)", "B"), ("\\text{(B) } 5", "B"), ("B, C", MULTI), ("(A) or (B)", MULTI), ("I choose B.", "B"),
+    ("A good choice is C.", "C"), ("The answer is for sure D, it can't be A or B", "D"),
+])
+def test_extract_choice(text, letter):
+    assert extract_choice(text) == letter
+
+
+def test_unicode_and_screen_and_points():
+    assert to_ascii_latex("2\u00b9\u2070") == "2^{10}" and to_ascii_latex("\uff14\uff12") == "42"
+    assert to_ascii_latex("\u221a(x+1)") == "\\sqrt{x+1}" and to_ascii_latex("4\u200b2\u00ad") == "42"
+    assert too_deep("(" * 30 + ")" * 30) and too_deep("x" * 5000) and not too_deep("(1, 2)")
+    signs = {tuple(v > 0 for v in pt.values()) for pt in _points({"x", "y", "z"})}
+    assert len(signs) == 8  # every sign combination of three variables is sampled
+    assert clock_time("3:00 \\text{ PM}") == (3 * 3600, "p") and clock_time("3:5") is None
