@@ -33,7 +33,7 @@ _GREEK = ("alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iot
           "tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi Sigma Phi Psi Omega").split()
 _TOKEN = re.compile(
     r"""
-    (?P<rep>\d*\.\d*\\(?:overline|bar|dot)\s*\{?\s*\d+\s*\}?)      # repeating decimal
+    (?P<rep>\d*\.\d*(?:\\(?:overline|bar|dot)\s*\{?\s*\d+\s*\}?|\(\d+\)))  # repeating decimal
   | (?P<num>(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+(?![a-zA-Z]))?)      # number, e-notation
   | (?P<var>[a-zA-Z](?:_\{[a-zA-Z0-9]+\}|_[a-zA-Z0-9])?'*)          # variable (one letter, optional subscript)
   | (?P<cmd>\\[a-zA-Z]+)

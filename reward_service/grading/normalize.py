@@ -226,6 +226,7 @@ def clean(s: str) -> str:
     s = _WS.sub(" ", s).strip()
     s = re.sub(r"^(?:\\approx|\\sim|≈|~)\s*", "", s)  # "≈ 3.14"
     s = _DIGIT_SPACE.sub(lambda m: m.group().replace(" ", ""), s)
+    s = re.sub(r"(?<=\d)\s*\\[lc]?dots\s*$", "...", s)  # 0.333\ldots: the digits shown
     s = strip_trailing_punct(s)
     s = strip_outer_text(s)
     s = _INF_WORD.sub(r"\\infty", s)

@@ -7,7 +7,8 @@ The expression parser that builds these values is :mod:`.expr`. Rules it follows
 * Decimals are exact rationals (``0.1`` = 1/10); a *lone* decimal literal (optionally signed, with ``%``,
   ``e``-notation or ``\\times 10^{k}``) also records the digits shown, so :mod:`compare` can treat it as an
   approximation of a non-terminating value.
-* Repeating decimals: ``0.\\overline{3}`` = 1/3, ``0.1\\overline{6}`` = 1/6.
+* Repeating decimals: ``0.\\overline{3}`` = 1/3, ``0.1\\overline{6}`` = 1/6, ``0.(3)`` = 1/3 (the period in
+  parentheses); ``0.333\\ldots`` is read as the decimal ``0.333`` (an approximation).
 * Mixed numbers: an integer written directly before a proper fraction of integers is a sum
   (``2\\frac12`` = 5/2, ``-3\\frac{1}{2}`` = -7/2, ``7 3/4`` = 31/4); otherwise juxtaposition multiplies
   (``3\\sqrt{2}``, ``3.1 \\frac{1}{2}`` = 1.55).
@@ -77,8 +78,8 @@ def _check_frac(q: Fraction) -> Fraction:
 
 
 def _parse_repeating(tok: str) -> Fraction:
-    m = re.match(r"(\d*)\.(\d*)\\(?:overline|bar|dot)\s*\{?\s*(\d+)\s*\}?", tok)
-    ip, nonrep, rep = m.group(1) or "0", m.group(2), m.group(3)
+    m = re.match(r"(\d*)\.(\d*)(?:\\(?:overline|bar|dot)\s*\{?\s*(\d+)\s*\}?|\((\d+)\))", tok)
+    ip, nonrep, rep = m.group(1) or "0", m.group(2), m.group(3) or m.group(4)
     # x = ip.nonrep(rep)...  =  ip + (nonrep rep - nonrep) / (10^len(nonrep) * (10^len(rep) - 1))
     a = int(nonrep + rep) - (int(nonrep) if nonrep else 0)
     return Fraction(int(ip)) + Fraction(a, 10 ** len(nonrep) * (10 ** len(rep) - 1))
