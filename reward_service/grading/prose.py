@@ -3,7 +3,9 @@ r"""Reading answers out of prose: math spans, sentences, bare completions, refus
 Rules:
 
 * :func:`answer_from_prose`: the math span or number right after the last copula ("is", "=", "are"...), else
-  the last one. A value right after a negation ("not 5", "isn't 10", "\ne 3") is never the answer.
+  the last one (the first one right after an answer phrase). A value right after a negation ("not 5", "isn't
+  10", "\ne 3") is never the answer; values joined by "or" / "and" / commas / "maybe" form one list answer, so
+  "either 5 or 6" and "5 (or maybe 6)" match neither 5 nor 6.
 * :func:`non_answer`: refusals ("I don't know", "not sure", "no idea", "I cannot solve it"...) and placeholders
   (``?``, ``...``, "answer", "N/A", ``___``) are not answers: the verdict is ``no_answer`` wherever they stand
   (bare, boxed, in an answer tag), so refusing never scores better than a wrong attempt.
