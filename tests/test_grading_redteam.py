@@ -360,6 +360,8 @@ MORE_EXTRACTION = [
     ("The final answer is \\(42", "42", N, "unclosed inline math"),
     ("The answer is $18", "18", C, "a dollar sign before a number is money"),
     ("The answer is $18.", "18", C, "money with a period"),
+    ("所以答案是 $5$。", "5", C, "Chinese answer phrase"),
+    ("最终答案：6", "5", W, "Chinese final answer, wrong"),
 ]
 
 MORE_EQUIVALENCE = [
