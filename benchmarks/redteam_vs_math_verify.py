@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.redteam_vs_math_verify            # red-team suite
     .venv/bin/python -m benchmarks.redteam_vs_math_verify --all      # + tests/test_grading_adversarial.py
     .venv/bin/python -m benchmarks.redteam_vs_math_verify --json out.json
+    .venv/bin/python -m benchmarks.redteam_vs_math_verify --pathological   # CPU time of the hostile inputs only
 
 math-verify has no "no answer" verdict, so both graders are scored on the correct / not-correct axis (a case
 expected ``wrong`` or ``no_answer`` is right when the grader does not say correct); our three-way agreement is
@@ -91,15 +92,45 @@ def run_math_verify(cases, guard_s: float = 10.0) -> list:
     return out
 
 
+def time_pathological(repeat: int = 3) -> dict:
+    """CPU time of grade() on the red-team suite's pathological completions (up to 1M characters), against a
+    numeric and a symbolic gold; the best of ``repeat`` runs per item (the machine is shared)."""
+    from reward_service.grading import grade
+
+    spec = importlib.util.spec_from_file_location("rt", ROOT / "tests" / "test_grading_redteam.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = []
+    for k, c in enumerate(mod.PATHOLOGICAL):
+        for gold in ("1", "x+1"):
+            best = None
+            for _ in range(repeat):
+                t = time.process_time()
+                g = grade(c, gold)
+                dt = time.process_time() - t
+                best = dt if best is None else min(best, dt)
+            rows.append((best, k, len(c), gold, g.verdict, g.reason))
+    rows.sort(reverse=True)
+    for dt, k, n, gold, v, why in rows[:8]:
+        print(f"  {dt * 1000:7.2f} ms  case {k:2d} ({n:>7} chars) gold {gold!r:6} -> {v} ({why})")
+    worst = rows[0][0]
+    print(f"{len(rows)} pathological gradings: worst {worst * 1000:.1f} ms CPU, "
+          f"mean {sum(r[0] for r in rows) / len(rows) * 1000:.1f} ms")
+    return {"worst_ms": worst * 1000, "items": len(rows)}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--all", action="store_true", help="also the cases of tests/test_grading_adversarial.py")
     ap.add_argument("--json", help="write the per-case results here")
+    ap.add_argument("--pathological", action="store_true", help="only time the pathological inputs")
     args = ap.parse_args(argv)
 
     from reward_service.grading import CORRECT, grade, warmup
 
     warmup()
+    if args.pathological:
+        return time_pathological()
     cases = load_cases(args.all)
     t = time.perf_counter()
     ours = [grade(c, g) for c, g, *_ in cases]

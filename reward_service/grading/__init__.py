@@ -33,7 +33,7 @@ VERDICTS = (CORRECT, WRONG, NO_ANSWER)
 METHODS = ("answer_tag", "boxed", "phrase", "minerva", "gsm8k", "last_number", "bare")
 
 MAX_COMPLETION_CHARS = 1_000_000  # longer completions are refused (wrong, "completion too long")
-MAX_ANSWER_CHARS = 20_000         # a longer extracted answer is compared as a string only
+MAX_ANSWER_CHARS = 5_000          # a longer extracted answer is compared as a string only (bounded cost)
 
 
 @dataclass(frozen=True)
