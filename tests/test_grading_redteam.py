@@ -18,7 +18,15 @@ Policies decided here (the grading modules' docstrings state the rules):
   significant digits); a terminating value must be written in full (``0.13`` != 1/8);
 * ``2^10`` is read as 2^{10}; two bare numbers side by side are not a product (``1 2`` != 2);
 * functions of variables are equal only if they agree at points of both signs (``\sqrt{x^2}`` != ``x``); a
-  point where one side is defined and the other is not makes them different (``\ln x^2`` != ``2\ln x``).
+  point where one side is defined and the other is not makes them different (``\ln x^2`` != ``2\ln x``);
+* values joined by "or" / "and" / "maybe" are one list answer ("either 5 or 6" matches neither 5 nor 6), and
+  two option letters ("B or C", ``\boxed{B, C}``) are never one choice;
+* an inequality does not answer a gold written in interval notation (as math-verify's default); an interval
+  answers an inequality gold;
+* ``X%`` equals ``X/100`` and the bare ``X``; degrees equal their radian value only against a gold with
+  ``\pi`` (``\frac{\pi}{2}`` != ``90``); number words are not numbers (``five`` != 5);
+* an answer phrase followed by math that is never closed (``The answer is $\frac{1}{2``) is a truncated output;
+  a lone ``$`` before a plain number is money.
 """
 import os
 import time
