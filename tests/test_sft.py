@@ -182,3 +182,69 @@ def test_jsonl_records_and_cli(tmp_path, tiny_model_dir, capsys):
     assert (tmp_path / "out" / "model" / "config.json").is_file()
     assert main([*args, "data.response_key=missing"]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_deepspeed_strategy_matches_torch(tmp_path, tiny_model_dir):
+    """One-rank ZeRO-2 (DeepSpeed's engine around the same torch AdamW): the same losses and weights."""
+    pytest.importorskip("deepspeed")
+    from trainer.strategy import dist
+
+    runs = []
+    try:
+        for strategy in ("torch", "deepspeed"):
+            trainer = SFTTrainer(_cfg(tmp_path / strategy, tiny_model_dir, **{
+                "train.strategy": strategy, "train.zero_stage": 2, "train.max_steps": 3}))
+            model_dir = trainer.train()
+            runs.append(([m["train/loss"] for m in trainer.history if "train/loss" in m],
+                         torch.cat([p.detach().flatten() for p in trainer.model.parameters()]), model_dir))
+    finally:
+        dist.destroy()
+    (loss_t, w_t, _), (loss_d, w_d, dir_d) = runs
+    assert loss_d == pytest.approx(loss_t, rel=1e-5)
+    torch.testing.assert_close(w_d, w_t, rtol=1e-4, atol=1e-6)
+    from trainer.models.loading import load_causal_lm
+
+    assert load_causal_lm(str(dir_d), dtype="float32") is not None  # the gathered HF save loads
+
+
+def test_imperfect_demonstrations():
+    """Each kind of teacher mistake looks as documented, the rates hold, and the records are deterministic."""
+    import re
+    from collections import Counter
+
+    from reward_service.grading import grade
+    from trainer.data.synthetic import DemoNoise, STEP_RE, generate_problems, sft_records
+
+    noise = DemoNoise(slip=0.3, wrong_box=0.1, no_box=0.1, skip_last=0.1)
+    rows = sft_records(1000, seed=5, noise=noise)
+    assert rows == sft_records(1000, seed=5, noise=noise)
+    golds = {p.question: p for p in generate_problems(1000, "train", seed=5)}
+    kinds = Counter(r["noise"] for r in rows)
+    assert abs(kinds["slip"] / 1000 - 0.3) < 0.05 and abs(kinds["wrong_box"] / 1000 - 0.1) < 0.03
+    assert abs(kinds["no_box"] / 1000 - 0.1) < 0.03 and 0.03 < kinds["skip_last"] / 1000 < 0.1  # multi-op only
+    for r in rows:
+        p = golds[r["question"]]
+        verdict = grade(r["response"], p.answer).verdict
+        lines = r["response"].split("\n")
+        steps = [STEP_RE.search(x) for x in lines if STEP_RE.search(x)]
+        if r["noise"] == "clean":
+            assert r["response"] == p.solution and verdict == "correct"
+        elif r["noise"] == "no_box":  # the right number, unboxed (our grader still reads "The answer is N")
+            assert "\\boxed" not in r["response"] and lines[-1] == f"The answer is {p.answer}."
+        else:
+            assert verdict == "wrong"
+        if r["noise"] in ("slip", "wrong_box", "skip_last"):
+            cur = int(re.search(r"starts with (\d+)", lines[0]).group(1))
+            wrong_steps = 0
+            for m in steps:  # every trace is self-consistent from step to step
+                a, op, b, c = int(m.group(1)), m.group(2), int(m.group(3)), int(m.group(4))
+                assert a == cur
+                wrong_steps += c != {"+": a + b, "-": a - b, "*": a * b, "/": a // b}[op]
+                cur = c
+            boxed = int(re.search(r"\\boxed\{(-?\d+)\}", lines[-1]).group(1))
+            if r["noise"] == "slip":
+                assert wrong_steps == 1 and boxed == cur
+            elif r["noise"] == "wrong_box":
+                assert wrong_steps == 0 and boxed != cur
+            else:
+                assert wrong_steps == 0 and boxed == cur and len(steps) == p.num_ops - 1 >= 1

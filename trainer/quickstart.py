@@ -229,6 +229,17 @@ def format_table(s: dict) -> str:
     return "\n".join(lines)
 
 
+def moving_average(ys: list, k: int) -> list:
+    """Trailing mean over the last ``k`` values (fewer at the start)."""
+    out, acc = [], 0.0
+    for i, y in enumerate(ys):
+        acc += y
+        if i >= k:
+            acc -= ys[i - k]
+        out.append(acc / min(i + 1, k))
+    return out
+
+
 def make_plot(path: Path, s: dict) -> Path:
     import matplotlib
 
@@ -237,9 +248,11 @@ def make_plot(path: Path, s: dict) -> Path:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.5))
     steps = [p["step"] for p in s["rl_curve"]]
-    a.plot(steps, [p["reward"] for p in s["rl_curve"]], color="tab:blue", alpha=0.8, label="reward (mean)")
-    a.plot(steps, [p["sample_accuracy"] for p in s["rl_curve"]], color="tab:green", alpha=0.8,
-           label="accuracy of samples (T=1)")
+    for key, color, label in (("reward", "tab:blue", "reward (mean)"),
+                              ("sample_accuracy", "tab:green", "accuracy of samples (T=1)")):
+        ys = [p[key] for p in s["rl_curve"]]
+        a.plot(steps, ys, color=color, alpha=0.25, lw=0.8)
+        a.plot(steps, moving_average(ys, 10), color=color, label=f"{label}, 10-step mean")
     ev = s["rl_eval_curve"]
     a.plot([0] + [p["step"] for p in ev], [s["sft_accuracy"]] + [p["accuracy"] for p in ev], "o-",
            color="tab:red", label="held-out accuracy (greedy)")
@@ -270,8 +283,12 @@ def make_plot(path: Path, s: dict) -> Path:
 
 # ------------------------------------------------------------------------------------------------ pipeline
 def run(output_dir: str | Path, seed: int = 0, *, sft_overrides: list[str] = (), rl_overrides: list[str] = (),
-        n_heldout: int = 200, n_rl_prompts: int = 2000, control_eval_every_s: float = 60.0) -> dict:
-    """The whole quickstart; returns the summary (also written to ``<output_dir>/summary.json``)."""
+        n_heldout: int = 200, n_rl_prompts: int = 2000, control_eval_every_s: float = 60.0,
+        reuse_sft: bool = False) -> dict:
+    """The whole quickstart; returns the summary (also written to ``<output_dir>/summary.json``).
+
+    ``reuse_sft``: if ``<output_dir>/sft`` already holds a finished SFT stage of the same length, start from it
+    (to re-run only GRPO and the control)."""
     import multiprocessing as mp
 
     import torch
@@ -281,6 +298,7 @@ def run(output_dir: str | Path, seed: int = 0, *, sft_overrides: list[str] = (),
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages()
     from eval.grading_backend import make_backend
+    from trainer import checkpoint
     from trainer.build import build_run
     from trainer.sft import SFTTrainer
 
@@ -293,8 +311,14 @@ def run(output_dir: str | Path, seed: int = 0, *, sft_overrides: list[str] = (),
     try:
         with stages.run("sft"):
             sft = SFTTrainer(sft_cfg)
-            sft_dir = sft.train()
-            sft_ckpt = sft.save_checkpoint()
+            done = checkpoint.latest(out / "sft") if reuse_sft else None
+            if done is not None and json.loads((done / checkpoint.STATE_FILE).read_text())["step"] == sft.total_steps:
+                logger.info("reusing the SFT stage of %s (%s)", out, done)
+                sft.restore(done)
+                sft_dir, sft_ckpt = out / "sft" / "model", done
+            else:
+                sft_dir = sft.train()
+                sft_ckpt = sft.save_checkpoint()
         with stages.run("eval_sft"):
             sft_res = greedy_eval(sft.model, sft.tokenizer, data["heldout"], grader, max_new_tokens=max_new,
                                   out_dir=out / "eval" / "sft")
@@ -379,6 +403,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rl-prompts", type=int, default=2000)
     p.add_argument("--control-eval-every", type=float, default=60.0,
                    help="seconds of control training between its held-out evals")
+    p.add_argument("--reuse-sft", action="store_true",
+                   help="start from the finished SFT stage already in --output-dir (re-run GRPO and the control)")
     p.add_argument("--sft", action="append", default=[], metavar="KEY=VALUE",
                    help="override of recipes/quickstart_sft.yaml (repeatable), e.g. --sft train.max_steps=400")
     p.add_argument("--rl", action="append", default=[], metavar="KEY=VALUE",
@@ -392,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     s = run(args.output_dir, args.seed, sft_overrides=args.sft, rl_overrides=args.rl, n_heldout=args.heldout,
-            n_rl_prompts=args.rl_prompts, control_eval_every_s=args.control_eval_every)
+            n_rl_prompts=args.rl_prompts, control_eval_every_s=args.control_eval_every, reuse_sft=args.reuse_sft)
     print()
     print(s["table"])
     print(f"\nwall {s['total']['wall_s']:.0f} s, CPU (user+sys, all processes) {s['total']['cpu_s']:.0f} s; "

@@ -200,7 +200,7 @@ def write_jsonl(path: str | Path, records: Iterable[dict]) -> Path:
 
 STEP_RE = re.compile(r"(\d+) ([-+*/]) (\d+) = (-?\d+)\.$")
 BOX_RE = re.compile(r"\\boxed\{(-?\d+)\}")
-NOISE_KINDS = ("clean", "slip", "wrong_box", "no_box")
+NOISE_KINDS = ("clean", "slip", "wrong_box", "no_box", "skip_last")
 
 
 @dataclass(frozen=True)
@@ -210,24 +210,28 @@ class DemoNoise:
     - ``slip``: one step's result is off (by 1, 2 or 10, or a digit swap), and the following steps compute
       correctly from the wrong value, so the boxed answer is wrong but the trace is self-consistent.
     - ``wrong_box``: every step is right but the box holds an earlier number of the chain.
-    - ``no_box``: the last line states the right answer without ``\\boxed{}``.
+    - ``no_box``: the last line states the right answer without ``\\boxed{}`` (a format slip; graders that
+      read "The answer is N", like ``reward_service.grading``, still count it correct).
+    - ``skip_last``: (problems with two or more operations) the solution stops one operation early -- the story's
+      last event is ignored -- and boxes the amount before it. On 1-operation problems this share is clean.
     """
 
     slip: float = 0.0
     wrong_box: float = 0.0
     no_box: float = 0.0
+    skip_last: float = 0.0
 
     def __post_init__(self):
-        for name in ("slip", "wrong_box", "no_box"):
+        for name in ("slip", "wrong_box", "no_box", "skip_last"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
-        if self.slip + self.wrong_box + self.no_box > 1.0 + 1e-9:
+        if self.total > 1.0 + 1e-9:
             raise ValueError(f"noise rates sum to more than 1: {self}")
 
     @property
     def total(self) -> float:
-        return self.slip + self.wrong_box + self.no_box
+        return self.slip + self.wrong_box + self.no_box + self.skip_last
 
 
 def _slipped(value: int, rng: random.Random) -> int:
@@ -240,6 +244,31 @@ def _slipped(value: int, rng: random.Random) -> int:
     return rng.choice(candidates)
 
 
+def _slip_chain(lines: list[str], steps: list[int], at: int, rng: random.Random):
+    """``(lines, final)`` with the result of step line ``at`` slipped and the later steps recomputed from it, or
+    None when a later division is no longer exact or an amount drops to zero or below."""
+    lines = list(lines)
+    cur = None
+    for i in steps:
+        m = STEP_RE.search(lines[i])
+        a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+        if cur is not None:
+            a = cur
+        if i < at:
+            new = int(m.group(4))
+        else:
+            if op == "/" and a % b:
+                return None
+            new = {"+": a + b, "-": a - b, "*": a * b, "/": a // b}[op]
+            if i == at:
+                new = _slipped(new, rng)
+        if new <= 0:
+            return None
+        lines[i] = lines[i][:m.start()] + f"{a} {op} {b} = {new}."
+        cur = new
+    return lines, cur
+
+
 def imperfect_solution(problem: SyntheticProblem, rng: random.Random, noise: DemoNoise) -> tuple[str, str]:
     """``(solution, kind)``: the problem's worked solution, altered with the probabilities of ``noise``;
     ``kind`` is one of :data:`NOISE_KINDS`. Consumes ``rng``."""
@@ -247,23 +276,15 @@ def imperfect_solution(problem: SyntheticProblem, rng: random.Random, noise: Dem
     lines = problem.solution.split("\n")
     steps = [i for i, line in enumerate(lines) if STEP_RE.search(line)]
     if u < noise.slip and steps:
-        at = rng.choice(steps)
-        cur = None
-        for i in steps:
-            m = STEP_RE.search(lines[i])
-            a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
-            if cur is not None:
-                a = cur
-            if i < at:
-                new = int(m.group(4))
-            else:
-                new = {"+": a + b, "-": a - b, "*": a * b, "/": a // b}[op]
-                if i == at:
-                    new = _slipped(new, rng)
-            lines[i] = lines[i][:m.start()] + f"{a} {op} {b} = {new}."
-            cur = new
-        lines[-1] = f"The answer is \\boxed{{{cur}}}."
-        return "\n".join(lines), "slip"
+        # A slip at a random step; later steps compute exactly from the wrong value. Retry where that makes a
+        # later division inexact or lands on the right answer by chance; the last step always works.
+        for attempt in range(8):
+            at = rng.choice(steps) if attempt < 7 else steps[-1]
+            slipped = _slip_chain(lines, steps, at, rng)
+            if slipped is not None and slipped[1] != int(problem.answer):
+                out, final = slipped
+                out[-1] = f"The answer is \\boxed{{{final}}}."
+                return "\n".join(out), "slip"
     if u < noise.slip + noise.wrong_box:
         chain = [int(re.search(r"starts with (\d+)", lines[0]).group(1))]
         chain += [int(STEP_RE.search(lines[i]).group(4)) for i in steps]
@@ -272,9 +293,12 @@ def imperfect_solution(problem: SyntheticProblem, rng: random.Random, noise: Dem
             lines[-1] = f"The answer is \\boxed{{{rng.choice(others)}}}."
             return "\n".join(lines), "wrong_box"
         return problem.solution, "clean"
-    if u < noise.total:
+    if u < noise.slip + noise.wrong_box + noise.no_box:
         lines[-1] = f"The answer is {problem.answer}."
         return "\n".join(lines), "no_box"
+    if u < noise.total and len(steps) >= 2:
+        before = STEP_RE.search(lines[steps[-1]]).group(1)
+        return "\n".join(lines[:steps[-1]] + [f"The answer is \\boxed{{{before}}}."]), "skip_last"
     return problem.solution, "clean"
 
 
