@@ -124,6 +124,7 @@ class RLLoop:
         timer = PhaseTimer()
         t0 = time.perf_counter()
         out, golds, scored, gen_stats = self.collect(step, timer)
+        self._rollout_sleep(True)  # colocated vLLM frees its GPU memory while the trainer works
         exp = self.make_experience(out, golds, scored, timer)
         metrics = {**gen_stats, **self.experience_metrics(exp, out)}
         with timer("train"):
@@ -131,6 +132,7 @@ class RLLoop:
                 metrics.update(self.critic.fit(exp, step))
             metrics.update(self.policy.fit(exp, step))
         with timer("sync"):
+            self._rollout_sleep(False)
             self.sync_weights()
         for phase, s in timer.seconds.items():
             metrics[f"time/{phase}"] = s
@@ -243,6 +245,11 @@ class RLLoop:
             m["critic/explained_variance"] = float(explained_variance(exp.values, exp.returns, mask))
             m["critic/values_mean"] = float(masked_mean(exp.values, mask))
         return m
+
+    def _rollout_sleep(self, asleep: bool) -> None:
+        """``rollout.enable_sleep``: vLLM's sleep mode between generations (a no-op where vLLM lacks it)."""
+        if self.cfg.rollout.enable_sleep and hasattr(self.rollout, "sleep"):
+            (self.rollout.sleep if asleep else self.rollout.wake_up)()
 
     def sync_weights(self) -> None:
         if self.rollout_shares_policy:
