@@ -3,6 +3,7 @@ HF checkpoint loads with the real loaders, resume reproduces an uninterrupted ru
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -248,3 +249,20 @@ def test_imperfect_demonstrations():
                 assert wrong_steps == 0 and boxed != cur
             else:
                 assert wrong_steps == 0 and boxed == cur and len(steps) == p.num_ops - 1 >= 1
+
+
+RECIPES = sorted(p.name for p in (Path(__file__).parents[1] / "recipes").glob("*.yaml")
+                 if p.name.startswith(("sft_", "quickstart_sft")))
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_sft_recipes_dry_run(recipe, capsys):
+    """Every SFT recipe resolves and prints its plan without loading weights (reads the local data files)."""
+    from trainer.data.datasets import data_dir
+    from trainer.sft_cli import main
+
+    if not data_dir().is_dir():
+        pytest.skip(f"shared data not found at {data_dir()}")
+    assert main(["--config", str(Path(__file__).parents[1] / "recipes" / recipe), "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["records"] > 0 and plan["total_steps"] > 0

@@ -35,8 +35,14 @@ def dry_run(cfg: SFTConfig) -> dict:
     else:
         n = len(load_sft_records(d.train, d.split, d.question_key, d.response_key))
     n = min(n, d.limit) if d.limit else n
+    held_out = 0
+    if not d.eval and d.eval_fraction > 0:
+        held_out = max(1, int(round(n * d.eval_fraction)))
+        n -= held_out
     steps_per_epoch = max(1, n // t.batch_size)
-    return {"records": n, "batch_size": t.batch_size, "micro_batch_size": t.micro_batch_size,
+    return {"records": n, "held_out_for_eval": held_out, "eval": d.eval or ("train split" if held_out else None),
+            "batch_size": t.batch_size, "micro_batch_size": t.micro_batch_size,
+            "grad_accumulation_per_rank": -(-t.batch_size // t.micro_batch_size) if not t.packing else "packed rows",
             "packing": t.packing, "steps_per_epoch": steps_per_epoch,
             "total_steps": t.max_steps or t.epochs * steps_per_epoch, "max_time_s": t.max_time_s,
             "model": cfg.model.pretrain or f"tiny local model {cfg.model.tiny}",
