@@ -266,3 +266,44 @@ def test_sft_recipes_dry_run(recipe, capsys):
     assert main(["--config", str(Path(__file__).parents[1] / "recipes" / recipe), "--dry-run"]) == 0
     plan = json.loads(capsys.readouterr().out)
     assert plan["records"] > 0 and plan["total_steps"] > 0
+
+
+def test_deepspeed_two_ranks_match_one_process(tmp_path, tiny_model_dir):
+    """ZeRO-2 on two ranks (two processes, gloo), each taking half of every step: the same losses and weights as
+    one torch process on the whole batch (the token-mean normaliser is global)."""
+    pytest.importorskip("deepspeed")
+    import os
+    import subprocess
+    import sys
+
+    from safetensors.torch import load_file
+
+    from trainer.strategy.dist import free_port
+
+    common = [f"model.pretrain={tiny_model_dir}", "model.dtype=float32", "data.train=synthetic",
+              "data.synthetic.n=64", "data.synthetic.max_ops=2", "data.max_len=256", "train.lr=3e-3",
+              "train.batch_size=8", "train.micro_batch_size=2", "train.max_steps=3", "train.seed=0",
+              "train.lr_scheduler=constant", "train.warmup_ratio=0.0", "logging.progress_bar=false"]
+    cli = [sys.executable, "-m", "trainer.sft_cli", *common]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([*cli, "train.strategy=torch", f"logging.output_dir={tmp_path / 'torch'}"], env=env,
+                   check=True, capture_output=True, timeout=300)
+    port = str(free_port())
+    ranks = [subprocess.Popen([*cli, "train.strategy=deepspeed", "train.zero_stage=2",
+                               f"logging.output_dir={tmp_path / 'ds'}"],
+                              env={**env, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port, "RANK": str(r),
+                                   "WORLD_SIZE": "2", "LOCAL_RANK": str(r)},
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for r in range(2)]
+    for p in ranks:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out.decode()[-3000:]
+
+    def losses(d):
+        return [json.loads(x)["train/loss"] for x in (d / "metrics.jsonl").read_text().splitlines()
+                if "train/loss" in x]
+
+    assert losses(tmp_path / "ds") == pytest.approx(losses(tmp_path / "torch"), rel=1e-5)
+    a = load_file(str(tmp_path / "torch" / "model" / "model.safetensors"))
+    b = load_file(str(tmp_path / "ds" / "model" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-3, atol=1e-4)

@@ -67,7 +67,13 @@ def main(argv: list[str] | None = None) -> int:
         (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
         from trainer.sft import run_sft
 
-        model_dir = run_sft(cfg, resume=args.resume)
+        try:
+            model_dir = run_sft(cfg, resume=args.resume)
+        finally:
+            if cfg.train.strategy == "deepspeed":
+                from trainer.strategy import dist
+
+                dist.destroy()
     except (FileNotFoundError, KeyError, ValueError) as e:
         print(f"rl-sft: {e}", file=sys.stderr)
         return 2

@@ -217,14 +217,29 @@ def token_nll_sum(model, mb: MicroBatch) -> torch.Tensor:
         L_sum = - sum_{i : labels[i+1] != -100} log softmax(logits[i])[labels[i+1]]
 
     The caller divides by the step's total number of target tokens (token-mean over the whole optimizer step,
-    so gradient accumulation and packing do not change the update).
+    so gradient accumulation and packing do not change the update). For HF causal LMs with the usual
+    ``model.model`` + ``lm_head`` layout the LM head runs on the target positions only: prompt and padding
+    positions never materialise vocabulary-sized fp32 logits (with a 150K vocabulary that is most of the
+    memory of a long packed micro-batch).
     """
+    from trainer.models.loading import unwrap_model
+
     kwargs = {"input_ids": mb.input_ids, "use_cache": False}
     if mb.attention_mask is not None:
         kwargs["attention_mask"] = mb.attention_mask
     if mb.position_ids is not None:
         kwargs["position_ids"] = mb.position_ids
-    logits = model(**kwargs).logits[:, :-1].float()
     target = mb.labels[:, 1:]
+    keep = target != IGNORE_INDEX
+    base = unwrap_model(model)
+    body, head = getattr(base, "model", None), getattr(base, "get_output_embeddings", lambda: None)()
+    cfg = getattr(base, "config", None)
+    plain_head = (getattr(cfg, "final_logit_softcapping", None) is None  # Gemma-2 caps logits after the head
+                  and getattr(cfg, "logit_scale", None) in (None, 1.0))  # Cohere scales them
+    if plain_head and isinstance(body, torch.nn.Module) and isinstance(head, torch.nn.Module):
+        hidden = body(**kwargs).last_hidden_state[:, :-1]
+        logits = head(hidden[keep]).float()
+        return torch.nn.functional.cross_entropy(logits, target[keep], reduction="sum")
+    logits = model(**kwargs).logits[:, :-1].float()
     return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
                                              ignore_index=IGNORE_INDEX, reduction="sum")
