@@ -70,3 +70,14 @@ def test_numbers_are_consistent(summary):
     assert info["stop_reason"] == "signal" and info["step"] == 24 + s["control_steps"]
     assert s["sft_data"]["examples"] == 256 and 0.3 < s["sft_data"]["correct_and_boxed_fraction"] < 0.7
     assert s["total"]["wall_s"] >= sum(v["wall_s"] for k, v in s["stages"].items() if k != "eval_grpo") - 1
+
+
+def test_reuse_sft_runs_only_grpo_and_control(summary):
+    """--reuse-sft starts from the finished SFT stage of the same config (runs last: it rewrites the run)."""
+    out, s = summary
+    sft_metrics = (out / "sft" / "metrics.jsonl").read_text()
+    rl = [x for x in RL if not x.startswith("train.total_steps")] + ["train.total_steps=2"]
+    again = quickstart.run(out, seed=3, sft_overrides=SFT, rl_overrides=rl, n_heldout=12, n_rl_prompts=40,
+                           control_eval_every_s=0.5, reuse_sft=True)
+    assert (out / "sft" / "metrics.jsonl").read_text() == sft_metrics  # no SFT step was taken
+    assert again["sft_accuracy"] == s["sft_accuracy"] and again["rl_steps"] == 2

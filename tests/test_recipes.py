@@ -144,7 +144,8 @@ def test_simplerl_sft_then_rl_is_the_same_rl_from_the_sft_model(capsys, sft_data
     assert rl == zero  # every RL hyper-parameter is SimpleRL-Zero's
     sft_plan = dry_run("simplerl_sft.yaml", sft_data, capsys)
     assert sft_plan["output"] == sft_model  # stage 2 starts from stage 1's HF checkpoint
-    assert sft_plan["records"] == 128 and sft_plan["strategy"] == "deepspeed ZeRO-3"
+    assert sft_plan["records"] + sft_plan["held_out_for_eval"] == 128 and sft_plan["held_out_for_eval"] == 3
+    assert sft_plan["strategy"] == "deepspeed ZeRO-3"
     sft = load_config(SFTConfig, RECIPES / "simplerl_sft.yaml")
     assert sft.model.pretrain == "Qwen/Qwen2.5-Math-7B" and sft.data.template == zero["data"]["template"]
     assert sft.data.max_len <= 4096  # Qwen2.5-Math-7B's context
@@ -243,7 +244,7 @@ def test_wrapper_dry_run_executes(sft_data):
     r = _wrapper("simplerl_sft_rl.sh", "dry-run", "rollout.n=4", env={"SFT_DATA": str(sft_data)})
     assert r.returncode == 0, r.stderr
     sft_plan, rl_plan = _two_json(r.stdout)
-    assert sft_plan["records"] == 128 and rl_plan["model"].endswith("runs/simplerl_sft/model")
+    assert sft_plan["records"] + sft_plan["held_out_for_eval"] == 128 and rl_plan["model"].endswith("runs/simplerl_sft/model")
     assert rl_plan["samples_per_step"] == 1024 * 4
 
 
