@@ -161,7 +161,11 @@ def build_mix(n: int, seed: int = 0) -> list[dict]:
             w = _wrong(ans, rng, rng.choice(probs)["answer"])
             body = head + (f"So the answer is $\\boxed{{{w}}}$." if rng.random() < 0.7 else f"<answer>{w}</answer>")
         else:
-            kind = "no_answer"
+            kind = "no_answer"  # the chain of thought cut before it states an answer (a reference CoT does)
+            m = _ANSWER_STATED.search(head)
+            if m:  # drop the whole sentence that states it
+                pre = head[:m.start()]
+                head = pre[:max(pre.rfind(". "), pre.rfind("\n")) + 1] + "\n"
             body = head + rng.choice(["Therefore the answer is \\boxed{", "<think>I am still thinking about",
                                       "I could not finish the computation in time, sorry."])
         it = {"completion": body, "gold": p["gold"], "kind": kind}
@@ -169,6 +173,9 @@ def build_mix(n: int, seed: int = 0) -> list[dict]:
             it["scheme"] = scheme
         items.append(it)
     return items
+
+
+_ANSWER_STATED = re.compile(r"\\boxed|\\fbox|answer is|Answer|####", re.IGNORECASE)
 
 
 def request_items(items: list[dict]) -> list[dict]:

@@ -17,7 +17,15 @@ if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
 
-pip_q() { .venv/bin/python -m pip install -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+pip_q() {  # quiet pip that still stops the setup (with pip's output) when an install fails
+  local log
+  if ! log="$(.venv/bin/python -m pip install -q "$@" 2>&1)"; then
+    printf '%s\n' "$log" >&2
+    echo "[setup] FAILED: pip install $*" >&2
+    exit 1
+  fi
+  printf '%s\n' "$log" | grep -v -e "is ignored: it is neither" -e '^$' || true
+}
 echo "[setup] installing torch==2.13.0 first (a CPU wheel where one is on disk; any other version pulls CUDA wheels)"
 pip_q "torch==2.13.0"
 echo "[setup] installing .[$EXTRAS]"

@@ -1,6 +1,6 @@
 """How fast `rl-eval score` grades and clusters a realistic samples file (no model).
 
-    python -m eval.bench_score [--benchmarks math500,gsm8k,aime24,olympiadbench] [--n 8] [--workers 2]
+    python -m benchmarks.bench_eval_score [--benchmarks math500,gsm8k,aime24,olympiadbench] [--n 8] [--workers 2]
 
 Builds n completions per real problem (golds from the shared data): the gold boxed verbatim, equivalent
 rewrites of numeric golds (27 -> 27.0 / 54/2, 1/2 -> 0.5 / \\frac{1}{2}), wrong numbers, answers without a
