@@ -30,6 +30,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+from .normalize import balanced
+
 MAX_STRUCT_CHARS = 4_000
 MAX_SYMBOLIC_CHARS = 600
 MAX_DEPTH = 24
@@ -127,20 +129,6 @@ _FUNCTION_NAMES = {"sinh", "cosh", "tanh", "arcsin", "arccos", "arctan", "sqrt",
 
 def _unbalanced(s: str) -> bool:
     """Braces that do not pair up, or more opening than closing round/square brackets."""
-    depth = 0
-    i, n = 0, len(s)
-    while i < n:
-        c = s[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "{":
-            depth += 1
-        elif c == "}":
-            depth -= 1
-            if depth < 0:
-                return True
-        i += 1
-    if depth:
+    if not balanced(s):
         return True
     return s.count("(") + s.count("[") != s.count(")") + s.count("]")
