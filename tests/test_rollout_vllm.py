@@ -114,6 +114,18 @@ def test_greedy_matches_hf_backend_and_seeds(engine, ref, prompts):
     assert c.response_token_ids != a.response_token_ids
 
 
+def test_seeded_sampling_of_more_prompt_tokens_than_one_step_takes(engine, prompts):
+    """Per-request seeds on a batch whose prompts do not fit one engine step: a prompt split over two steps
+    (chunked prefill) made vLLM rewind its seeded CPU generator, which killed the engine."""
+    budget = engine.llm.llm_engine.vllm_config.scheduler_config.max_num_batched_tokens
+    shortest = min(len(engine.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts)
+    many = (prompts * (budget // (shortest * len(prompts)) + 2))
+    assert sum(len(engine.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in many) > budget
+    cfg = SamplingConfig(n=1, temperature=1.0, max_new_tokens=4, seed=3)
+    a, b = engine.generate(many, cfg), engine.generate(many, cfg)
+    assert len(a) == len(many) and a.response_token_ids == b.response_token_ids
+
+
 @pytest.mark.parametrize("include", [True, False])
 def test_stop_strings_and_stop_tokens(engine, prompts, include):
     tok = engine.tokenizer

@@ -111,6 +111,10 @@ class VLLMRollout(RolloutBackend):
         if self.on_cpu:
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
             kwargs["kv_cache_memory_bytes"] = kv_cache_memory_bytes or CPU_DEFAULT_KV_CACHE_BYTES
+            # A prompt split over steps (chunked prefill) makes vLLM rewind the request's seeded generator,
+            # which the CPU generator cannot do ("CPU Generator does not use offset"): seeded sampling of a
+            # batch larger than one step's token budget killed the engine.
+            kwargs["enable_chunked_prefill"] = False
             if enable_sleep_mode:
                 logger.info("vLLM sleep mode is not supported on CPU; sleep()/wake_up() will be no-ops")
         else:
