@@ -57,9 +57,40 @@ def test_grpo_tiny_recipe_end_to_end(tiny_model_dir, reward_url, tmp_path):
     for r in rows:
         assert r["reward/accuracy"] + r["reward/wrong_rate"] + r["reward/no_answer_rate"] == pytest.approx(1.0)
         assert r["time/generate"] > 0 and r["throughput/tokens_per_s"] > 0
-        # HF rollout shares the policy's weights: sampling log-probs equal the trainer's recomputation
-        assert r["rollout/logprob_max_abs_diff"] < 1e-4
+        # one on-policy update per rollout: no separate old-log-prob pass, the importance ratio is exactly 1
+        assert r["time/reference"] < 0.05 and r["policy/ratio_max"] == r["policy/ratio_min"] == 1.0
+        assert "rollout/logprob_max_abs_diff" not in r
     assert checkpoint.latest(tmp_path).name == "step_000002"
+
+
+def test_skipping_the_old_logprob_pass_gives_the_same_update(tiny_model_dir, reward_url, tmp_path):
+    """The on-policy shortcut (old log-probs = the update's own, detached) against the recomputed old log-probs:
+    same samples, same rewards, the same weights after the step."""
+    import torch
+
+    params, rows = [], []
+    for skip in (True, False):
+        cfg = load_config(RLConfig, REPO / "recipes/tiny_cpu_grpo.yaml",
+                          _overrides(tiny_model_dir, tmp_path / str(skip), reward_url, ["train.total_steps=1"]))
+        loop = build_run(cfg)
+        assert loop.old_logprobs_from_update  # the recipe is one epoch of one minibatch, no KL, HF rollout
+        loop.old_logprobs_from_update = skip
+        rows.append(loop.train_step(1))
+        loop.tracker.close()
+        params.append({k: v.detach().clone() for k, v in loop.policy.model.named_parameters()})
+    assert rows[0]["reward/mean"] == rows[1]["reward/mean"] and rows[0]["response/length_mean"] == rows[1]["response/length_mean"]
+    # HF rollout shares the policy's weights: sampling log-probs equal the trainer's recomputation
+    assert rows[1]["rollout/logprob_max_abs_diff"] < 1e-4
+    assert rows[1]["policy/ratio_max"] == pytest.approx(1.0, abs=1e-5)
+    for k, v in params[0].items():
+        torch.testing.assert_close(v, params[1][k], rtol=0, atol=1e-6, msg=k)
+    assert any(not torch.equal(v, p) for (k, v), p in zip(params[0].items(), _initial(tiny_model_dir)))
+
+
+def _initial(model_dir):
+    from transformers import AutoModelForCausalLM
+
+    return [p.detach() for p in AutoModelForCausalLM.from_pretrained(str(model_dir)).parameters()]
 
 
 def _run_cli(args, **kw):

@@ -95,6 +95,14 @@ class RLLoop:
         self.tracker = tracker
         self.eval_fn = eval_fn
         self.rollout_shares_policy = rollout_shares_policy
+        t = cfg.train
+        # One update per rollout, by the very weights that sampled it: the "old" log-probs are the update's own
+        # (detached) log-probs, ratio = 1 exactly, so their separate forward pass is skipped (TRL does the same
+        # for num_iterations=1). Needs: the rollout is the policy module (no engine to check against), one
+        # epoch of one minibatch, no reference (KL) and no TIS (both read the old log-probs before the update).
+        self.old_logprobs_from_update = (rollout_shares_policy and ref is None and t.ppo_epochs == 1
+                                         and t.minibatch_size >= cfg.samples_per_step
+                                         and cfg.algorithm.tis_cap is None)
         self.total_steps = total_steps
         self.step_num = start_step
         if cfg.uses_critic and critic is None:
@@ -215,7 +223,8 @@ class RLLoop:
                          prompt_len=batch.prompt_len, rewards=rewards, truncated=truncated,
                          rollout_logprobs=rollout_lp)
         with timer("reference"):
-            exp.old_logprobs = self.policy.compute_logprobs(exp)
+            if not self.old_logprobs_from_update:
+                exp.old_logprobs = self.policy.compute_logprobs(exp)
             if self.ref is not None:
                 exp.ref_logprobs = self.ref.compute_logprobs(exp)
             if self.critic is not None:
@@ -233,14 +242,15 @@ class RLLoop:
              "advantage/abs_mean": float(masked_mean(exp.advantages.abs(), mask))}
         if exp.ref_logprobs is not None:
             m["policy/kl"] = float(masked_mean(kl_estimate(exp.old_logprobs, exp.ref_logprobs, a.kl_estimator), mask))
-        raw_mask = torch.zeros_like(mask)
-        for i, n in enumerate(out.response_lengths):
-            raw_mask[i, :n] = 1.0
-        mismatch = logprob_mismatch_stats(exp.old_logprobs, exp.rollout_logprobs, raw_mask)
-        m["rollout/logprob_max_abs_diff"] = float(mismatch["max_abs_diff"])
-        m["rollout/logprob_mean_abs_diff"] = float(mismatch["mean_abs_diff"])
-        if not self.rollout_shares_policy:
-            m["weight_sync_max_abs_logprob_diff"] = m["rollout/logprob_max_abs_diff"]
+        if exp.old_logprobs is not None:
+            raw_mask = torch.zeros_like(mask)
+            for i, n in enumerate(out.response_lengths):
+                raw_mask[i, :n] = 1.0
+            mismatch = logprob_mismatch_stats(exp.old_logprobs, exp.rollout_logprobs, raw_mask)
+            m["rollout/logprob_max_abs_diff"] = float(mismatch["max_abs_diff"])
+            m["rollout/logprob_mean_abs_diff"] = float(mismatch["mean_abs_diff"])
+            if not self.rollout_shares_policy:
+                m["weight_sync_max_abs_logprob_diff"] = m["rollout/logprob_max_abs_diff"]
         if exp.values is not None:
             m["critic/explained_variance"] = float(explained_variance(exp.values, exp.returns, mask))
             m["critic/values_mean"] = float(masked_mean(exp.values, mask))

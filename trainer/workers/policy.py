@@ -80,13 +80,14 @@ class PolicyWorker:
         logp, entropy = response_logprobs(self.model, m.input_ids, m.attention_mask, m.prompt_len,
                                           temperature=self._temperature(), return_entropy=True)
         mask = m.response_mask
-        if a.ratio_early_stop is not None and ratio_early_stop(logp.detach(), m.old_logprobs, mask,
-                                                               a.ratio_early_stop):
+        # no old log-probs: a single on-policy update (RLLoop.old_logprobs_from_update), ratio = 1 exactly
+        old = m.old_logprobs if m.old_logprobs is not None else logp.detach()
+        if a.ratio_early_stop is not None and ratio_early_stop(logp.detach(), old, mask, a.ratio_early_stop):
             stats.add("policy/early_stopped_microbatches", 1.0, reduce="sum")
             # Zero loss that still touches the graph, so data-parallel ranks stay in step.
             return self.trainable.micro_step(logp.sum() * 0.0, boundary)
         stats.add("policy/early_stopped_microbatches", 0.0, reduce="sum")
-        loss, pstats = policy_loss(logp, m.old_logprobs, m.advantages, mask, clip_low=a.clip_low,
+        loss, pstats = policy_loss(logp, old, m.advantages, mask, clip_low=a.clip_low,
                                    clip_high=a.clip_high, dual_clip=a.dual_clip, agg=a.loss_agg,
                                    normalizer=normalizer, weights=m.tis_weights)
         if a.kl_mode == "loss" and a.kl_coef > 0:
