@@ -19,14 +19,20 @@ class GradingPoolError(RuntimeError):
     """The pool cannot grade (closed, or its workers cannot start). Never turned into a reward."""
 
 
+def _first_failure(failures: list) -> tuple[int, str]:
+    """The first failed item's index, and its reason with a count of the others."""
+    i, reason = failures[0]
+    more = f" (and {len(failures) - 1} more items)" if len(failures) > 1 else ""
+    return i, f"{reason}{more}"
+
+
 class GraderError(GradingPoolError):
     """The grading function raised on some items (a grader bug). ``failures`` = [(index, reason)]."""
 
     def __init__(self, failures: list, grades: list):
         self.failures, self.grades = failures, grades
-        i, reason = failures[0]
-        more = f" (and {len(failures) - 1} more items)" if len(failures) > 1 else ""
-        super().__init__(f"the grading function failed on item {i}: {reason}{more}")
+        i, what = _first_failure(failures)
+        super().__init__(f"the grading function failed on item {i}: {what}")
 
 
 class InvalidItemError(ValueError):
@@ -34,9 +40,8 @@ class InvalidItemError(ValueError):
 
     def __init__(self, failures: list, grades: list):
         self.failures, self.grades = failures, grades
-        i, reason = failures[0]
-        more = f" (and {len(failures) - 1} more items)" if len(failures) > 1 else ""
-        super().__init__(f"item {i} cannot be graded: {reason}{more}")
+        i, what = _first_failure(failures)
+        super().__init__(f"item {i} cannot be graded: {what}")
 
 
 def check_errors(grades: list) -> list:
