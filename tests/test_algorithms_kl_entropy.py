@@ -123,6 +123,35 @@ def test_logprobs_from_logits():
         logprobs_from_logits(logits, torch.tensor([1, 0]))
 
 
+def test_logprobs_with_temperature_and_entropy_in_one_pass():
+    # tau = 2: z = [0, ln 3 / 2] -> p = [1, sqrt 3] / (1 + sqrt 3)
+    logits = torch.tensor([[[0.0, LN3], [0.0, LN3]]])
+    s3 = math.sqrt(3)
+    q0, q1 = 1 / (1 + s3), s3 / (1 + s3)
+    lp, ent = logprobs_from_logits(logits, torch.tensor([[1, 0]]), temperature=2.0, return_entropy=True)
+    close(lp, [[math.log(q1), math.log(q0)]])
+    close(ent, [[-(q0 * math.log(q0) + q1 * math.log(q1))] * 2])
+    with pytest.raises(ValueError):
+        logprobs_from_logits(logits, torch.tensor([[1, 0]]), temperature=0.0)
+
+
+def test_chunked_logprobs_and_entropy_give_the_unchunked_values_and_gradients():
+    g = torch.Generator().manual_seed(2)
+    z = torch.randn(3, 5, 9, generator=g) * 2
+    y = torch.randint(0, 9, (3, 5), generator=g)
+    grads = []
+    for chunk in (None, 1, 4, 100):
+        leaf = z.clone().requires_grad_()
+        lp, ent = logprobs_from_logits(leaf, y, chunk_size=chunk, temperature=0.7, return_entropy=True)
+        (lp.sum() + 0.5 * ent.sum()).backward()
+        grads.append((lp.detach(), ent.detach(), leaf.grad))
+    for lp, ent, grad in grads[1:]:
+        close(lp, grads[0][0])
+        close(ent, grads[0][1])
+        close(grad, grads[0][2])
+    close(grads[0][0], torch.log_softmax(z / 0.7, -1).gather(-1, y.unsqueeze(-1)).squeeze(-1))
+
+
 def test_masked_entropy_mean():
     h = torch.tensor([[1.0, 2.0], [3.0, 9.0]])
     m = torch.tensor([[1, 1], [1, 0]])

@@ -65,6 +65,58 @@ def test_response_logprobs_match_unpadded(tiny_model, temperature):
     torch.testing.assert_close(lp_mb, lp, atol=1e-6, rtol=0)
 
 
+def _grouped_batch():
+    """Prompts 0 and 1 each sampled three times, prompt 2 once, rows interleaved (as after a shuffle)."""
+    rows = [(0, [30, 31, 32]), (1, [50, 51]), (0, [33]), (2, [60, 61, 62, 63]), (1, [52, 53, 54, 55, 56]),
+            (0, [34, 35]), (1, [57])]
+    return pad_sequences([PROMPTS[i] for i, _ in rows], [r for _, r in rows], pad_token_id=0), rows
+
+
+def test_distinct_prompts_maps_rows_to_their_prompt():
+    from trainer.models.actor import distinct_prompts
+
+    b, rows = _grouped_batch()
+    first, inverse = distinct_prompts(b.input_ids, b.attention_mask, b.prompt_len)
+    assert first.numel() == 3
+    for row, (prompt, _) in enumerate(rows):
+        assert rows[int(first[inverse[row]])][0] == prompt
+    assert sorted(first.tolist()) == [0, 1, 3]  # the first row of each prompt
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_shared_prompt_forward_gives_the_same_logprobs_entropy_and_gradients(tiny_model, temperature):
+    b, _ = _grouped_batch()
+    results, shapes = [], []
+    hook = tiny_model.register_forward_pre_hook(lambda m, a, kw: shapes.append(tuple(kw["input_ids"].shape)),
+                                                with_kwargs=True)
+    for share in (False, True):
+        tiny_model.zero_grad(set_to_none=True)
+        lp, ent = response_logprobs(tiny_model, b.input_ids, b.attention_mask, b.prompt_len,
+                                    temperature=temperature, return_entropy=True, share_prompts=share)
+        ((lp * b.response_mask).sum() + 0.1 * (ent * b.response_mask).sum()).backward()
+        results.append((lp.detach(), ent.detach(),
+                        {n: p.grad.clone() for n, p in tiny_model.named_parameters() if p.grad is not None}))
+    hook.remove()
+    # unshared: one pass over [7, P + T]; shared: the 3 distinct prompts, then the 7 responses minus the last column
+    assert shapes == [(7, 6 + 5), (3, 6), (7, 4)]
+    (lp0, ent0, g0), (lp1, ent1, g1) = results
+    torch.testing.assert_close(lp1, lp0, atol=1e-5, rtol=0)
+    torch.testing.assert_close(ent1, ent0, atol=1e-5, rtol=0)
+    assert g0.keys() == g1.keys() and g0
+    for name in g0:
+        torch.testing.assert_close(g1[name], g0[name], atol=1e-5, rtol=1e-4)
+    tiny_model.zero_grad(set_to_none=True)
+
+
+def test_shared_prompt_forward_with_one_response_column(tiny_model):
+    b = pad_sequences([PROMPTS[0]] * 3, [[30], [31], [32]], pad_token_id=0)
+    with torch.no_grad():
+        shared = response_logprobs(tiny_model, b.input_ids, b.attention_mask, b.prompt_len, share_prompts=True)
+        full = response_logprobs(tiny_model, b.input_ids, b.attention_mask, b.prompt_len)
+    assert shared.shape == (3, 1)
+    torch.testing.assert_close(shared, full, atol=1e-5, rtol=0)
+
+
 def test_full_logits_fallback_for_models_without_logits_to_keep(tiny_model, monkeypatch):
     from trainer.models import actor
 

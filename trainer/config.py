@@ -127,6 +127,9 @@ class TrainConfig:
     ppo_epochs: int = 1
     minibatch_size: int = 64           # samples per optimizer step
     micro_batch_size: int = 8          # samples per forward/backward
+    # forward each distinct prompt of a micro-batch once and the n responses against its KV cache (same values
+    # and gradients; off with gradient checkpointing, which disables the cache)
+    shared_prompt_forward: bool = True
     actor_lr: float = 1e-6
     critic_lr: float = 9e-6
     weight_decay: float = 0.0

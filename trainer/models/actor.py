@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from trainer.algorithms.entropy import chunk_rows_for, logprobs_from_logits as _chunked_logprobs
 
 
 @dataclass
@@ -87,26 +88,15 @@ def _accepts_logits_to_keep(model: nn.Module) -> bool:
 
 
 def logprobs_from_logits(logits: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0,
-                         return_entropy: bool = False, rows_per_chunk: int = 1):
+                         return_entropy: bool = False):
     """log softmax(logits / τ)[label] and optionally the entropy H = logsumexp(z) − Σ softmax(z)·z, z = logits/τ.
 
-    Works on chunks of ``rows_per_chunk`` sequences in float32 so that a full fp32 ``log_softmax`` of a
-    large-vocabulary bf16 logits tensor is never materialised at once. Differentiable.
-    ``logits [B, T, V]``, ``labels [B, T]`` → ``[B, T]`` (and ``[B, T]``).
+    Computed in float32 chunks of about 4M values (:func:`trainer.algorithms.entropy.chunk_rows_for`), so a
+    full fp32 ``log_softmax`` of a large-vocabulary bf16 logits tensor is never materialised at once.
+    Differentiable. ``logits [B, T, V]``, ``labels [B, T]`` → ``[B, T]`` (and ``[B, T]``).
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0 for log-probs, got {temperature}")
-    lps, ents = [], []
-    for start in range(0, logits.shape[0], rows_per_chunk):
-        z = logits[start:start + rows_per_chunk].float()
-        if temperature != 1.0:
-            z = z / temperature
-        lse = torch.logsumexp(z, dim=-1)
-        lps.append(z.gather(-1, labels[start:start + rows_per_chunk].unsqueeze(-1)).squeeze(-1) - lse)
-        if return_entropy:
-            ents.append(lse - (F.softmax(z, dim=-1) * z).sum(-1))
-    lp = torch.cat(lps, 0)
-    return (lp, torch.cat(ents, 0)) if return_entropy else lp
+    return _chunked_logprobs(logits, labels, chunk_size=chunk_rows_for(logits.shape[-1]),
+                             temperature=temperature, return_entropy=return_entropy)
 
 
 def _response_logits(model, input_ids, attention_mask, prompt_len):
@@ -120,9 +110,58 @@ def _response_logits(model, input_ids, attention_mask, prompt_len):
     return logits[:, -(T + 1):-1]
 
 
+def distinct_prompts(input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_len: int):
+    """``(first, inverse)``: the first row of each distinct prompt, and each row's index into ``first``.
+
+    Two rows share a prompt when their prompt columns hold the same tokens at the same (unpadded) places.
+    """
+    keyed = input_ids[:, :prompt_len].masked_fill(attention_mask[:, :prompt_len] == 0, -1)
+    _, inverse = torch.unique(keyed, dim=0, return_inverse=True)
+    rows = torch.arange(input_ids.shape[0], device=input_ids.device)
+    first = torch.full((int(inverse.max()) + 1,), input_ids.shape[0], dtype=torch.long, device=input_ids.device)
+    first = first.scatter_reduce(0, inverse, rows, reduce="amin")
+    return first, inverse
+
+
+def _shared_prompt_logits(model, input_ids, attention_mask, prompt_len, first, inverse):
+    """The logits that predict the response, with each distinct prompt forwarded once.
+
+    The G samples of a GRPO group repeat one prompt; here the prompt rows ``first`` go through the model once
+    (with a KV cache), the cache rows are gathered back to the batch (``inverse``: gradients from every
+    sample of the group add up in the shared prompt pass), and the responses are forwarded against it.
+    Same values and gradients as :func:`_response_logits`, for about ``(B·T + G'·P) / (B·(P + T))`` of its
+    work (G' distinct prompts). Returns two pieces covering response columns ``[0]`` and ``[1, T)``.
+    """
+    P = prompt_len
+    p_ids, p_mask = input_ids[first, :P], attention_mask[first, :P]
+    kwargs = dict(input_ids=p_ids, attention_mask=p_mask, position_ids=position_ids_from_mask(p_mask),
+                  use_cache=True)
+    if _accepts_logits_to_keep(model):
+        kwargs["logits_to_keep"] = 1
+    out = model(**kwargs)
+    cache = out.past_key_values
+    if cache is None or cache.get_seq_length() != P:
+        raise RuntimeError(f"{type(model).__name__} returned no KV cache for the prompt pass; "
+                           "set train.shared_prompt_forward=false for this model")
+    cache.reorder_cache(inverse)
+    head = out.logits[:, -1:].index_select(0, inverse)  # predicts response column 0
+    if input_ids.shape[1] == P + 1:
+        return [head]
+    resp = model(input_ids=input_ids[:, P:-1], attention_mask=attention_mask[:, :-1],
+                 position_ids=position_ids_from_mask(attention_mask)[:, P:-1], past_key_values=cache,
+                 use_cache=True)
+    return [head, resp.logits]
+
+
+def _gradient_checkpointing(model: nn.Module) -> bool:
+    from trainer.models.loading import unwrap_model
+
+    return bool(getattr(unwrap_model(model), "is_gradient_checkpointing", False))
+
+
 def response_logprobs(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_len: int,
                       temperature: float = 1.0, return_entropy: bool = False,
-                      micro_batch_size: int | None = None):
+                      micro_batch_size: int | None = None, share_prompts: bool = False):
     """log p(response token t | prefix) under softmax(logits / temperature), for every response column.
 
     Args:
@@ -131,6 +170,9 @@ def response_logprobs(model: nn.Module, input_ids: torch.Tensor, attention_mask:
         temperature: the sampling temperature (log-probs must match what the rollout sampled from).
         return_entropy: also return the per-token entropy of the same (temperature-scaled) distribution.
         micro_batch_size: forward this many sequences at a time (``None`` = all at once).
+        share_prompts: forward each distinct prompt of a micro-batch once and the responses against its KV
+            cache (:func:`_shared_prompt_logits`) when rows repeat prompts (at least 2 rows per distinct
+            prompt) and the model does not use gradient checkpointing (which turns the cache off).
 
     Returns:
         ``logprobs [B, T]`` (and ``entropy [B, T]``), 0 at right-padding positions. Differentiable unless the
@@ -143,18 +185,32 @@ def response_logprobs(model: nn.Module, input_ids: torch.Tensor, attention_mask:
     if T <= 0:
         empty = input_ids.new_zeros((B, 0), dtype=torch.float32)
         return (empty, empty.clone()) if return_entropy else empty
+    share_prompts = share_prompts and not (torch.is_grad_enabled() and _gradient_checkpointing(model))
     mb = micro_batch_size or B
     lps, ents = [], []
     for s in range(0, B, mb):
         ids, mask = input_ids[s:s + mb], attention_mask[s:s + mb]
-        logits = _response_logits(model, ids, mask, prompt_len)
-        out = logprobs_from_logits(logits, ids[:, prompt_len:], temperature, return_entropy)
-        lp, ent = out if return_entropy else (out, None)
+        pieces = None
+        if share_prompts:
+            first, inverse = distinct_prompts(ids, mask, prompt_len)
+            if 2 * first.numel() <= ids.shape[0]:
+                pieces = _shared_prompt_logits(model, ids, mask, prompt_len, first, inverse)
+        if pieces is None:
+            pieces = [_response_logits(model, ids, mask, prompt_len)]
+        labels, col, lp_parts, ent_parts = ids[:, prompt_len:], 0, [], []
+        for logits in pieces:
+            out = logprobs_from_logits(logits, labels[:, col:col + logits.shape[1]], temperature, return_entropy)
+            lp_parts.append(out[0] if return_entropy else out)
+            if return_entropy:
+                ent_parts.append(out[1])
+            col += logits.shape[1]
+        del pieces, logits
         resp_mask = mask[:, prompt_len:].bool()
+        lp = torch.cat(lp_parts, 1)
         lps.append(torch.where(resp_mask, lp, torch.zeros_like(lp)))
         if return_entropy:
+            ent = torch.cat(ent_parts, 1)
             ents.append(torch.where(resp_mask, ent, torch.zeros_like(ent)))
-        del logits
     lp = torch.cat(lps, 0)
     return (lp, torch.cat(ents, 0)) if return_entropy else lp
 

@@ -42,7 +42,8 @@ class PolicyWorker:
         for mb in exp.split(self.cfg.train.micro_batch_size):
             mb = trimmed(mb).to(self.device)
             lp = response_logprobs(self.model, mb.input_ids, mb.attention_mask, mb.prompt_len,
-                                   temperature=self._temperature())
+                                   temperature=self._temperature(),
+                                   share_prompts=self.cfg.train.shared_prompt_forward)
             out.append(lp.float().cpu())
         return _cat_to_width(out, exp.response_mask.shape[1])
 
@@ -78,7 +79,8 @@ class PolicyWorker:
     def _micro_step(self, m: Experience, normalizer: float, boundary: bool, stats: StatsAccumulator):
         a = self.cfg.algorithm
         logp, entropy = response_logprobs(self.model, m.input_ids, m.attention_mask, m.prompt_len,
-                                          temperature=self._temperature(), return_entropy=True)
+                                          temperature=self._temperature(), return_entropy=True,
+                                          share_prompts=self.cfg.train.shared_prompt_forward)
         mask = m.response_mask
         # no old log-probs: a single on-policy update (RLLoop.old_logprobs_from_update), ratio = 1 exactly
         old = m.old_logprobs if m.old_logprobs is not None else logp.detach()
@@ -165,7 +167,8 @@ class ReferenceWorker:
             for mb in exp.split(self.cfg.train.micro_batch_size):
                 mb = trimmed(mb).to(self.device)
                 out.append(response_logprobs(self.model, mb.input_ids, mb.attention_mask, mb.prompt_len,
-                                             temperature=t).float().cpu())
+                                             temperature=t, share_prompts=self.cfg.train.shared_prompt_forward
+                                             ).float().cpu())
         self.model.train(was_training)
         return _cat_to_width(out, exp.response_mask.shape[1])
 
