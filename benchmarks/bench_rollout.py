@@ -1,4 +1,8 @@
-"""Rollout tokens/s: the vLLM backend against the HF-generate backend, same model, prompts and sampling, one run.
+"""Rollout tokens/s: the vLLM backend against HF generate, same model, prompts and sampling, one run.
+
+Three backends: ``hf`` = stock HF ``generate`` (``HFRollout(fast_decode=False)``, the baseline of the ratio),
+``hf_fast`` = the trainer's default HF path (``trainer/rollout/hf_decode.py``: preallocated cache, grouped-query
+decode attention, one prefill per distinct prompt, sampling in the logits processor), ``vllm``.
 
     .venv/bin/python -m benchmarks.bench_rollout                       # tiny Qwen2 built locally, 16 prompts x 8
     .venv/bin/python -m benchmarks.bench_rollout --tiny 64,2,2,1,600 --max-new-tokens 128   # tiny_cpu_ray's model
@@ -103,12 +107,13 @@ def main(argv=None) -> dict:
 
     torch.set_num_threads(args.hf_threads)
     hf_model = load_causal_lm(model, dtype=args.dtype).eval()
-    hf = HFRollout(hf_model, tok, micro_batch_size=args.hf_micro_batch)
+    hf = HFRollout(hf_model, tok, micro_batch_size=args.hf_micro_batch, fast_decode=False)
+    hf_fast = HFRollout(hf_model, tok, micro_batch_size=args.hf_micro_batch, fast_decode=True)
     t0 = time.perf_counter()
     engine = VLLMRollout(model, dtype=args.dtype, enforce_eager=args.eager, seed=0)
     start_s = round(time.perf_counter() - t0, 1)
     try:
-        res = timed_generate({"hf": hf, "vllm": engine}, prompts, sampling, args.repeats)
+        res = timed_generate({"hf": hf, "hf_fast": hf_fast, "vllm": engine}, prompts, sampling, args.repeats)
         state = {k: v.clone() for k, v in export_state_dict(hf_model).items()}
         res["hf"]["weight_sync_ms"] = timed_sync(hf, state)
         res["vllm"]["weight_sync_ms"] = timed_sync(engine, state)
@@ -118,9 +123,12 @@ def main(argv=None) -> dict:
     hf_res, vllm_res = res["hf"], res["vllm"]
     rounds = [v / h for v, h in zip(vllm_res["per_round_tokens_per_s"], hf_res["per_round_tokens_per_s"])]
 
-    result = {"settings": settings, "hf": hf_res, "vllm": vllm_res,
+    fast_res = res["hf_fast"]
+    result = {"settings": settings, "hf": hf_res, "hf_fast": fast_res, "vllm": vllm_res,
               "vllm_over_hf_tokens_per_s": round(vllm_res["tokens_per_s"] / hf_res["tokens_per_s"], 2),
-              "vllm_over_hf_per_round": [round(r, 2) for r in rounds]}
+              "vllm_over_hf_per_round": [round(r, 2) for r in rounds],
+              "hf_fast_over_hf_tokens_per_s": round(fast_res["tokens_per_s"] / hf_res["tokens_per_s"], 2),
+              "vllm_over_hf_fast_tokens_per_s": round(vllm_res["tokens_per_s"] / fast_res["tokens_per_s"], 2)}
     print(json.dumps(result, indent=2))
     if args.out:
         with open(args.out, "w") as f:

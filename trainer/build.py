@@ -216,7 +216,9 @@ def build_run(cfg: RLConfig, resume: bool = False):
         critic = CriticWorker(cfg, make_trainable(cfg, lambda: critic_loader(cfg, model_path, device),
                                                   cfg.train.critic_lr, p["total_optimizer_updates"]))
     if cfg.rollout.backend == "hf":
-        rollout, shares = HFRollout(policy_model, tokenizer, micro_batch_size=cfg.rollout.micro_batch_size), True
+        rollout = HFRollout(policy_model, tokenizer, micro_batch_size=cfg.rollout.micro_batch_size,
+                             fast_decode=cfg.rollout.hf_fast_decode)
+        shares = True
     else:
         from trainer.rollout.vllm_engine import VLLMRollout
 

@@ -64,6 +64,9 @@ class RolloutConfig:
     stop: list[str] = field(default_factory=list)
     include_stop_str_in_output: bool = True
     micro_batch_size: int = 64         # HF generate batch
+    # HF generate with a preallocated KV cache, grouped-query decode attention, one prefill per distinct prompt
+    # and sampling in our logits processor (trainer/rollout/hf_decode.py); false = stock generate
+    hf_fast_decode: bool = True
     # vLLM engines (distributed runtime)
     num_engines: int = 1
     tensor_parallel_size: int = 1

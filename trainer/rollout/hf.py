@@ -43,14 +43,18 @@ class SamplingProcessor:
     """A ``LogitsProcessor``: returns temperature-scaled, top-k/top-p-masked logits for HF to sample from,
     and records the log-prob of each sampled token under ``softmax(logits / T)`` (full vocabulary).
 
+    With ``draw=True`` it samples the token itself (:func:`trainer.rollout.hf_decode.draw_from_logits`) and
+    returns logits whose only finite entry is that token, for ``generate`` run greedy.
+
     The token sampled at step s is only known at step s+1 (it is then the last column of ``input_ids``), so
     the step's log-softmax is kept until then; :meth:`finish` handles the last step.
     """
 
-    def __init__(self, temperature: float, top_k: int, top_p: float):
+    def __init__(self, temperature: float, top_k: int, top_p: float, draw: bool = False):
         self.temperature = temperature if temperature > 0 else 1.0
         self.top_k = top_k if top_k > 0 else 0
         self.top_p = top_p
+        self.draw = draw
         self.logprobs: list[torch.Tensor] = []
         self._prev: torch.Tensor | None = None
 
@@ -61,7 +65,12 @@ class SamplingProcessor:
         if self.temperature != 1.0:
             z = z / self.temperature
         self._prev = torch.log_softmax(z, dim=-1)
-        return top_k_top_p_mask(z, self.top_k, self.top_p)
+        z = top_k_top_p_mask(z, self.top_k, self.top_p)
+        if not self.draw:
+            return z
+        from trainer.rollout.hf_decode import draw_from_logits
+
+        return torch.full_like(z, float("-inf")).scatter_(1, draw_from_logits(z), 0.0)
 
     def finish(self, generated: torch.Tensor) -> torch.Tensor:
         """``[b, steps]`` log-probs of ``generated`` (the new columns returned by ``generate``)."""
@@ -112,9 +121,12 @@ class HFRollout(RolloutBackend):
     ``model`` may be the actor itself (then weights are always current and :meth:`update_weights` is not
     needed) or a separate plain HF model that receives ``export_state_dict(actor)``.
     ``micro_batch_size`` is the number of sequences (prompts × n) generated together.
+    ``fast_decode``: HF ``generate`` with the pieces of :mod:`trainer.rollout.hf_decode` plugged in (a
+    preallocated KV cache, grouped-query decode attention, each distinct prompt prefilled once, sampling in
+    the logits processor); False = stock ``generate``.
     """
 
-    def __init__(self, model: nn.Module, tokenizer, micro_batch_size: int = 64):
+    def __init__(self, model: nn.Module, tokenizer, micro_batch_size: int = 64, fast_decode: bool = True):
         if micro_batch_size < 1:
             raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
         if tokenizer.pad_token_id is None:
@@ -122,6 +134,7 @@ class HFRollout(RolloutBackend):
         self.model = model
         self.tokenizer = tokenizer
         self.micro_batch_size = micro_batch_size
+        self.fast_decode = fast_decode
 
     @property
     def device(self) -> torch.device:
@@ -177,15 +190,28 @@ class HFRollout(RolloutBackend):
         for j, p in enumerate(prompt_ids):  # left padding
             input_ids[j, P - len(p):] = torch.as_tensor(p)
             attention_mask[j, P - len(p):] = 1
-        processor = SamplingProcessor(sampling.temperature, sampling.top_k, sampling.top_p)
+        draw = self.fast_decode and not sampling.greedy
+        processor = SamplingProcessor(sampling.temperature, sampling.top_k, sampling.top_p, draw=draw)
         gen_cfg = GenerationConfig(
-            max_new_tokens=sampling.max_new_tokens, do_sample=not sampling.greedy, num_beams=1,
+            max_new_tokens=sampling.max_new_tokens, do_sample=not (sampling.greedy or draw), num_beams=1,
             temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0,  # HF warpers off: ours do it
             eos_token_id=eos, pad_token_id=pad, use_cache=True, return_dict_in_generate=False)
         stopping = StoppingCriteriaList([StopOnStrings(self.tokenizer, sampling.stop, P)] if sampling.stop else [])
-        seqs = self.model.generate(input_ids=input_ids.to(self.device), attention_mask=attention_mask.to(self.device),
-                                   generation_config=gen_cfg, logits_processor=LogitsProcessorList([processor]),
-                                   stopping_criteria=stopping)
+        input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
+        kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, generation_config=gen_cfg,
+                      logits_processor=LogitsProcessorList([processor]), stopping_criteria=stopping)
+        if not self.fast_decode:
+            seqs = self.model.generate(**kwargs)
+        else:
+            from trainer.rollout import hf_decode
+
+            with hf_decode.decode_attention(self.model):
+                cache = (hf_decode.preallocated_cache(self.model, P + sampling.max_new_tokens)
+                         if hf_decode.all_full_attention(self.model) else None)
+                if cache is not None:
+                    hf_decode.prefill_shared_prompts(self.model, input_ids, attention_mask, cache)
+                    kwargs["past_key_values"] = cache
+                seqs = self.model.generate(**kwargs)
         generated = seqs[:, P:]
         logprobs = processor.finish(generated)
         return generated.tolist(), logprobs.float().cpu().tolist()
