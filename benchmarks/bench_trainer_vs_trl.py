@@ -5,10 +5,22 @@ same chat template (system "Please reason step by step ..."), B prompts x G samp
 max completion length, temperature 1, beta 0, one optimizer step per generation batch (on-policy), the same
 loss aggregation, and the same reward: the HTTP reward service through its client (TRL through the
 ``reward_service.adapters.TRLReward`` adapter). Generation is HF ``generate`` on both sides (TRL without
-vLLM; ours with the HF backend). Each side runs a warm-up step, then ``--steps`` timed steps; the two sides
-alternate ``--rounds`` times so load on the machine affects both alike.
+vLLM; ours with the HF backend, which by default plugs a preallocated KV cache, grouped-query decode attention,
+one prefill per prompt group and its own sampler into ``generate``: ``rollout.hf_fast_decode``), and our update
+forwards each prompt once per group (``train.shared_prompt_forward``). Each side runs a warm-up step, then
+``--steps`` timed steps; the two sides alternate ``--rounds`` times so load on the machine affects both alike.
 
-    python benchmarks/bench_trainer_vs_trl.py --steps 5 --rounds 2
+    python benchmarks/bench_trainer_vs_trl.py --steps 4 --rounds 3
+
+The script re-executes itself with glibc's malloc thresholds fixed (``MALLOC_MMAP_THRESHOLD_`` 32 MB,
+``MALLOC_TRIM_THRESHOLD_`` 256 MB) unless they are already set. Left dynamic, glibc moves its mmap threshold
+with the process's allocation history, so in one process each side's speed depends on what the other side
+allocated: TRL's GRPOTrainer measured 12 to 32 samples/s in this script depending only on that (12 with the
+threshold pinned at 128 kB, where every mid-sized tensor is a fresh mmap and page-faults). Fixed high
+thresholds give both sides their fastest allocator, whatever ran before.
+    # ours with stock generate and the unshared update, to see what those two options give:
+    python benchmarks/bench_trainer_vs_trl.py --override rollout.hf_fast_decode=false \
+        --override train.shared_prompt_forward=false
 """
 from __future__ import annotations
 
@@ -38,12 +50,19 @@ def parse_args():
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="extra dotted config override for our trainer (repeatable)")
     p.add_argument("--json", help="write the results here")
     return p.parse_args()
 
 
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(256 << 20)}
+
+
 def main():
     args = parse_args()
+    if any(k not in os.environ for k in MALLOC_ENV):  # glibc reads these at start-up: re-execute with them
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**MALLOC_ENV, **os.environ})
     import torch
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
@@ -77,7 +96,7 @@ def main():
         summary[name] = {"samples_per_s": sum(x["samples"] for x in rows) / secs,
                          "gen_tokens_per_s": sum(x["tokens"] for x in rows) / secs}
     summary["ratio_samples_per_s"] = summary["ours"]["samples_per_s"] / summary["trl"]["samples_per_s"]
-    summary["settings"] = vars(args)
+    summary["settings"] = vars(args) | {k: os.environ[k] for k in MALLOC_ENV}
     print(json.dumps(summary, indent=2))
     print(f"\nours / TRL samples/s: {summary['ratio_samples_per_s']:.2f}x")
     if args.json:
@@ -98,7 +117,8 @@ class OursRunner:
             "algorithm.advantage=grpo", "algorithm.kl_coef=0.0", f"algorithm.loss_agg={LOSS_TYPES[args.loss]}",
             f"train.minibatch_size={n}", f"train.micro_batch_size={n}", "train.ppo_epochs=1",
             "train.actor_lr=1e-5", "train.total_steps=100000", f"reward.url={url}", "reward.scheme=simplerl",
-            f"logging.output_dir={out_dir}", "logging.tensorboard=false", "logging.progress_bar=false"])
+            f"logging.output_dir={out_dir}", "logging.tensorboard=false", "logging.progress_bar=false",
+            *args.override])
         self.loop = build_run(cfg)
         self.loop.train_step(1)  # warm-up
         self.step = 1

@@ -74,7 +74,7 @@ def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
 _LOGITS_TO_KEEP: dict[type, bool] = {}
 
 
-def _accepts_logits_to_keep(model: nn.Module) -> bool:
+def accepts_logits_to_keep(model: nn.Module) -> bool:
     """Whether the HF model's forward takes ``logits_to_keep`` (cached per class)."""
     from trainer.models.loading import unwrap_model
 
@@ -104,7 +104,7 @@ def _response_logits(model, input_ids, attention_mask, prompt_len):
     T = input_ids.shape[1] - prompt_len
     kwargs = dict(input_ids=input_ids, attention_mask=attention_mask,
                   position_ids=position_ids_from_mask(attention_mask), use_cache=False)
-    if _accepts_logits_to_keep(model):
+    if accepts_logits_to_keep(model):
         kwargs["logits_to_keep"] = T + 1  # only the last T+1 columns go through lm_head
     logits = model(**kwargs).logits
     return logits[:, -(T + 1):-1]
@@ -136,7 +136,7 @@ def _shared_prompt_logits(model, input_ids, attention_mask, prompt_len, first, i
     p_ids, p_mask = input_ids[first, :P], attention_mask[first, :P]
     kwargs = dict(input_ids=p_ids, attention_mask=p_mask, position_ids=position_ids_from_mask(p_mask),
                   use_cache=True)
-    if _accepts_logits_to_keep(model):
+    if accepts_logits_to_keep(model):
         kwargs["logits_to_keep"] = 1
     out = model(**kwargs)
     cache = out.past_key_values

@@ -192,10 +192,12 @@ class HFRollout(RolloutBackend):
             attention_mask[j, P - len(p):] = 1
         draw = self.fast_decode and not sampling.greedy
         processor = SamplingProcessor(sampling.temperature, sampling.top_k, sampling.top_p, draw=draw)
+        hf_samples = not (sampling.greedy or draw)
+        # HF's warpers off (ours do it); set only when HF samples, as greedy generate warns about them
+        warpers = dict(temperature=1.0, top_k=0, top_p=1.0) if hf_samples else {}
         gen_cfg = GenerationConfig(
-            max_new_tokens=sampling.max_new_tokens, do_sample=not (sampling.greedy or draw), num_beams=1,
-            temperature=1.0, top_k=0, top_p=1.0, repetition_penalty=1.0,  # HF warpers off: ours do it
-            eos_token_id=eos, pad_token_id=pad, use_cache=True, return_dict_in_generate=False)
+            max_new_tokens=sampling.max_new_tokens, do_sample=hf_samples, num_beams=1, repetition_penalty=1.0,
+            eos_token_id=eos, pad_token_id=pad, use_cache=True, return_dict_in_generate=False, **warpers)
         stopping = StoppingCriteriaList([StopOnStrings(self.tokenizer, sampling.stop, P)] if sampling.stop else [])
         input_ids, attention_mask = input_ids.to(self.device), attention_mask.to(self.device)
         kwargs = dict(input_ids=input_ids, attention_mask=attention_mask, generation_config=gen_cfg,
