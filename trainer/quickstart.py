@@ -36,7 +36,7 @@ wrong (``DemoNoise``; ``recipes/quickstart_sft.yaml``). Measured on the way ther
   continued SFT keeps imitating the teacher. With a 60 % early-stop rate, 10 % slips and 600 SFT steps the
   SFT model did not always copy the majority (one seed finished 40 % of the multi-step problems already) and
   that seed gained only 4 points (the other +25); with 70 %, 5 % slips and 800 steps every seed gained
-  35-42 points (seeds 0/1/2: +35.5/+39.2/+41.5, README "Figures").
+  36-41 points (seeds 0/1/2: +37.8/+41.0/+36.3, README "Figures").
 
 So the quickstart shows the mechanism by which RL adds to SFT-then-RL: a verifiable reward corrects what the
 demonstrations systematically get wrong. It is a designed toy, and the table shows the control beside it. A
