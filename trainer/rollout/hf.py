@@ -54,7 +54,11 @@ class SamplingProcessor:
         self.temperature = temperature if temperature > 0 else 1.0
         self.top_k = top_k if top_k > 0 else 0
         self.top_p = top_p
-        self.draw = draw
+        self.draw = None
+        if draw:
+            from trainer.rollout.hf_decode import draw_from_logits
+
+            self.draw = draw_from_logits
         self.logprobs: list[torch.Tensor] = []
         self._prev: torch.Tensor | None = None
 
@@ -66,11 +70,9 @@ class SamplingProcessor:
             z = z / self.temperature
         self._prev = torch.log_softmax(z, dim=-1)
         z = top_k_top_p_mask(z, self.top_k, self.top_p)
-        if not self.draw:
+        if self.draw is None:
             return z
-        from trainer.rollout.hf_decode import draw_from_logits
-
-        return torch.full_like(z, float("-inf")).scatter_(1, draw_from_logits(z), 0.0)
+        return torch.full_like(z, float("-inf")).scatter_(1, self.draw(z), 0.0)
 
     def finish(self, generated: torch.Tensor) -> torch.Tensor:
         """``[b, steps]`` log-probs of ``generated`` (the new columns returned by ``generate``)."""
