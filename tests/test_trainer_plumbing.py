@@ -36,6 +36,19 @@ def test_experience_select_shard_concat():
     assert [s.batch_size for s in exp.split(2)] == [2, 2, 1]
 
 
+def test_grouped_by_prompt_puts_a_group_in_adjacent_rows():
+    from trainer.workers.policy import grouped_by_prompt
+
+    prompts = [[7, 8], [9], [7, 8], [5, 6], [9], [7, 8]]  # prompt A, B, A, C, B, A (as after a shuffle)
+    ids, att, rmask, P = _batch(prompts, [[i + 10] for i in range(6)])
+    exp = Experience(ids, att, rmask, P, rewards=torch.arange(6.0), truncated=torch.zeros(6, dtype=torch.bool))
+    grouped = grouped_by_prompt(exp)
+    # A's rows (0, 2, 5), then B's (1, 4), then C's (3): first-appearance order, stable within a prompt
+    assert grouped.rewards.tolist() == [0.0, 2.0, 5.0, 1.0, 4.0, 3.0]
+    assert grouped.input_ids[:, P].tolist() == [10, 12, 15, 11, 14, 13]  # rows moved whole
+    assert sorted(grouped.rewards.tolist()) == exp.rewards.tolist()
+
+
 def test_cosine_schedule_hand_values():
     # W=2, S=10, r=0.1: warmup 1/2, 2/2; at s=6 progress 4/8 -> 0.1 + 0.9*0.5*(1+cos(pi/2)) = 0.55
     assert cosine_with_warmup(0, 10, 2, 0.1) == pytest.approx(0.5)

@@ -131,7 +131,8 @@ class TrainConfig:
     minibatch_size: int = 64           # samples per optimizer step
     micro_batch_size: int = 8          # samples per forward/backward
     # forward each distinct prompt of a micro-batch once and the n responses against its KV cache (same values
-    # and gradients; off with gradient checkpointing, which disables the cache)
+    # and gradients; off with gradient checkpointing, which disables the cache); minibatch rows are grouped by
+    # prompt before the split into micro-batches (same minibatch gradient)
     shared_prompt_forward: bool = True
     actor_lr: float = 1e-6
     critic_lr: float = 9e-6

@@ -16,7 +16,7 @@ from trainer.algorithms import (aggregate_loss, kl_estimate, kl_loss, loss_norma
                                 policy_loss, ratio_early_stop)
 from trainer.config import RLConfig
 from trainer.experience import Experience
-from trainer.models.actor import response_logprobs
+from trainer.models.actor import distinct_prompts, response_logprobs
 from trainer.models.loading import export_state_dict, load_weights
 from trainer.workers.common import StatsAccumulator, is_deepspeed, minibatch_permutation, trimmed
 
@@ -64,6 +64,8 @@ class PolicyWorker:
         mb_size = t.minibatch_size // self.world_size
         for epoch in range(t.ppo_epochs):
             for minibatch in _minibatches(exp, mb_size, t.seed, step, epoch):
+                if t.shared_prompt_forward:
+                    minibatch = grouped_by_prompt(minibatch)  # same minibatch gradient; micro-batches share prompts
                 micros = [trimmed(m) for m in minibatch.split(t.micro_batch_size)]
                 local = loss_normalizer([m.response_mask for m in micros], a.loss_agg,
                                         max_response_len=a.loss_constant or self.cfg.rollout.max_new_tokens)
@@ -177,6 +179,16 @@ def _minibatches(exp: Experience, size: int, seed: int, step: int, epoch: int) -
     perm = minibatch_permutation(exp.batch_size, seed, step, epoch)
     for s in range(0, exp.batch_size, size):
         yield exp.select(perm[s:s + size])
+
+
+def grouped_by_prompt(exp: Experience) -> Experience:
+    """The same rows, reordered so that rows with the same prompt are adjacent (first-appearance order of the
+    prompts, rows of a prompt in their original order). A minibatch's gradient is the sum over its micro-batches
+    whatever their order; grouped, a micro-batch holds few distinct prompts for the shared-prompt forward."""
+    first, inverse = distinct_prompts(exp.input_ids, exp.attention_mask, exp.prompt_len)
+    rank = torch.empty_like(first)
+    rank[torch.argsort(first)] = torch.arange(first.numel())  # prompts in order of their first row
+    return exp.select(torch.sort(rank[inverse], stable=True).indices)
 
 
 def _cat_to_width(parts: list[torch.Tensor], width: int) -> torch.Tensor:
