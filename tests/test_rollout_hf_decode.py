@@ -31,6 +31,13 @@ def test_greedy_fast_decode_matches_stock_generate(tiny_model, tiny_tokenizer, p
     for a, b in zip(fast.response_logprobs, stock.response_logprobs):
         assert a == pytest.approx(b, abs=1e-5)
     assert tiny_model.config._attn_implementation == "sdpa"  # restored after generate
+    # a one-token prompt: its shared prefill row is all padding (HF's SDPA mask keeps such rows finite)
+    ragged = [[5], tiny_tokenizer(prompts[1], add_special_tokens=False)["input_ids"], [12, 13]]
+    fast = HFRollout(tiny_model, tiny_tokenizer, fast_decode=True).generate(ragged, greedy)
+    stock = HFRollout(tiny_model, tiny_tokenizer, fast_decode=False).generate(ragged, greedy)
+    assert fast.response_token_ids == stock.response_token_ids
+    for a, b in zip(fast.response_logprobs, stock.response_logprobs):
+        assert a == pytest.approx(b, abs=1e-5)
 
 
 @pytest.mark.parametrize("top_k,top_p", [(0, 1.0), (5, 0.9)])

@@ -123,6 +123,25 @@ def distinct_prompts(input_ids: torch.Tensor, attention_mask: torch.Tensor, prom
     return first, inverse
 
 
+def forward_distinct_prompts(model, input_ids, attention_mask, first, inverse, cache=None):
+    """Forward the rows ``first`` (each distinct prompt once) with a KV cache, then gather the cache rows back to
+    the batch (row i gets the cache of ``first[inverse[i]]``; differentiable). ``input_ids``/``attention_mask``
+    are the left-padded prompt columns to run; ``cache``: a ``Cache`` to fill (default: the model's own).
+    Returns the model output: ``past_key_values`` (now batch-sized) and the logits of the last column only."""
+    ids, mask = input_ids[first], attention_mask[first]
+    kwargs = dict(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask), use_cache=True)
+    if cache is not None:
+        kwargs["past_key_values"] = cache
+    if accepts_logits_to_keep(model):
+        kwargs["logits_to_keep"] = 1
+    out = model(**kwargs)
+    if out.past_key_values is None or out.past_key_values.get_seq_length() != ids.shape[1]:
+        raise RuntimeError(f"{type(model).__name__} returned no KV cache for the prompt pass; "
+                           "set train.shared_prompt_forward=false and rollout.hf_fast_decode=false for this model")
+    out.past_key_values.reorder_cache(inverse)
+    return out
+
+
 def _shared_prompt_logits(model, input_ids, attention_mask, prompt_len, first, inverse):
     """The logits that predict the response, with each distinct prompt forwarded once.
 
@@ -133,22 +152,12 @@ def _shared_prompt_logits(model, input_ids, attention_mask, prompt_len, first, i
     work (G' distinct prompts). Returns two pieces covering response columns ``[0]`` and ``[1, T)``.
     """
     P = prompt_len
-    p_ids, p_mask = input_ids[first, :P], attention_mask[first, :P]
-    kwargs = dict(input_ids=p_ids, attention_mask=p_mask, position_ids=position_ids_from_mask(p_mask),
-                  use_cache=True)
-    if accepts_logits_to_keep(model):
-        kwargs["logits_to_keep"] = 1
-    out = model(**kwargs)
-    cache = out.past_key_values
-    if cache is None or cache.get_seq_length() != P:
-        raise RuntimeError(f"{type(model).__name__} returned no KV cache for the prompt pass; "
-                           "set train.shared_prompt_forward=false for this model")
-    cache.reorder_cache(inverse)
+    out = forward_distinct_prompts(model, input_ids[:, :P], attention_mask[:, :P], first, inverse)
     head = out.logits[:, -1:].index_select(0, inverse)  # predicts response column 0
     if input_ids.shape[1] == P + 1:
         return [head]
     resp = model(input_ids=input_ids[:, P:-1], attention_mask=attention_mask[:, :-1],
-                 position_ids=position_ids_from_mask(attention_mask)[:, P:-1], past_key_values=cache,
+                 position_ids=position_ids_from_mask(attention_mask)[:, P:-1], past_key_values=out.past_key_values,
                  use_cache=True)
     return [head, resp.logits]
 

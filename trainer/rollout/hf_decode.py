@@ -164,7 +164,7 @@ def prefill_shared_prompts(model: nn.Module, input_ids: torch.Tensor, attention_
     ``input_ids``/``attention_mask``: ``[B, P]`` left-padded prompts. Returns False (cache untouched) when
     no prompt repeats or ``P < 2``; then ``generate`` prefills as usual.
     """
-    from trainer.models.actor import accepts_logits_to_keep, distinct_prompts, position_ids_from_mask
+    from trainer.models.actor import distinct_prompts, forward_distinct_prompts
 
     P = input_ids.shape[1]
     if P < 2:
@@ -172,11 +172,7 @@ def prefill_shared_prompts(model: nn.Module, input_ids: torch.Tensor, attention_
     first, inverse = distinct_prompts(input_ids, attention_mask, P)
     if first.numel() == input_ids.shape[0]:
         return False
-    ids, mask = input_ids[first, :-1], attention_mask[first, :-1]
-    extra = {"logits_to_keep": 1} if accepts_logits_to_keep(model) else {}
-    model(input_ids=ids, attention_mask=mask, position_ids=position_ids_from_mask(mask), past_key_values=cache,
-          use_cache=True, **extra)
-    cache.reorder_cache(inverse)
+    forward_distinct_prompts(model, input_ids[:, :-1], attention_mask[:, :-1], first, inverse, cache=cache)
     return True
 
 
