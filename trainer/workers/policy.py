@@ -185,6 +185,8 @@ def grouped_by_prompt(exp: Experience) -> Experience:
     """The same rows, reordered so that rows with the same prompt are adjacent (first-appearance order of the
     prompts, rows of a prompt in their original order). A minibatch's gradient is the sum over its micro-batches
     whatever their order; grouped, a micro-batch holds few distinct prompts for the shared-prompt forward."""
+    if exp.batch_size < 2:
+        return exp
     first, inverse = distinct_prompts(exp.input_ids, exp.attention_mask, exp.prompt_len)
     rank = torch.empty_like(first)
     rank[torch.argsort(first)] = torch.arange(first.numel())  # prompts in order of their first row
