@@ -68,7 +68,9 @@ def _gen_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto", help="vLLM dtype; the HF backend maps auto to float32 on CPU")
     p.add_argument("--max-model-len", type=int, default=None)
     p.add_argument("--gpu-memory-utilization", type=float, default=None,
-                   help="vLLM memory fraction (default 0.85 on GPU; on CPU it is host memory for the KV cache: 0.15)")
+                   help="vLLM GPU memory fraction (default 0.85; ignored on CPU, see --kv-cache-memory-bytes)")
+    p.add_argument("--kv-cache-memory-bytes", type=int, default=None,
+                   help="vLLM KV-cache size in bytes (default on CPU: 1 GiB; on GPU: from the memory fraction)")
     p.add_argument("--enforce-eager", action="store_true",
                    help="vLLM without graph capture / torch.compile (much faster engine start on CPU)")
     p.add_argument("--hf-batch-size", type=int, default=64, help="HF generate micro-batch (sequences)")
@@ -145,7 +147,8 @@ def _generator(a, model: str, tokenizer: Optional[str] = None):
     if a.backend == "vllm":
         return make_generator("vllm", model, tokenizer, tensor_parallel_size=a.tensor_parallel_size, dtype=a.dtype,
                               seed=a.seed, max_model_len=a.max_model_len,
-                              gpu_memory_utilization=a.gpu_memory_utilization, enforce_eager=a.enforce_eager)
+                              gpu_memory_utilization=a.gpu_memory_utilization, enforce_eager=a.enforce_eager,
+                              **({"kv_cache_memory_bytes": a.kv_cache_memory_bytes} if a.kv_cache_memory_bytes else {}))
     dtype = "float32" if a.dtype == "auto" else a.dtype
     return make_generator("hf", model, tokenizer, dtype=dtype, micro_batch_size=a.hf_batch_size)
 

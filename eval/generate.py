@@ -16,6 +16,8 @@ from typing import Any, Optional, Sequence
 
 from eval.completion import Completion
 
+CPU_DEFAULT_KV_CACHE_BYTES = 1 << 30  # the trainer's engine default (trainer.rollout.vllm_engine)
+
 
 @dataclass(frozen=True)
 class SamplingSpec:
@@ -88,13 +90,15 @@ class VLLMGenerator:
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # CPU build: busy-waiting threads halve decoding speed
         from vllm import LLM
 
-        if gpu_memory_utilization is None:
-            # On the CPU build this fraction of *host* memory is reserved for the KV cache (and vLLM refuses to
-            # start when that much is not free), so the GPU default would take the whole machine.
-            gpu_memory_utilization = 0.85 if _has_cuda() else 0.15
         kw = dict(model=model, tokenizer=tokenizer or model, tensor_parallel_size=tensor_parallel_size, dtype=dtype,
-                  seed=seed, gpu_memory_utilization=gpu_memory_utilization, enforce_eager=enforce_eager,
-                  trust_remote_code=trust_remote_code, **llm_kwargs)
+                  seed=seed, enforce_eager=enforce_eager, trust_remote_code=trust_remote_code, **llm_kwargs)
+        if _has_cuda():
+            kw["gpu_memory_utilization"] = 0.85 if gpu_memory_utilization is None else gpu_memory_utilization
+        else:
+            # On the CPU build a memory fraction is a fraction of *host* memory, checked against vLLM's own view
+            # of NUMA-node memory, which differs between machines (the engine refused to start on a fresh machine
+            # with 21 GiB free): give the KV cache an explicit size instead, as the trainer's engine does.
+            kw.setdefault("kv_cache_memory_bytes", CPU_DEFAULT_KV_CACHE_BYTES)
         if max_model_len:
             kw["max_model_len"] = max_model_len
         self.llm = LLM(**kw)
