@@ -1,7 +1,7 @@
 """Rollout tokens/s: the vLLM backend against HF generate, same model, prompts and sampling, one run.
 
 Three backends: ``hf`` = stock HF ``generate`` (``HFRollout(fast_decode=False)``, the baseline of the ratio),
-``hf_fast`` = the trainer's default HF path (``trainer/rollout/hf_decode.py``: preallocated cache, grouped-query
+``hf_fast`` = the trainer's default HF path (``mathrl_core/rollout/hf_decode.py``: preallocated cache, grouped-query
 decode attention, one prefill per distinct prompt, sampling in the logits processor), ``vllm``.
 
     .venv/bin/python -m benchmarks.bench_rollout                       # tiny Qwen2 built locally, 16 prompts x 8
@@ -84,11 +84,11 @@ def main(argv=None) -> dict:
     import torch
 
     from trainer.data.synthetic import generate_problems
-    from trainer.data.templates import build_prompt
-    from trainer.models.loading import export_state_dict, load_causal_lm, load_tokenizer
-    from trainer.rollout.base import SamplingConfig
-    from trainer.rollout.hf import HFRollout
-    from trainer.rollout.vllm_engine import VLLMRollout
+    from mathrl_core.templates import build_prompt
+    from mathrl_core.models.loading import export_state_dict, load_causal_lm, load_tokenizer
+    from mathrl_core.sampling import SamplingConfig
+    from mathrl_core.rollout.hf import HFRollout
+    from mathrl_core.rollout.vllm_engine import VLLMRollout
 
     tmp = None
     model = args.model

@@ -141,7 +141,7 @@ class TRLRunner:
         from trl import GRPOConfig, GRPOTrainer
 
         from reward_service.adapters import TRLReward
-        from trainer.data.templates import BOXED_INSTRUCTION
+        from mathrl_core.templates import BOXED_INSTRUCTION
 
         self.args = args
         n = args.prompts * args.group

@@ -23,16 +23,14 @@ fallbacks (question: problem/question; gold: answer/final_answer/gold, or the bo
 """
 from __future__ import annotations
 
-import json
-import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Union
+from typing import Callable, Iterable, Optional, Union
 
-Gold = Union[str, list]
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from mathrl_core import data_files
+from mathrl_core.data_files import read_jsonl, read_rows
+from mathrl_core.records import (Gold, accepted_list_gold, first_field, generic_gold, gsm8k_gold, last_boxed,
+                                 number_gold, olympiad_gold, question_of)
 
 
 class UnknownBenchmarkError(ValueError):
@@ -51,116 +49,14 @@ class Problem:
 
 
 # ---------------------------------------------------------------------------------------------
-# Gold extraction helpers (pure).
+# Registry (the gold helpers live in mathrl_core.records, shared with training).
 # ---------------------------------------------------------------------------------------------
-
-def last_boxed(text: str) -> Optional[str]:
-    """Content of the last ``\\boxed{...}`` / ``\\fbox{...}`` in ``text`` (braces matched), or of a
-    trailing ``\\boxed N`` without braces; ``None`` when there is none or it is unclosed."""
-    best = None
-    for m in re.finditer(r"\\(?:boxed|fbox)\s*(\{)?", text):
-        start = m.end()
-        if m.group(1) is None:  # "\boxed 2": up to the next whitespace or "$"
-            tok = re.match(r"[^\s$]+", text[start:])
-            if tok:
-                best = tok.group(0)
-            continue
-        depth, i = 1, start
-        while i < len(text) and depth:
-            c = text[i]
-            if c == "\\":
-                i += 2
-                continue
-            depth += (c == "{") - (c == "}")
-            i += 1
-        if depth == 0:
-            best = text[start:i - 1]
-    return best.strip() if best is not None else None
-
-
-def gsm8k_gold(rationale: str) -> str:
-    """The final number of a GSM8K rationale: the text after the last ``####``, commas removed."""
-    if "####" not in rationale:
-        raise ValueError(f"GSM8K answer without '#### N': {rationale[-80:]!r}")
-    return rationale.rsplit("####", 1)[1].strip().replace(",", "")
-
-
-def number_gold(value: Any) -> str:
-    """Canonical string of an integer-like or float gold: 27.0 -> "27", "025" -> "25", 0.5 -> "0.5"."""
-    if isinstance(value, bool):
-        raise ValueError(f"boolean gold {value!r}")
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return str(int(value)) if value.is_integer() else repr(value)
-    s = str(value).strip()
-    if re.fullmatch(r"[+-]?\d+", s):
-        return str(int(s))
-    return s
-
-
-def strip_dollars(s: str) -> str:
-    """Remove unescaped ``$`` math delimiters: "$\\frac{1}{2}$" -> "\\frac{1}{2}"."""
-    return re.sub(r"(?<!\\)\$", "", s).strip()
-
-
-def olympiad_gold(final_answer: Any) -> list:
-    """OlympiadBench ``final_answer`` (a list, usually of one ``$``-wrapped string) as a list of
-    accepted answers without ``$``."""
-    items = final_answer if isinstance(final_answer, list) else [final_answer]
-    return [strip_dollars(str(a)) for a in items if str(a).strip()]
-
-
-def accepted_list_gold(answers: Any) -> list:
-    """A list of accepted answer strings (rllm's Minerva), whitespace stripped and de-duplicated."""
-    items = answers if isinstance(answers, list) else [answers]
-    out: list = []
-    for a in items:
-        s = str(a).strip()
-        if s and s not in out:
-            out.append(s)
-    return out
-
-
-# ---------------------------------------------------------------------------------------------
-# Registry.
-# ---------------------------------------------------------------------------------------------
-
-def _first(row: dict, keys: Iterable[str]) -> Any:
-    for k in keys:
-        if k in row and row[k] is not None and row[k] != "":
-            return row[k]
-    return None
-
-
-def _question(row: dict) -> str:
-    q = _first(row, ("problem", "question", "Problem", "Question", "prompt"))
-    if q is None:
-        raise ValueError(f"row has no problem/question field (fields: {sorted(row)})")
-    ctx = row.get("context")
-    return f"{ctx}\n\n{q}" if isinstance(ctx, str) and ctx.strip() else str(q)
-
-
-def _generic_gold(row: dict) -> Gold:
-    g = _first(row, ("gold", "answer", "final_answer", "Answer", "ground_truth", "gt"))
-    if g is None:
-        sol = _first(row, ("solution", "Solution"))
-        g = last_boxed(sol) if isinstance(sol, str) else None
-        if g is None:
-            raise ValueError(f"row has no answer field and no boxed answer in a solution (fields: {sorted(row)})")
-        return g
-    if isinstance(g, list):
-        return accepted_list_gold(g)
-    if isinstance(g, (int, float)):
-        return number_gold(g)
-    return str(g).strip()
-
 
 def _minerva_boxed_gold(row: dict) -> str:
-    sol = _first(row, ("solution", "Solution"))
+    sol = first_field(row, ("solution", "Solution"))
     g = last_boxed(sol) if isinstance(sol, str) else None
     if g is None:  # hub copies (math-ai/minervamath) carry an explicit answer field
-        g = _first(row, ("answer",))
+        g = first_field(row, ("answer",))
         if isinstance(g, list):
             g = g[0] if g else None
     if g is None:
@@ -177,7 +73,7 @@ def _number_row_gold(row: dict) -> str:
 
 
 def _olympiad_row_gold(row: dict) -> list:
-    return olympiad_gold(_first(row, ("final_answer", "answer")))
+    return olympiad_gold(first_field(row, ("final_answer", "answer")))
 
 
 def _rllm_row_gold(row: dict) -> list:
@@ -202,7 +98,7 @@ class BenchmarkSpec:
 BENCHMARKS: dict[str, BenchmarkSpec] = {s.name: s for s in [
     BenchmarkSpec("gsm8k", "gsm8k_test.jsonl", ("idx",), _gsm8k_row_gold,
                   "openai/gsm8k", "main", "test", (), "GSM8K test, 1319 grade-school word problems"),
-    BenchmarkSpec("math500", "math500.jsonl", ("unique_id",), _generic_gold,
+    BenchmarkSpec("math500", "math500.jsonl", ("unique_id",), generic_gold,
                   "HuggingFaceH4/MATH-500", None, "test", ("subject", "level"), "MATH500 (Lightman et al.)"),
     BenchmarkSpec("aime24", "aime24.jsonl", ("id",), _number_row_gold,
                   "HuggingFaceH4/aime_2024", None, "train", (), "AIME 2024 I+II, 30 problems"),
@@ -223,14 +119,6 @@ BENCHMARKS: dict[str, BenchmarkSpec] = {s.name: s for s in [
 
 # The seeds' default set, in the order of their tables.
 DEFAULT_BENCHMARKS = ("aime24", "aime25", "amc23", "math500", "gsm8k", "minerva_math", "olympiadbench")
-
-
-def resolve_data_dir(explicit: Union[str, Path, None] = None) -> Path:
-    """The data directory: ``explicit``, else ``$MATHRL_DATA_DIR``, else ``<repo>/../shared/data``."""
-    if explicit:
-        return Path(explicit)
-    env = os.environ.get("MATHRL_DATA_DIR")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
 
 def parse_benchmarks(spec: Union[str, Iterable[str]]) -> list[str]:
@@ -256,51 +144,19 @@ def _is_data_file_name(name: str) -> bool:
     return name.endswith((".jsonl", ".json", ".parquet"))
 
 
-def read_rows(path: Union[str, Path]) -> list[dict]:
-    """Rows of a .jsonl, .json (a list, or {"data": [...]}) or .parquet file."""
-    path = Path(path)
-    if path.suffix == ".jsonl":
-        return read_jsonl(path)
-    if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
-        data = data.get("data", data) if isinstance(data, dict) else data
-        if not isinstance(data, list):
-            raise ValueError(f"{path}: expected a JSON list of records")
-        return data
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
-    raise ValueError(f"{path}: unsupported file type (use .jsonl, .json or .parquet)")
-
-
-def read_jsonl(path: Union[str, Path]) -> list[dict]:
-    """Rows of a JSONL file; a clear error names the file and line of a malformed row."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
-    return rows
-
-
 def rows_to_problems(name: str, rows: list[dict], spec: Optional[BenchmarkSpec] = None) -> list[Problem]:
     """Turn raw rows into problems using ``spec`` (or the generic field fallbacks)."""
     problems, seen = [], set()
     for i, row in enumerate(rows):
         try:
-            gold = spec.gold(row) if spec else _generic_gold(row)
-            pid = _first(row, spec.id_keys if spec else ("id", "idx", "unique_id", "prompt_id"))
+            gold = spec.gold(row) if spec else generic_gold(row)
+            pid = first_field(row, spec.id_keys if spec else ("id", "idx", "unique_id", "prompt_id"))
             pid = str(i) if pid is None else str(pid)
             if pid in seen:  # ids must be unique within a benchmark: fall back to the row index
                 pid = f"{pid}#{i}"
             seen.add(pid)
             meta = {k: row[k] for k in (spec.meta_keys if spec else ()) if k in row}
-            problems.append(Problem(name, pid, _question(row), gold, meta))
+            problems.append(Problem(name, pid, question_of(row), gold, meta))
         except (KeyError, ValueError) as e:
             raise ValueError(f"{name}: row {i}: {e}") from e
     return problems
@@ -320,7 +176,7 @@ def load_benchmark(name: str, *, data_dir: Union[str, Path, None] = None, source
             return problems[:limit] if limit else problems
         parse_benchmarks([name])  # raises the clear error
     spec = BENCHMARKS[name]
-    path = resolve_data_dir(data_dir) / spec.file
+    path = data_files.data_dir(data_dir) / spec.file
     if source == "hub" or (source == "auto" and not path.is_file()):
         rows = _load_hub_rows(spec)
     elif source in ("local", "auto"):

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+from mathrl_core.rollout.registry import ROLLOUT_BACKENDS
+
 log = logging.getLogger("rl-eval")
 
 
@@ -60,7 +62,8 @@ def _gen_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-tokens", type=int, default=2048, help="max new tokens per completion")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
-    p.add_argument("--backend", choices=["vllm", "hf"], default="vllm")
+    p.add_argument("--backend", choices=sorted(ROLLOUT_BACKENDS), default="vllm",
+                   help="rollout backend (mathrl_core.rollout.registry): vllm or hf generate")
     p.add_argument("--template", default="qwen_boxed", help="trainer prompt template ('none' = raw question)")
     p.add_argument("--tokenizer", default=None,
                    help="tokenizer path/id when the model directory has none (curve: default from the run's config)")
@@ -68,7 +71,7 @@ def _gen_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto", help="vLLM dtype; the HF backend maps auto to float32 on CPU")
     p.add_argument("--max-model-len", type=int, default=None)
     p.add_argument("--gpu-memory-utilization", type=float, default=None,
-                   help="vLLM GPU memory fraction (default 0.85; ignored on CPU, see --kv-cache-memory-bytes)")
+                   help="vLLM GPU memory fraction (default 0.8; ignored on CPU, see --kv-cache-memory-bytes)")
     p.add_argument("--kv-cache-memory-bytes", type=int, default=None,
                    help="vLLM KV-cache size in bytes (default on CPU: 1 GiB; on GPU: from the memory fraction)")
     p.add_argument("--enforce-eager", action="store_true",
@@ -133,24 +136,24 @@ def _backend(a):
 
 
 def _spec(a):
-    from eval.generate import SamplingSpec
+    from eval.generate import check_sampling
+    from mathrl_core.sampling import SamplingConfig
 
     temp = a.temperature if a.temperature is not None else (0.0 if a.n == 1 else 0.6)
     top_p = a.top_p if a.top_p is not None else (1.0 if temp == 0 else 0.95)
-    return SamplingSpec(n=a.n, temperature=temp, top_p=top_p, top_k=a.top_k, max_tokens=a.max_tokens,
-                        seed=a.seed, stop=tuple(a.stop)).validate()
+    return check_sampling(SamplingConfig(n=a.n, temperature=temp, top_p=top_p, top_k=a.top_k,
+                                         max_new_tokens=a.max_tokens, seed=a.seed, stop=list(a.stop)))
 
 
 def _generator(a, model: str, tokenizer: Optional[str] = None):
     from eval.generate import make_generator
 
-    if a.backend == "vllm":
-        return make_generator("vllm", model, tokenizer, tensor_parallel_size=a.tensor_parallel_size, dtype=a.dtype,
-                              seed=a.seed, max_model_len=a.max_model_len,
-                              gpu_memory_utilization=a.gpu_memory_utilization, enforce_eager=a.enforce_eager,
-                              **({"kv_cache_memory_bytes": a.kv_cache_memory_bytes} if a.kv_cache_memory_bytes else {}))
-    dtype = "float32" if a.dtype == "auto" else a.dtype
-    return make_generator("hf", model, tokenizer, dtype=dtype, micro_batch_size=a.hf_batch_size)
+    if a.backend == "hf":
+        return make_generator("hf", model, tokenizer, dtype=a.dtype, micro_batch_size=a.hf_batch_size)
+    return make_generator(a.backend, model, tokenizer, tensor_parallel_size=a.tensor_parallel_size, dtype=a.dtype,
+                          seed=a.seed, max_model_len=a.max_model_len,
+                          gpu_memory_utilization=a.gpu_memory_utilization, enforce_eager=a.enforce_eager,
+                          kv_cache_memory_bytes=a.kv_cache_memory_bytes)
 
 
 def _eval_model(a, model: str, out_dir: Path, name: Optional[str], step: Optional[int], backend,
@@ -272,9 +275,10 @@ def cmd_plot(a) -> int:
 
 
 def cmd_list(a) -> int:
-    from eval.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, resolve_data_dir
+    from eval.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS
+    from mathrl_core.data_files import data_dir
 
-    d = resolve_data_dir()
+    d = data_dir()
     print(f"data dir: {d}")
     for name, spec in BENCHMARKS.items():
         have = "ok" if (d / spec.file).is_file() else "MISSING"

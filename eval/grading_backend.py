@@ -72,16 +72,18 @@ def _pool_items(items: Sequence[Item], fallback: bool) -> list:
 
 
 class HTTPBackend:
-    """The reward service over HTTP (``reward_service.client``). The scheme only decides the
-    last-number fallback (``correctness`` has it, ``simplerl`` does not); the verdict is what we keep."""
+    """The reward service over HTTP (``reward_service.client``). The verdict is what we keep; the scheme decides
+    the extraction rules (a scheme with the last-number fallback, like ``correctness``, reads the last number of
+    an answerless completion). ``scheme`` default: ``correctness`` with ``last_number_fallback``, else
+    ``simplerl``. A trainer's eval hook passes its run's reward scheme, so eval grades like the training reward."""
 
     name = "http"
 
     def __init__(self, url: str, token: Optional[str] = None, last_number_fallback: bool = False,
-                 timeout: float = 60.0):
+                 timeout: float = 60.0, scheme: Optional[str] = None):
         from reward_service.client import RewardClient
 
-        self.scheme = "correctness" if last_number_fallback else "simplerl"
+        self.scheme = scheme or ("correctness" if last_number_fallback else "simplerl")
         self.client = RewardClient(url, token=token, timeout=timeout)
 
     def grade_many(self, items: Sequence[Item], on_error: str = "raise") -> list[Grade]:
@@ -103,10 +105,11 @@ def _as_grade(r: Any) -> Grade:
 
 
 def make_backend(kind: str = "pool", *, url: Optional[str] = None, workers: int = 2, timeout: float = 2.0,
-                 token: Optional[str] = None, last_number_fallback: bool = False):
-    """``kind`` "pool" | "http" | "inline"; a ``url`` always means the HTTP service."""
+                 token: Optional[str] = None, last_number_fallback: bool = False, scheme: Optional[str] = None):
+    """``kind`` "pool" | "http" | "inline"; a ``url`` always means the HTTP service (graded with ``scheme``'s
+    rules when given)."""
     if url:
-        return HTTPBackend(url, token=token, last_number_fallback=last_number_fallback)
+        return HTTPBackend(url, token=token, last_number_fallback=last_number_fallback, scheme=scheme)
     if kind == "pool":
         return PoolBackend(workers=workers, timeout=timeout, last_number_fallback=last_number_fallback)
     if kind == "inline":

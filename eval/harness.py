@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
 from eval.benchmarks import Problem, load_benchmarks
-from eval.generate import SamplingSpec, build_prompts, problem_seed
+from eval.generate import build_prompts, check_sampling, problem_seed
 from eval.grading_backend import make_backend
 from eval.report import flat_metrics, write_run
-from eval.completion import as_completion
 from eval.scoring import ProblemSamples, ScoreResult, score_samples
+from mathrl_core.completion import as_completion
+from mathrl_core.sampling import SamplingConfig
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +44,14 @@ def check_ks(ks: Sequence[int], n: int) -> list[int]:
     return ks
 
 
-def run_eval(generator, problems: dict[str, list[Problem]], spec: SamplingSpec, backend, *,
+def run_eval(generator, problems: dict[str, list[Problem]], spec: SamplingConfig, backend, *,
              ks: Optional[Sequence[int]] = None, template: Optional[str] = "qwen_boxed", progress: bool = True,
              out_dir: Union[str, Path, None] = None, run_info: Optional[dict] = None,
              on_error: str = "raise") -> ScoreResult:
     """Generate ``spec.n`` samples per problem with ``generator``, grade with ``backend``, summarise, and
     write the run files into ``out_dir`` when given (``generations.jsonl`` first, before grading, in the
     samples-file format of ``rl-eval score``; then samples.jsonl, summary.json, table.md)."""
-    spec.validate()
+    check_sampling(spec)
     ks = check_ks(ks or default_ks(spec.n), spec.n)
     flat = [p for ps in problems.values() for p in ps]
     prompts = build_prompts([p.question for p in flat], generator.tokenizer, template)
@@ -66,7 +67,7 @@ def run_eval(generator, problems: dict[str, list[Problem]], spec: SamplingSpec, 
     res = score_samples(samples, backend, ks, count_tokens=None, progress=progress, on_error=on_error)
     res.summary.update({
         "sampling": {"n": spec.n, "temperature": spec.temperature, "top_p": spec.top_p, "top_k": spec.top_k,
-                     "max_tokens": spec.max_tokens, "seed": spec.seed, "greedy": spec.greedy},
+                     "max_tokens": spec.max_new_tokens, "seed": spec.seed, "greedy": spec.greedy},
         "template": template, "generator": getattr(generator, "name", type(generator).__name__),
         "timing_s": {"generate": round(gen_s, 3), "grade": round(time.perf_counter() - t1, 3)},
         **(run_info or {})})
@@ -92,12 +93,12 @@ def write_generations(path: Path, samples: Sequence[ProblemSamples]) -> Path:
 
 
 def _generate_in_chunks(generator, prompts, spec, seeds, progress) -> list:
-    """vLLM schedules everything itself (one call with per-problem seeds, its own progress bar). Other
-    generators get fixed chunks of prompts (``chunk_prompts``, independent of the progress bar, so results
-    are the same with or without it) and a tqdm bar over problems."""
-    if getattr(generator, "name", "") == "vllm":
+    """Prompts in the chunks the generator asks for (``chunk_prompts``; fixed, independent of the progress bar, so
+    results are the same with or without it) with a bar over problems; a generator that schedules everything
+    itself (vLLM: ``chunk_prompts`` is None) gets one call and shows its own bar."""
+    chunk = generator.chunk_prompts(spec.n)
+    if chunk is None:
         return generator.generate(prompts, spec, seeds=seeds, progress=progress)
-    chunk = max(1, getattr(generator, "chunk_prompts", lambda n: 16)(spec.n))
     bar = None
     if progress:
         from tqdm.auto import tqdm

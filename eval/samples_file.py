@@ -24,8 +24,10 @@ import re
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from eval.benchmarks import Problem, gsm8k_gold, number_gold, strip_dollars
-from eval.completion import Completion, as_completion
+from eval.benchmarks import Problem
+from mathrl_core.data_files import iter_jsonl
+from mathrl_core.records import gsm8k_gold, number_gold, strip_dollars
+from mathrl_core.completion import Completion, as_completion
 from eval.scoring import ProblemSamples
 
 log = logging.getLogger(__name__)
@@ -114,13 +116,10 @@ def _rows(path: Path):
         if isinstance(data, list):
             yield from enumerate(data, 1)
             return
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            yield lineno, json.loads(line)
-        except json.JSONDecodeError as e:
-            raise SamplesFileError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
+    try:
+        yield from iter_jsonl(path)
+    except ValueError as e:
+        raise SamplesFileError(str(e)) from e
 
 
 def _parse_row(row: dict, default_bench: str, lineno: int) -> ProblemSamples:

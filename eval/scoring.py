@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Sequence
 
 from eval.benchmarks import Problem
-from eval.completion import Completion, as_completion
+from mathrl_core.completion import Completion, as_completion
 from eval.grading_backend import CORRECT, ERROR, TIMEOUT_REASON, equivalence_items, grade_all
 from eval.metrics import ProblemOutcome, average_metrics, benchmark_metrics, cluster_answers_many
 

@@ -20,14 +20,14 @@ def tiny_model_dir(tmp_path_factory):
 
 @pytest.fixture
 def tiny_tokenizer(tiny_model_dir):
-    from trainer.models.loading import load_tokenizer
+    from mathrl_core.models.loading import load_tokenizer
 
     return load_tokenizer(str(tiny_model_dir), padding_side="left")
 
 
 @pytest.fixture
 def tiny_model(tiny_model_dir):
-    from trainer.models.loading import load_causal_lm
+    from mathrl_core.models.loading import load_causal_lm
 
     return load_causal_lm(str(tiny_model_dir), dtype="float32")
 

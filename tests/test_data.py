@@ -5,7 +5,9 @@ import json
 
 import pytest
 
-from trainer.data.datasets import PromptDataset, PromptRecord, data_dir, load_records
+from mathrl_core.data_files import data_dir
+from mathrl_core.records import PromptRecord, load_records
+from trainer.data.datasets import PromptDataset
 
 
 def test_real_training_and_eval_files():

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from trainer.data.datasets import load_records
+from mathrl_core.records import load_records
 from trainer.data.synthetic import (SyntheticConfig, generate_problems, split_of, synthetic_records,
                                     write_jsonl)
 

@@ -3,8 +3,9 @@ import json
 
 import pytest
 
-from eval.benchmarks import (BENCHMARKS, DEFAULT_BENCHMARKS, UnknownBenchmarkError, gsm8k_gold, last_boxed,
-                             load_benchmark, number_gold, olympiad_gold, parse_benchmarks, resolve_data_dir)
+from eval.benchmarks import BENCHMARKS, DEFAULT_BENCHMARKS, UnknownBenchmarkError, load_benchmark, parse_benchmarks
+from mathrl_core.data_files import data_dir as resolve_data_dir
+from mathrl_core.records import gsm8k_gold, last_boxed, number_gold, olympiad_gold
 
 pytestmark = pytest.mark.skipif(not (resolve_data_dir() / "math500.jsonl").is_file(),
                                 reason="shared data not found (set MATHRL_DATA_DIR)")

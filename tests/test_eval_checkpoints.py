@@ -55,11 +55,11 @@ def test_curve_over_checkpoints(tiny_model_dir, tiny_model, tmp_path, capsys):
 
 
 def test_lora_adapter_checkpoint_is_merged_for_hf(tiny_model_dir, tiny_tokenizer, tmp_path):
-    from trainer.models.loading import LoraSpec, apply_lora, load_causal_lm
-    from trainer.rollout.base import SamplingConfig
-    from trainer.rollout.hf import HFRollout
+    from mathrl_core.models.loading import LoraSpec, apply_lora, load_causal_lm
+    from mathrl_core.sampling import SamplingConfig
+    from mathrl_core.rollout.hf import HFRollout
 
-    from eval.generate import HFGenerator, SamplingSpec
+    from eval.generate import make_generator
 
     model = apply_lora(load_causal_lm(str(tiny_model_dir)), LoraSpec(rank=4))
     with torch.no_grad():  # LoRA B starts at zero: make the adapter matter
@@ -71,8 +71,8 @@ def test_lora_adapter_checkpoint_is_merged_for_hf(tiny_model_dir, tiny_tokenizer
     prompts = ["What is 2+3?", "Compute 7*6."]
     want = HFRollout(model.eval(), tiny_tokenizer).generate(prompts, SamplingConfig(n=1, temperature=0.0,
                                                                                    max_new_tokens=12)).texts
-    gen = HFGenerator(model_path=str(tmp_path / "adapter"), tokenizer_path=str(tiny_model_dir))
-    got = [c[0].text for c in gen.generate(prompts, SamplingSpec(n=1, temperature=0.0, max_tokens=12))]
+    gen = make_generator("hf", str(tmp_path / "adapter"), str(tiny_model_dir))
+    got = [c[0].text for c in gen.generate(prompts, SamplingConfig(n=1, temperature=0.0, max_new_tokens=12))]
     base = HFRollout(load_causal_lm(str(tiny_model_dir)).eval(), tiny_tokenizer).generate(
         prompts, SamplingConfig(n=1, temperature=0.0, max_new_tokens=12)).texts
     assert got == want and got != base

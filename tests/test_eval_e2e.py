@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.benchmarks import DEFAULT_BENCHMARKS, load_benchmark, resolve_data_dir
+from eval.benchmarks import DEFAULT_BENCHMARKS, load_benchmark
+from mathrl_core.data_files import data_dir as resolve_data_dir
 from eval.cli import main
 
 pytestmark = [pytest.mark.slow,
@@ -61,7 +62,7 @@ def test_run_cli_hf_backend_tiny_model(tiny_model_dir, tiny_tokenizer, tmp_path)
     assert len(recs) == len(DEFAULT_BENCHMARKS) * 2 * 2
     assert all(r["verdict"] in VERDICTS and 1 <= r["len"] <= 16 for r in recs)
     # The prompt is the trainer's template (qwen_boxed through the chat template).
-    from trainer.data.templates import build_prompt
+    from mathrl_core.templates import build_prompt
     q0 = load_benchmark("aime24", limit=1)[0].question
     assert next(r for r in recs if r["benchmark"] == "aime24")["prompt"] == build_prompt(tiny_tokenizer, q0, "qwen_boxed")
     assert "| Model | AIME24 | AIME25 | AMC23 | MATH500 | GSM8K | Minerva | OlympiadBench | Avg. |" in \
@@ -106,15 +107,17 @@ def test_run_cli_vllm_backend_tiny_model(vllm_tiny_dir, tmp_path, monkeypatch):
     Per-problem seeds make a problem's samples independent of which other problems are in the run."""
     monkeypatch.setenv("OMP_WAIT_POLICY", "PASSIVE")
     from eval.benchmarks import load_benchmarks
-    from eval.generate import SamplingSpec, VLLMGenerator
+    from eval.generate import make_generator
     from eval.grading_backend import make_backend
     from eval.harness import run_eval
+    from mathrl_core.sampling import SamplingConfig
 
-    gen = VLLMGenerator(str(vllm_tiny_dir), dtype="float32", seed=0, max_model_len=1024,
-                        gpu_memory_utilization=0.05, enforce_eager=True)
+    # a GPU memory fraction is ignored on CPU: the engine gets an explicit KV-cache size (engine_args)
+    gen = make_generator("vllm", str(vllm_tiny_dir), dtype="float32", seed=0, max_model_len=1024,
+                         gpu_memory_utilization=0.05, enforce_eager=True)
     backend = make_backend("pool", workers=1)
     try:
-        spec = SamplingSpec(n=2, temperature=1.0, max_tokens=16, seed=7)
+        spec = SamplingConfig(n=2, temperature=1.0, max_new_tokens=16, seed=7)
         probs = load_benchmarks("aime24,math500", limit=2)
         res = run_eval(gen, probs, spec, backend, ks=[1, 2], progress=False, out_dir=tmp_path / "v",
                        run_info={"model": str(vllm_tiny_dir)})
@@ -125,7 +128,7 @@ def test_run_cli_vllm_backend_tiny_model(vllm_tiny_dir, tmp_path, monkeypatch):
         alone = run_eval(gen, {"math500": probs["math500"][1:]}, spec, backend, ks=[1], progress=False)
         full = [r["completion"] for r in res.records if r["benchmark"] == "math500" and r["id"] == probs["math500"][1].id]
         assert [r["completion"] for r in alone.records] == full
-        greedy = run_eval(gen, {"aime24": probs["aime24"]}, SamplingSpec(n=1, temperature=0.0, max_tokens=16),
+        greedy = run_eval(gen, {"aime24": probs["aime24"]}, SamplingConfig(n=1, temperature=0.0, max_new_tokens=16),
                           backend, ks=[1], progress=False)
         assert greedy.summary["sampling"]["greedy"] is True and len(greedy.records) == 2
     finally:
@@ -138,14 +141,19 @@ def test_run_cli_vllm_backend_tiny_model(vllm_tiny_dir, tmp_path, monkeypatch):
 def test_trainer_eval_hook_logs_harness_metrics(tiny_model, tiny_tokenizer, tmp_path):
     """The trainer's eval hook (trainer.build.build_eval_fn) runs this harness on the in-memory policy through
     its rollout backend and returns metrics to log; the step's run files land under <output_dir>/eval."""
+    from mathrl_core.rollout.hf import HFRollout
     from trainer.build import build_eval_fn
-    from trainer.config import EvalConfig, RLConfig
-    from trainer.rollout.hf import HFRollout
+    from trainer.config import EvalConfig, RewardConfig, RLConfig
+    from trainer.reward import RewardScorer
 
     cfg = RLConfig(eval=EvalConfig(every_steps=1, benchmarks=["aime24", "gsm8k"], limit=2, n=1,
                                    temperature=0.0, max_new_tokens=8))
-    eval_fn = build_eval_fn(cfg, tiny_tokenizer, HFRollout(tiny_model, tiny_tokenizer), tmp_path)
-    m = eval_fn(3)
+    reward = RewardScorer(RewardConfig(workers=1))
+    try:
+        eval_fn = build_eval_fn(cfg, tiny_tokenizer, HFRollout(tiny_model, tiny_tokenizer), tmp_path, reward)
+        m = eval_fn(3)
+    finally:
+        reward.close()
     for b in ("aime24", "gsm8k"):
         assert 0.0 <= m[f"eval/{b}/pass@1"] <= 1.0 and 1 <= m[f"eval/{b}/avg_len"] <= 8
     assert "eval/avg/pass@1" in m

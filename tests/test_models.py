@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from trainer.models.actor import (logprobs_from_logits, pad_sequences, position_ids_from_mask,
-                                  reference_logprobs, response_logprobs)
+from mathrl_core.models.loading import (LoraSpec, export_state_dict, load_causal_lm, load_reference, load_weights,
+                                        torch_dtype)
+from mathrl_core.models.sequences import pad_sequences, position_ids_from_mask
+from trainer.models.actor import logprobs_from_logits, reference_logprobs, response_logprobs
 from trainer.models.critic import Critic, response_values
-from trainer.models.loading import (LoraSpec, export_state_dict, load_causal_lm, load_reference, load_weights,
-                                    torch_dtype)
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -73,7 +73,7 @@ def _grouped_batch():
 
 
 def test_distinct_prompts_maps_rows_to_their_prompt():
-    from trainer.models.actor import distinct_prompts
+    from mathrl_core.models.sequences import distinct_prompts
 
     b, rows = _grouped_batch()
     first, inverse = distinct_prompts(b.input_ids, b.attention_mask, b.prompt_len)
@@ -118,12 +118,12 @@ def test_shared_prompt_forward_with_one_response_column(tiny_model):
 
 
 def test_full_logits_fallback_for_models_without_logits_to_keep(tiny_model, monkeypatch):
-    from trainer.models import actor
+    from mathrl_core.models import sequences
 
     b = _batch()
     with torch.no_grad():
         kept = response_logprobs(tiny_model, b.input_ids, b.attention_mask, b.prompt_len)
-        monkeypatch.setitem(actor._LOGITS_TO_KEEP, type(tiny_model), False)
+        monkeypatch.setitem(sequences._LOGITS_TO_KEEP, type(tiny_model), False)
         full = response_logprobs(tiny_model, b.input_ids, b.attention_mask, b.prompt_len)
     torch.testing.assert_close(full, kept, atol=1e-6, rtol=0)
 

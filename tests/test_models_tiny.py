@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from trainer.data.synthetic import generate_problems
-from trainer.models.loading import load_causal_lm, load_tokenizer
+from mathrl_core.models.loading import load_causal_lm, load_tokenizer
 from trainer.models.tiny import ENDOFTEXT, IM_END, IM_START, build_model, save_tiny_checkpoint, train_tokenizer
 
 pytestmark = pytest.mark.usefixtures("single_thread")

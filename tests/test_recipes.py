@@ -99,7 +99,7 @@ def test_recipe_dry_runs(name, sft_data, capsys):
 def test_recipe_names_known_templates_schemes_and_benchmarks(name):
     from eval.benchmarks import BENCHMARKS
     from reward_service.rewards import BUILTIN_SCHEMES
-    from trainer.data.templates import TEMPLATES
+    from mathrl_core.templates import TEMPLATES
 
     cfg = rl_config(name)
     assert cfg.data.template in TEMPLATES
@@ -352,7 +352,7 @@ def test_openrlhf_wrapper_serves_the_reward_to_openrlhf(tmp_path):
 
 # ------------------------------------------------------------------------------ 4-bit loading (GSM8K LoRA)
 def test_4bit_quantization_config():
-    from trainer.models.loading import quantization_config_4bit
+    from mathrl_core.models.loading import quantization_config_4bit
 
     q = quantization_config_4bit()
     assert q.load_in_4bit and q.bnb_4bit_quant_type == "nf4" and q.bnb_4bit_compute_dtype == torch.bfloat16
@@ -362,14 +362,14 @@ def test_4bit_quantization_config():
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU error")
 @pytest.mark.parametrize("device", [None, "cpu", "cuda"])
 def test_4bit_loading_on_cpu_is_a_clear_error(device, tmp_path):
-    from trainer.models.loading import LoraSpec, load_causal_lm
+    from mathrl_core.models.loading import LoraSpec, load_causal_lm
 
     with pytest.raises(ValueError, match="load_in_4bit needs a CUDA"):
         load_causal_lm(str(tmp_path), lora=LoraSpec(rank=8), load_in_4bit=True, device=device)
 
 
 def test_4bit_needs_lora(tmp_path):
-    from trainer.models.loading import load_causal_lm
+    from mathrl_core.models.loading import load_causal_lm
 
     with pytest.raises(ValueError, match="lora.rank > 0"):
         load_causal_lm(str(tmp_path), load_in_4bit=True)
@@ -380,7 +380,7 @@ def test_4bit_without_bitsandbytes_is_a_clear_error(monkeypatch):
     """The branch after the CUDA check; CUDA cannot run here, so only its availability answer is replaced."""
     import importlib.util
 
-    from trainer.models.loading import resolve_4bit_device
+    from mathrl_core.models.loading import resolve_4bit_device
 
     if importlib.util.find_spec("bitsandbytes") is not None:
         pytest.skip("bitsandbytes is installed")
@@ -392,7 +392,7 @@ def test_4bit_without_bitsandbytes_is_a_clear_error(monkeypatch):
 
 def test_export_refuses_quantized_weights():
     """vLLM weight sync exports HF tensors; bitsandbytes' packed 4-bit parameters are not, so it stops."""
-    from trainer.models.loading import export_state_dict
+    from mathrl_core.models.loading import export_state_dict
 
     class Params4bit(torch.nn.Parameter):  # the class name bitsandbytes gives its 4-bit weights
         pass

@@ -4,11 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer.data.templates import build_prompt
+from mathrl_core.templates import build_prompt
 from trainer.models.actor import response_logprobs
-from trainer.models.loading import load_causal_lm
-from trainer.rollout.base import RolloutOutput, SamplingConfig, find_stop
-from trainer.rollout.hf import HFRollout, top_k_top_p_mask
+from mathrl_core.models.loading import load_causal_lm
+from mathrl_core.rollout.base import RolloutOutput, find_stop
+from mathrl_core.sampling import SamplingConfig
+from mathrl_core.rollout.hf import HFRollout, top_k_top_p_mask
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -175,7 +176,7 @@ def test_output_helpers_and_config_validation():
 
 
 def test_lora_policy_rollout(tiny_model_dir, tiny_tokenizer, prompts):
-    from trainer.models.loading import LoraSpec
+    from mathrl_core.models.loading import LoraSpec
 
     model = load_causal_lm(str(tiny_model_dir), lora=LoraSpec(rank=4, alpha=8))
     with torch.no_grad():

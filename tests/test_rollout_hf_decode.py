@@ -1,4 +1,4 @@
-"""The fast HF generate path (trainer/rollout/hf_decode.py) against stock HF generate and SDPA."""
+"""The fast HF generate path (mathrl_core/rollout/hf_decode.py) against stock HF generate and SDPA."""
 from __future__ import annotations
 
 import math
@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from trainer.data.templates import build_prompt
+from mathrl_core.templates import build_prompt
 from trainer.models.actor import response_logprobs
-from trainer.rollout import hf_decode
-from trainer.rollout.base import SamplingConfig
-from trainer.rollout.hf import HFRollout
+from mathrl_core.rollout import hf_decode
+from mathrl_core.sampling import SamplingConfig
+from mathrl_core.rollout.hf import HFRollout
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -99,7 +99,7 @@ def test_preallocated_layer_writes_in_place_and_reorders():
 
 
 def test_shared_prefill_fills_the_cache_like_a_full_prefill(tiny_model, tiny_tokenizer, prompts):
-    from trainer.models.actor import position_ids_from_mask
+    from mathrl_core.models.sequences import position_ids_from_mask
 
     rows = [tiny_tokenizer(p, add_special_tokens=False)["input_ids"] for p in (prompts[0], prompts[1], prompts[0])]
     P = max(map(len, rows))

@@ -13,11 +13,12 @@ import os
 import pytest
 import torch
 
-from trainer.data.templates import build_prompt
+from mathrl_core.templates import build_prompt
 from trainer.models.actor import response_logprobs
-from trainer.models.loading import export_state_dict, load_causal_lm
-from trainer.rollout.base import SamplingConfig, find_stop
-from trainer.rollout.weight_sync import (
+from mathrl_core.models.loading import export_state_dict, load_causal_lm
+from mathrl_core.rollout.base import find_stop
+from mathrl_core.sampling import SamplingConfig
+from mathrl_core.rollout.weight_sync import (
     FanOutClient,
     WeightManifest,
     check_update,
@@ -45,7 +46,7 @@ def model_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def engine(model_dir):
-    from trainer.rollout.vllm_engine import VLLMRollout
+    from mathrl_core.rollout.vllm_engine import VLLMRollout
 
     ro = VLLMRollout(str(model_dir), dtype="float32", enforce_eager=True, seed=0, max_model_len=512)
     yield ro
@@ -96,7 +97,7 @@ def test_generate_shapes_and_logprobs_match_trainer(engine, ref, prompts, temper
 
 
 def test_greedy_matches_hf_backend_and_seeds(engine, ref, prompts):
-    from trainer.rollout.hf import HFRollout
+    from mathrl_core.rollout.hf import HFRollout
 
     greedy = SamplingConfig(n=2, temperature=0.0, max_new_tokens=10)
     v = engine.generate(prompts, greedy)
@@ -150,7 +151,7 @@ def test_stop_strings_and_stop_tokens(engine, prompts, include):
 
 
 def test_sleep_and_wake_up_are_logged_noops_on_cpu(engine, prompts, caplog):
-    with caplog.at_level(logging.INFO, logger="trainer.rollout.vllm_engine"):
+    with caplog.at_level(logging.INFO, logger="mathrl_core.rollout.vllm_engine"):
         engine.sleep()
         engine.wake_up()
     assert "not supported on CPU" in caplog.text
@@ -189,7 +190,7 @@ def test_update_weights_matches_hf_and_clears_prefix_cache(engine, ref, prompts)
 
 
 def test_partial_update_through_a_file(engine, ref, prompts, monkeypatch):
-    from trainer.rollout import vllm_engine
+    from mathrl_core.rollout import vllm_engine
 
     monkeypatch.setattr(vllm_engine, "FILE_TRANSPORT_MIN_BYTES", 0)  # the route big models take
     name = "model.layers.1.self_attn.k_proj.weight"  # one third of vLLM's fused qkv parameter

@@ -109,7 +109,7 @@ def test_accumulation_and_packing_do_not_change_the_update(tmp_path, tiny_model_
 
 
 def test_loss_decreases_and_checkpoint_loads(tmp_path, tiny_model_dir):
-    from trainer.models.loading import load_causal_lm, load_tokenizer
+    from mathrl_core.models.loading import load_causal_lm, load_tokenizer
 
     cfg = _cfg(tmp_path, tiny_model_dir, **{"train.max_steps": 30, "data.eval": "synthetic",
                                             "data.eval_limit": 16, "eval.every_steps": 30})
@@ -141,7 +141,7 @@ def test_resume_matches_uninterrupted(tmp_path, tiny_model_dir):
     part.total_steps = 2  # "killed" right after the checkpoint at step 2
     part.train()
     resumed_dir = run_sft(part_cfg, resume=True)
-    from trainer.models.loading import load_causal_lm
+    from mathrl_core.models.loading import load_causal_lm
 
     resumed = load_causal_lm(str(resumed_dir), dtype="float32")
     for (n, a), b in zip(full.model.named_parameters(), resumed.parameters()):
@@ -203,7 +203,7 @@ def test_deepspeed_strategy_matches_torch(tmp_path, tiny_model_dir):
     (loss_t, w_t, _), (loss_d, w_d, dir_d) = runs
     assert loss_d == pytest.approx(loss_t, rel=1e-5)
     torch.testing.assert_close(w_d, w_t, rtol=1e-4, atol=1e-6)
-    from trainer.models.loading import load_causal_lm
+    from mathrl_core.models.loading import load_causal_lm
 
     assert load_causal_lm(str(dir_d), dtype="float32") is not None  # the gathered HF save loads
 
@@ -258,7 +258,7 @@ RECIPES = sorted(p.name for p in (Path(__file__).parents[1] / "recipes").glob("*
 @pytest.mark.parametrize("recipe", RECIPES)
 def test_sft_recipes_dry_run(recipe, capsys):
     """Every SFT recipe resolves and prints its plan without loading weights (reads the local data files)."""
-    from trainer.data.datasets import data_dir
+    from mathrl_core.data_files import data_dir
     from trainer.sft_cli import main
 
     if not data_dir().is_dir():

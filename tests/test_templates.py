@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from trainer.data.templates import (BOXED_INSTRUCTION, GSM8K_REASONING_SYSTEM, TEMPLATES, PromptTemplate,
+from mathrl_core.templates import (BOXED_INSTRUCTION, GSM8K_REASONING_SYSTEM, TEMPLATES, PromptTemplate,
                                     build_prompt, build_sft_example, detect_default_system_prompt, encode_prompt,
                                     end_of_turn, get_template, register_template)
 from trainer.models.tiny import train_tokenizer

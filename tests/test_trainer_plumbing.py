@@ -7,7 +7,7 @@ import torch
 
 from trainer import checkpoint
 from trainer.experience import Experience
-from trainer.models.actor import pad_sequences
+from mathrl_core.models.sequences import pad_sequences
 from trainer.schedules import cosine_with_warmup, lr_lambda
 from trainer.tracking import Tracker, read_metrics
 

@@ -10,8 +10,12 @@ from pathlib import Path
 
 import yaml
 
+from mathrl_core.data_files import data_dir
+from trainer.build import build_run, load_train_records
 from trainer.config import RLConfig
 from trainer.config_tree import ConfigError, load_config
+from trainer.distributed.launch import run_distributed, validate_ray
+from trainer.plan import make_plan
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,8 +30,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _is_local_source(source: str) -> bool:
-    from trainer.data.datasets import data_dir
-
     return source == "synthetic" or Path(source).exists() or any(
         (data_dir() / f"{source}{ext}").is_file() for ext in (".jsonl", ".json", ".parquet"))
 
@@ -35,25 +37,21 @@ def _is_local_source(source: str) -> bool:
 def dry_run(cfg: RLConfig) -> dict:
     """The plan of a run without loading weights or touching the network: roles and their resources, batch
     arithmetic, data counts (local data is counted; a hub dataset is named, not downloaded)."""
-    from trainer.build import load_train_records, plan
-
     n: int | str
     if _is_local_source(cfg.data.train):
         n = len(load_train_records(cfg))
     else:
         n = f"unknown: hub dataset {cfg.data.train!r} is not downloaded in a dry run"
-    info = plan(cfg, n if isinstance(n, int) else cfg.rollout.prompts_per_step)
+    if cfg.ray.enabled:
+        validate_ray(cfg)
+    info = make_plan(cfg, n if isinstance(n, int) else cfg.rollout.prompts_per_step).as_dict()
     if not isinstance(n, int):
         info["records"] = n
         info["steps_per_epoch"] = "depends on the dataset size"
         if not cfg.train.total_steps:
             info["total_steps"] = info["total_optimizer_updates"] = "depends on the dataset size"
-    if cfg.ray.enabled:
-        from trainer.distributed.launch import validate_ray
-
-        validate_ray(cfg)
     info.update({
-        "model": cfg.model.pretrain or f"tiny local model {cfg.model.tiny}",
+        "model": cfg.model.pretrain or f"tiny local model {asdict(cfg.model.tiny) if cfg.model.tiny else None}",
         "algorithm": cfg.algorithm.advantage, "loss_agg": cfg.algorithm.loss_agg,
         "kl": {"coef": cfg.algorithm.kl_coef, "estimator": cfg.algorithm.kl_estimator, "mode": cfg.algorithm.kl_mode},
         "rollout_backend": cfg.rollout.backend,
@@ -62,20 +60,6 @@ def dry_run(cfg: RLConfig) -> dict:
         "reward": {"url": cfg.reward.url or "local service on a free loopback port", "scheme": cfg.reward.scheme},
         "template": cfg.data.template,
     })
-    if cfg.ray.enabled:
-        r, gpu = cfg.ray, cfg.ray.actor_num_gpus
-        res = {"policy": {"ranks": r.actor_ranks, "gpus_per_rank": gpu, "cpus_per_rank": r.cpus_per_rank},
-               "rollout": {"engines": cfg.rollout.num_engines, "tensor_parallel_size": cfg.rollout.tensor_parallel_size,
-                           "gpus_per_engine": cfg.rollout.tensor_parallel_size if gpu else 0}}
-        if cfg.algorithm.kl_coef > 0:
-            res["reference"] = {"ranks": r.ref_ranks, "colocated_with_policy": r.colocate_actor_ref or r.colocate_all}
-        if cfg.uses_critic:
-            res["critic"] = {"ranks": r.critic_ranks, "gpus_per_rank": gpu, "colocated_with_policy": r.colocate_all}
-        own = [k for k, v in res.items() if not v.get("colocated_with_policy")]
-        res["total_gpus"] = (r.actor_ranks * gpu + (r.critic_ranks * gpu if "critic" in own else 0)
-                             + (r.ref_ranks * gpu if "reference" in own else 0)
-                             + (0 if r.colocate_all else cfg.rollout.num_engines * res["rollout"]["gpus_per_engine"]))
-        info["resources"] = res
     return info
 
 
@@ -99,11 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
     if cfg.ray.enabled:
-        from trainer.distributed.launch import run_distributed
-
         return run_distributed(cfg, resume=args.resume)
-    from trainer.build import build_run
-
     loop = build_run(cfg, resume=args.resume)
     try:
         loop.run()

@@ -11,9 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
+from mathrl_core.rollout.registry import ROLLOUT_BACKENDS, RolloutSpec
+from mathrl_core.rollout.weight_sync import resolve_sync_backend
+from mathrl_core.sampling import logprob_temperature
+from trainer.algorithms.estimators import ADVANTAGE_ESTIMATORS, AdvantageEstimator, get_estimator
 from trainer.config_tree import ConfigError
-
-ADVANTAGE_ESTIMATORS = ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_baseline")
+from trainer.data.synthetic import SyntheticData
+from trainer.models.tiny import TinyModelConfig
 
 
 @dataclass
@@ -36,8 +40,8 @@ class ModelConfig:
     attn_implementation: Optional[str] = None
     trust_remote_code: bool = False
     lora: LoraConfig = field(default_factory=LoraConfig)
-    # Build a tiny model + tokenizer locally (no hub) into this directory when `pretrain` is empty.
-    tiny: Optional[dict] = None
+    # Build a tiny model + tokenizer locally (no hub) when `pretrain` is empty (trainer.models.tiny)
+    tiny: Optional[TinyModelConfig] = None
 
 
 @dataclass
@@ -49,12 +53,12 @@ class DataConfig:
     template: str = "qwen_boxed"
     max_prompt_tokens: int = 1024      # longer prompts are dropped (counted in metrics), never truncated
     limit: Optional[int] = None        # use only the first N records
-    synthetic: Optional[dict] = None   # generator options when train == "synthetic"
+    synthetic: Optional[SyntheticData] = None  # generator options when train == "synthetic"
 
 
 @dataclass
 class RolloutConfig:
-    backend: Literal["hf", "vllm"] = "hf"
+    backend: str = "hf"                # a name in mathrl_core.rollout.registry.ROLLOUT_BACKENDS: hf | vllm
     prompts_per_step: int = 8
     n: int = 8                         # samples per prompt (the GRPO group size)
     temperature: float = 1.0
@@ -65,7 +69,7 @@ class RolloutConfig:
     include_stop_str_in_output: bool = True
     micro_batch_size: int = 64         # HF generate batch
     # HF generate with a preallocated KV cache, grouped-query decode attention, one prefill per distinct prompt
-    # and sampling in our logits processor (trainer/rollout/hf_decode.py); false = stock generate
+    # and sampling in our logits processor (mathrl_core/rollout/hf_decode.py); false = stock generate
     hf_fast_decode: bool = True
     # vLLM engines (distributed runtime)
     num_engines: int = 1
@@ -92,7 +96,7 @@ class RewardConfig:
 
 @dataclass
 class AlgorithmConfig:
-    advantage: Literal["gae", "grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_baseline"] = "grpo"
+    advantage: str = "grpo"            # a name in trainer.algorithms.estimators.ADVANTAGE_ESTIMATORS
     gamma: float = 1.0
     lam: float = 0.95
     group_eps: float = 1e-6
@@ -206,9 +210,58 @@ class RLConfig:
     def samples_per_step(self) -> int:
         return self.rollout.prompts_per_step * self.rollout.n
 
+    # ---- rules derived from the config, computed here and nowhere else ----------------------------------
+    @property
+    def estimator(self) -> AdvantageEstimator:
+        return get_estimator(self.algorithm.advantage)
+
     @property
     def uses_critic(self) -> bool:
-        return self.algorithm.advantage == "gae"
+        return self.estimator.needs_critic
+
+    @property
+    def uses_reference(self) -> bool:
+        """A KL term needs the reference policy's log-probs; ``kl_coef = 0`` skips the reference entirely."""
+        return self.algorithm.kl_coef > 0
+
+    @property
+    def reference_is_policy_base(self) -> bool:
+        """LoRA: the frozen base under the adapters *is* the reference (read with the adapters disabled, no
+        second copy of the model), as TRL and OpenRLHF do."""
+        return self.uses_reference and self.model.lora.rank > 0
+
+    @property
+    def logprob_temperature(self) -> float:
+        """The temperature of every log-prob the trainer computes (policy, reference, old): the rollout's."""
+        return logprob_temperature(self.rollout.temperature)
+
+    @property
+    def max_model_len(self) -> int:
+        """Prompt + response token budget of an engine (longer prompts are dropped, never truncated)."""
+        return self.data.max_prompt_tokens + self.rollout.max_new_tokens
+
+    def grad_accumulation(self, world_size: int = 1) -> int:
+        """Micro-batches per optimizer step on each of ``world_size`` data-parallel ranks."""
+        return max(1, self.train.minibatch_size // (self.train.micro_batch_size * world_size))
+
+    def sync_backend(self, *, on_cpu: bool, same_process: bool) -> str:
+        """The weight-sync route to the rollout engines (``rollout.sync_backend`` resolved for a placement):
+        the local run's engine lives in the trainer's process; Ray engines are other processes, colocated on
+        the policy's devices with ``ray.colocate_all``."""
+        colocated = same_process or self.ray.colocate_all
+        return resolve_sync_backend(self.rollout.sync_backend, on_cpu=on_cpu, colocated=colocated,
+                                    same_process=same_process)
+
+    def rollout_spec(self, *, sync_backend: str, colocated: bool) -> RolloutSpec:
+        """The engine settings of this run's rollout backend (``mathrl_core.rollout.registry``)."""
+        r, m = self.rollout, self.model
+        return RolloutSpec(backend=r.backend, micro_batch_size=r.micro_batch_size, hf_fast_decode=r.hf_fast_decode,
+                           dtype=m.dtype, tensor_parallel_size=r.tensor_parallel_size,
+                           gpu_memory_utilization=r.gpu_memory_utilization,
+                           kv_cache_memory_bytes=r.kv_cache_memory_bytes, enforce_eager=r.enforce_eager,
+                           enable_sleep=r.enable_sleep, sync_backend=sync_backend, colocated=colocated,
+                           max_model_len=self.max_model_len, seed=self.train.seed,
+                           trust_remote_code=m.trust_remote_code)
 
 
 def _positive(key: str, value, allow_zero: bool = False):
@@ -257,8 +310,14 @@ def validate(cfg: RLConfig) -> None:
     if samples % t.minibatch_size:
         raise ConfigError(f"train.minibatch_size ({t.minibatch_size}) must divide the samples per step "
                           f"(rollout.prompts_per_step x rollout.n = {samples})")
-    if a.advantage in ("grpo", "dr_grpo", "rloo") and a.kl_coef > 0 and a.kl_mode == "reward":
+    if a.advantage not in ADVANTAGE_ESTIMATORS:
+        raise ConfigError(f"algorithm.advantage: {a.advantage!r} is not one of {list(ADVANTAGE_ESTIMATORS)}")
+    if r.backend not in ROLLOUT_BACKENDS:
+        raise ConfigError(f"rollout.backend: {r.backend!r} is not one of {list(ROLLOUT_BACKENDS)}")
+    est = ADVANTAGE_ESTIMATORS[a.advantage]
+    if not est.kl_in_reward and a.kl_coef > 0 and a.kl_mode == "reward":
+        with_reward = [e.name for e in ADVANTAGE_ESTIMATORS.values() if e.kl_in_reward]
         raise ConfigError(f"algorithm.kl_mode: '{a.advantage}' takes the KL as a loss term (GRPO); set "
-                          "algorithm.kl_mode=loss, or use gae / reinforce_pp / reinforce_baseline for a KL reward")
-    if a.advantage in ("grpo", "dr_grpo", "rloo", "reinforce_baseline") and r.n < 2:
-        raise ConfigError(f"rollout.n: group advantage '{a.advantage}' needs n >= 2, got {r.n}")
+                          f"algorithm.kl_mode=loss, or use {' / '.join(with_reward)} for a KL reward")
+    if r.n < est.min_group_size:
+        raise ConfigError(f"rollout.n: group advantage '{a.advantage}' needs n >= {est.min_group_size}, got {r.n}")

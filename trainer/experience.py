@@ -1,16 +1,47 @@
 """The experience batch one RL step trains on, and how rollouts are padded into it.
 
 Layout of every sequence: ``[left-padded prompt | response | right padding]`` (built by
-``RolloutOutput.to_batch`` / ``trainer.models.actor.pad_sequences``); ``prompt_len`` (P) is the padded prompt
+``RolloutOutput.to_batch`` / ``mathrl_core.models.sequences.pad_sequences``); ``prompt_len`` (P) is the padded prompt
 width shared by the batch, T the longest response. Token-level tensors (log-probs, values,
 advantages, ...) are ``[B, T]`` over response positions, with ``response_mask`` marking real tokens.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
-from typing import Optional
+from typing import Any, Optional, Sequence
 
 import torch
+
+from mathrl_core.rollout.base import RolloutOutput
+
+
+@dataclass
+class ScoredRollout:
+    """Rollouts and their grades, what ``RLLoop.collect`` hands to ``make_experience``: row ``j`` is the rollout
+    row ``out[j]`` with its gold ``golds[j]``, reward ``rewards[j]`` and verdict ``verdicts[j]``."""
+
+    out: RolloutOutput
+    golds: list[Any]
+    rewards: list[float]
+    verdicts: list[str]
+
+    def __post_init__(self):
+        n = len(self.out)
+        for name in ("golds", "rewards", "verdicts"):
+            if len(getattr(self, name)) != n:
+                raise ValueError(f"ScoredRollout.{name} has {len(getattr(self, name))} rows, expected {n}")
+
+    def __len__(self) -> int:
+        return len(self.out)
+
+    def select(self, rows: Sequence[int]) -> "ScoredRollout":
+        return ScoredRollout(self.out.select(rows), [self.golds[j] for j in rows], [self.rewards[j] for j in rows],
+                             [self.verdicts[j] for j in rows])
+
+    @staticmethod
+    def concat(parts: Sequence["ScoredRollout"]) -> "ScoredRollout":
+        return ScoredRollout(RolloutOutput.concat([p.out for p in parts]), [g for p in parts for g in p.golds],
+                             [r for p in parts for r in p.rewards], [v for p in parts for v in p.verdicts])
 
 
 @dataclass
@@ -28,7 +59,18 @@ class Experience:
     advantages: Optional[torch.Tensor] = None        # [B, T]
     returns: Optional[torch.Tensor] = None           # [B, T] critic targets
     tis_weights: Optional[torch.Tensor] = None       # [B, T] truncated importance weights (mismatch fix)
+    # True: one on-policy update by the very weights that sampled (RLLoop.old_logprobs_from_update); the old
+    # log-probs are the update's own detached log-probs (ratio = 1 exactly) and old_logprobs stays None
+    old_logprobs_from_update: bool = False
     info: dict = field(default_factory=dict)         # non-tensor extras (not split)
+
+    def old_logprobs_for(self, logprobs: torch.Tensor) -> torch.Tensor:
+        """PPO's old log-probs for this batch, given the update's current ``logprobs``."""
+        if self.old_logprobs_from_update:
+            return logprobs.detach()
+        if self.old_logprobs is None:
+            raise ValueError("experience without old log-probs (and not marked old_logprobs_from_update)")
+        return self.old_logprobs
 
     @property
     def batch_size(self) -> int:

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 import logging
 import os
 import resource
@@ -62,6 +63,18 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
+
+from eval.grading_backend import make_backend
+from eval.harness import evaluate
+from mathrl_core.completion import per_prompt_completions
+from mathrl_core.rollout.hf import HFRollout
+from mathrl_core.sampling import SamplingConfig
+from trainer import checkpoint
+from trainer.build import build_run
+from trainer.config import RLConfig
+from trainer.config_tree import load_config
+from trainer.data.synthetic import SyntheticConfig, SyntheticData, synthetic_records, write_jsonl
+from trainer.sft import SFTConfig, SFTTrainer, synthetic_sft_records
 
 REPO = Path(__file__).resolve().parents[1]
 SFT_RECIPE = REPO / "recipes" / "quickstart_sft.yaml"
@@ -80,7 +93,6 @@ def cpu_seconds() -> float:
 
 class Stages:
     """Wall and CPU seconds per stage."""
-
     def __init__(self):
         self.t0, self.c0 = time.time(), cpu_seconds()
         self.records: dict[str, dict] = {}
@@ -103,12 +115,9 @@ class Stages:
 
 
 # ------------------------------------------------------------------------------------------------ data
-def write_data(out: Path, seed: int, n_heldout: int, n_rl: int, synthetic_opts: dict) -> dict[str, Path]:
-    """The RL prompt file (train split, another draw than the SFT data) and the held-out file (test split)."""
-    from trainer.data.synthetic import SyntheticConfig, synthetic_records, write_jsonl
-
-    syn = SyntheticConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in synthetic_opts.items()
-                             if k not in ("n", "seed", "noise")})
+def write_data(out: Path, seed: int, n_heldout: int, n_rl: int, syn: SyntheticConfig) -> dict[str, Path]:
+    """The RL prompt file (train split, another draw than the SFT data) and the held-out file (test split), with
+    the SFT data's difficulty knobs ``syn``."""
     heldout = [{"question": r["question"], "answer": r["answer"], "id": i}
                for i, r in enumerate(synthetic_records(n_heldout, "test", seed=HELDOUT_SEED, config=syn))]
     rl = [{"question": r["question"], "answer": r["answer"]}
@@ -122,16 +131,11 @@ def greedy_eval(model, tokenizer, heldout: Path, grader, *, max_new_tokens: int,
                 template: str = "qwen_boxed", out_dir: Optional[Path] = None) -> dict:
     """Greedy held-out accuracy, no-answer rate and mean response length (tokens) through the eval harness
     (the same generation path and grader as the RL loop's eval hook)."""
-    from eval.harness import evaluate
-    from trainer.rollout.base import SamplingConfig
-    from trainer.rollout.hf import HFRollout
-
     rollout = HFRollout(model, tokenizer, micro_batch_size=micro_batch_size)
 
     def generate_fn(prompts, n):
         out = rollout.generate(prompts, SamplingConfig(n=n, temperature=0.0, max_new_tokens=max_new_tokens))
-        rows = [{"text": t, "num_tokens": len(ids)} for t, ids in zip(out.texts, out.response_token_ids)]
-        return [rows[i * n:(i + 1) * n] for i in range(len(prompts))]
+        return per_prompt_completions(out, len(prompts), n)
 
     m = evaluate(generate_fn, str(heldout), tokenizer=tokenizer, template=template, grader=grader, out_dir=out_dir)
     name = heldout.stem
@@ -141,18 +145,12 @@ def greedy_eval(model, tokenizer, heldout: Path, grader, *, max_new_tokens: int,
 
 # ------------------------------------------------------------------------------------------------ configs
 def sft_config(out: Path, seed: int, overrides: list[str]):
-    from trainer.config_tree import load_config
-    from trainer.sft import SFTConfig
-
     return load_config(SFTConfig, SFT_RECIPE, [
         f"logging.output_dir={out / 'sft'}", f"train.seed={seed}", f"data.synthetic.seed={seed}",
         f"model.tiny.seed={seed}", f"model.tiny.out_dir={out / f'tiny_model_seed{seed}'}", *overrides])
 
 
 def rl_config(out: Path, seed: int, sft_dir: Path, data: dict[str, Path], overrides: list[str]):
-    from trainer.config import RLConfig
-    from trainer.config_tree import load_config
-
     return load_config(RLConfig, RL_RECIPE, [
         f"model.pretrain={sft_dir}", f"data.train={data['rl_prompts']}", f"eval.data={data['heldout']}",
         f"logging.output_dir={out / 'grpo'}", f"train.seed={seed}", *overrides])
@@ -175,9 +173,6 @@ def control_main(cfg_tree: dict, ckpt: str, heldout: str, eval_every_s: float, m
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s control %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    from eval.grading_backend import make_backend
-    from trainer.config_tree import load_config
-    from trainer.sft import SFTConfig, SFTTrainer
 
     cfg = load_config(SFTConfig, None, [], base=cfg_tree)
     trainer = SFTTrainer(cfg)
@@ -213,13 +208,11 @@ def sft_data_stats(cfg) -> dict:
     """How many SFT demonstrations carry which mistake (synthetic data only)."""
     if cfg.data.train != "synthetic":
         return {"source": cfg.data.train}
-    from collections import Counter
-
-    from trainer.sft import synthetic_sft_records
 
     kinds = Counter(r.extra["noise"] for r in synthetic_sft_records(cfg.data.synthetic, "train", cfg.train.seed))
     n = sum(kinds.values())
-    return {"examples": n, "noise": (cfg.data.synthetic or {}).get("noise"), "kinds": dict(kinds),
+    noise = cfg.data.synthetic.noise if cfg.data.synthetic and cfg.data.synthetic.noise else None
+    return {"examples": n, "noise": asdict(noise) if noise else None, "kinds": dict(kinds),
             "correct_and_boxed_fraction": round(kinds.get("clean", 0) / max(n, 1), 4)}
 
 
@@ -327,14 +320,10 @@ def run(output_dir: str | Path, seed: int = 0, *, sft_overrides: list[str] = (),
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     stages = Stages()
-    from eval.grading_backend import make_backend
-    from trainer import checkpoint
-    from trainer.build import build_run
-    from trainer.sft import SFTTrainer
 
     with stages.run("data"):
         sft_cfg = sft_config(out, seed, list(sft_overrides))
-        data = write_data(out, seed, n_heldout, n_rl_prompts, dict(sft_cfg.data.synthetic or {}))
+        data = write_data(out, seed, n_heldout, n_rl_prompts, sft_cfg.data.synthetic or SyntheticData())
     rl_cfg = rl_config(out, seed, out / "sft" / "model", data, list(rl_overrides))
     max_new = rl_cfg.eval.max_new_tokens or rl_cfg.rollout.max_new_tokens
     grader = make_backend("pool", workers=1)

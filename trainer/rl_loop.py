@@ -17,54 +17,29 @@ from typing import Callable, Optional
 
 import torch
 
+from mathrl_core.rollout.base import RolloutOutput
+from mathrl_core.sampling import SamplingConfig
+from mathrl_core.templates import build_prompt
 from trainer import checkpoint
-from trainer.algorithms import (apply_kl_to_rewards, broadcast_to_tokens, filter_uniform_groups,
-                                gae_advantages_and_returns, group_advantages, kl_estimate,
-                                logprob_mismatch_stats, masked_mean, masked_whiten, overlong_filter_mask,
-                                overlong_reward_shaping, reinforce_pp_advantages, tis_weights,
-                                token_level_rewards, explained_variance)
+from trainer.algorithms import (explained_variance, filter_uniform_groups, kl_estimate, logprob_mismatch_stats,
+                                masked_mean, overlong_filter_mask, overlong_reward_shaping, tis_weights)
+from trainer.algorithms.estimators import AdvantageInputs, get_estimator
 from trainer.config import AlgorithmConfig, RLConfig
-from trainer.data.templates import build_prompt
-from trainer.experience import Experience
-from trainer.rollout.base import RolloutOutput, SamplingConfig
+from trainer.experience import Experience, ScoredRollout
 from trainer.rollout_metrics import length_stats, reflection_rate, verdict_rates
 
 logger = logging.getLogger(__name__)
 
 
 def compute_advantages(exp: Experience, a: AlgorithmConfig, group_size: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """Advantages ``[B, T]`` (and critic returns for GAE) from the experience's rewards and log-probs.
-
-    - gae:       token rewards r_t (scalar reward on the last token, minus beta*KL_t when kl_mode=reward),
-                 A = GAE(gamma, lambda) with the critic's values; returns R = A + V.
-    - grpo / dr_grpo / rloo: sequence advantage from the group of ``n`` samples, the same for every token.
-    - reinforce_pp: discounted token returns (reward - beta*KL_t), whitened over the batch.
-    - reinforce_baseline: (r - group mean) as the terminal reward, then REINFORCE++ return + whitening.
-    """
-    mask = exp.response_mask
+    """Advantages ``[B, T]`` (and critic returns) by the estimator ``algorithm.advantage``
+    (``trainer.algorithms.estimators``), with the per-token KL penalty when KL goes into the reward."""
     kl = None
     if a.kl_coef > 0 and a.kl_mode == "reward":
         kl = kl_estimate(exp.old_logprobs, exp.ref_logprobs, a.kl_estimator)
-    if a.advantage == "gae":
-        r = token_level_rewards(exp.rewards, mask)
-        if kl is not None:
-            r = apply_kl_to_rewards(r, kl, a.kl_coef, mask)
-        adv, ret = gae_advantages_and_returns(r, exp.values, mask, a.gamma, a.lam)
-        if a.whiten_advantages:
-            adv = masked_whiten(adv, mask)
-        return adv, ret
-    if a.advantage in ("grpo", "dr_grpo", "rloo"):
-        seq = group_advantages(exp.rewards, group_size, a.advantage, eps=a.group_eps)
-        return broadcast_to_tokens(seq, mask), None
-    if a.advantage == "reinforce_baseline":
-        terminal = group_advantages(exp.rewards, group_size, "reinforce_baseline")
-    else:  # reinforce_pp
-        terminal = exp.rewards
-    r = token_level_rewards(terminal, mask)
-    if kl is not None:
-        r = apply_kl_to_rewards(r, kl, a.kl_coef, mask)
-    adv, _ = reinforce_pp_advantages(r, mask, gamma=a.gamma)
-    return adv, None
+    return get_estimator(a.advantage).compute(AdvantageInputs(
+        rewards=exp.rewards, mask=exp.response_mask, group_size=group_size, gamma=a.gamma, lam=a.lam,
+        group_eps=a.group_eps, whiten=a.whiten_advantages, kl=kl, kl_coef=a.kl_coef, values=exp.values))
 
 
 class PhaseTimer:
@@ -82,8 +57,8 @@ class PhaseTimer:
 
 class RLLoop:
     def __init__(self, cfg: RLConfig, *, tokenizer, data, rollout, reward, policy, ref=None, critic=None,
-                 tracker=None, eval_fn: Optional[Callable[[int], dict]] = None,
-                 rollout_shares_policy: bool = False, total_steps: int, start_step: int = 0):
+                 tracker=None, eval_fn: Optional[Callable[[int], dict]] = None, total_steps: int,
+                 start_step: int = 0):
         self.cfg = cfg
         self.tokenizer = tokenizer
         self.data = data
@@ -94,19 +69,20 @@ class RLLoop:
         self.critic = critic
         self.tracker = tracker
         self.eval_fn = eval_fn
-        self.rollout_shares_policy = rollout_shares_policy
         t = cfg.train
         # One update per rollout, by the very weights that sampled it: the "old" log-probs are the update's own
         # (detached) log-probs, ratio = 1 exactly, so their separate forward pass is skipped (TRL does the same
         # for num_iterations=1). Needs: the rollout is the policy module (no engine to check against), one
         # epoch of one minibatch, no reference (KL) and no TIS (both read the old log-probs before the update).
-        self.old_logprobs_from_update = (rollout_shares_policy and ref is None and t.ppo_epochs == 1
+        self.old_logprobs_from_update = (rollout.shares_policy and ref is None and t.ppo_epochs == 1
                                          and t.minibatch_size >= cfg.samples_per_step
                                          and cfg.algorithm.tis_cap is None)
         self.total_steps = total_steps
         self.step_num = start_step
         if cfg.uses_critic and critic is None:
-            raise ValueError("algorithm.advantage=gae needs a critic worker")
+            raise ValueError(f"algorithm.advantage={cfg.algorithm.advantage} needs a critic worker")
+        if cfg.uses_reference and ref is None:
+            raise ValueError("algorithm.kl_coef > 0 needs a reference worker")
 
     # ---- the loop -----------------------------------------------------------------------------------------
     def run(self) -> list[dict]:
@@ -131,10 +107,10 @@ class RLLoop:
     def train_step(self, step: int) -> dict:
         timer = PhaseTimer()
         t0 = time.perf_counter()
-        out, golds, scored, gen_stats = self.collect(step, timer)
+        scored, gen_stats = self.collect(step, timer)
         self._rollout_sleep(True)  # colocated vLLM frees its GPU memory while the trainer works
-        exp = self.make_experience(out, golds, scored, timer)
-        metrics = {**gen_stats, **self.experience_metrics(exp, out)}
+        exp = self.make_experience(scored, timer)
+        metrics = {**gen_stats, **self.experience_metrics(exp, scored.out)}
         with timer("train"):
             if self.critic is not None:
                 metrics.update(self.critic.fit(exp, step))
@@ -145,10 +121,10 @@ class RLLoop:
         for phase, s in timer.seconds.items():
             metrics[f"time/{phase}"] = s
         metrics["time/step"] = time.perf_counter() - t0
-        generated = float(sum(out.response_lengths))
+        generated = float(sum(scored.out.response_lengths))
         metrics["throughput/tokens_per_s"] = generated / max(metrics["time/step"], 1e-9)
         metrics["throughput/generate_tokens_per_s"] = generated / max(timer.seconds["generate"], 1e-9)
-        metrics["throughput/samples_per_s"] = len(out) / max(metrics["time/step"], 1e-9)
+        metrics["throughput/samples_per_s"] = len(scored) / max(metrics["time/step"], 1e-9)
         return metrics
 
     # ---- phases -------------------------------------------------------------------------------------------
@@ -159,14 +135,15 @@ class RLLoop:
                               include_stop_str_in_output=r.include_stop_str_in_output,
                               seed=step_seed(self.cfg.train.seed, step, round_))
 
-    def collect(self, step: int, timer: PhaseTimer):
+    def collect(self, step: int, timer: PhaseTimer) -> tuple[ScoredRollout, dict]:
         """Generate and score ``prompts_per_step`` groups. With DAPO dynamic sampling, groups whose rewards are
         all equal are dropped and more prompts are drawn (at most ``dynamic_sampling_max_rounds`` rounds);
         if still short, dropped groups fill the batch (they carry zero group advantage)."""
         a, r = self.cfg.algorithm, self.cfg.rollout
         n, want = r.n, r.prompts_per_step
-        kept, dropped = [], []          # (RolloutOutput of one group, golds, rewards, verdicts, answers)
-        all_verdicts, all_rewards, all_texts, all_lengths, all_reasons = [], [], [], [], []
+        kept: list[ScoredRollout] = []     # one entry per group of n samples
+        dropped: list[ScoredRollout] = []
+        rounds_seen: list[ScoredRollout] = []
         rounds = 0
         while True:
             rounds += 1
@@ -176,24 +153,20 @@ class RLLoop:
                 out = self.rollout.generate(prompts, self.sampling(step, rounds))
             golds = [records[i].answer for i in out.prompt_index]
             with timer("reward"):
-                scored = self.reward.score(out.texts, golds)
-            all_verdicts += scored.verdicts
-            all_rewards += scored.rewards
-            all_texts += out.texts
-            all_lengths += out.response_lengths
-            all_reasons += out.finish_reasons
-            rewards = torch.tensor(scored.rewards, dtype=torch.float32)
+                graded = self.reward.score(out.texts, golds)
+            batch = ScoredRollout(out, golds, graded.rewards, graded.verdicts)
+            rounds_seen.append(batch)
+            rewards = torch.tensor(batch.rewards, dtype=torch.float32)
             keep = (filter_uniform_groups(rewards, n) if a.dynamic_sampling
-                    else torch.ones(len(out), dtype=torch.bool))
-            for g in range(len(out) // n):
-                rows = list(range(g * n, (g + 1) * n))
-                item = (out.select(rows), [golds[j] for j in rows], [scored.rewards[j] for j in rows],
-                        [scored.verdicts[j] for j in rows])
-                (kept if bool(keep[g * n]) else dropped).append(item)
+                    else torch.ones(len(batch), dtype=torch.bool))
+            for g in range(len(batch) // n):
+                (kept if bool(keep[g * n]) else dropped).append(batch.select(range(g * n, (g + 1) * n)))
             if not a.dynamic_sampling or len(kept) >= want or rounds >= a.dynamic_sampling_max_rounds:
                 break
-        stats = {"reward/mean": sum(all_rewards) / max(len(all_rewards), 1), **verdict_rates(all_verdicts),
-                 **length_stats(all_lengths, all_reasons), "response/reflection_rate": reflection_rate(all_texts)}
+        seen = ScoredRollout.concat(rounds_seen)
+        stats = {"reward/mean": sum(seen.rewards) / max(len(seen), 1), **verdict_rates(seen.verdicts),
+                 **length_stats(seen.out.response_lengths, seen.out.finish_reasons),
+                 "response/reflection_rate": reflection_rate(seen.out.texts)}
         if a.dynamic_sampling:
             filled = max(0, want - len(kept))
             stats.update({"dynamic_sampling/rounds": float(rounds), "dynamic_sampling/filled_groups": float(filled),
@@ -201,18 +174,15 @@ class RLLoop:
             if filled:
                 logger.warning("dynamic sampling: only %d/%d groups with mixed rewards after %d rounds; filling "
                                "with %d uniform groups", len(kept), want, rounds, filled)
-        groups = (kept + dropped)[:want]
-        out = RolloutOutput.concat([g[0] for g in groups])
-        golds = [x for g in groups for x in g[1]]
-        scored = {"rewards": [x for g in groups for x in g[2]], "verdicts": [x for g in groups for x in g[3]]}
-        return out, golds, scored, stats
+        return ScoredRollout.concat((kept + dropped)[:want]), stats
 
-    def make_experience(self, out: RolloutOutput, golds, scored: dict, timer: PhaseTimer) -> Experience:
+    def make_experience(self, scored: ScoredRollout, timer: PhaseTimer) -> Experience:
         a, r = self.cfg.algorithm, self.cfg.rollout
+        out = scored.out
         batch, rollout_lp = out.to_batch(self.tokenizer.pad_token_id)
         mask = batch.response_mask.float()
         truncated = torch.tensor([f == "length" for f in out.finish_reasons])
-        rewards = torch.tensor(scored["rewards"], dtype=torch.float32)
+        rewards = torch.tensor(scored.rewards, dtype=torch.float32)
         if a.overlong_buffer > 0:
             lengths = torch.tensor(out.response_lengths, dtype=torch.float32)
             rewards = rewards + overlong_reward_shaping(lengths, r.max_new_tokens, a.overlong_buffer,
@@ -221,7 +191,7 @@ class RLLoop:
             mask = overlong_filter_mask(truncated, mask).float()
         exp = Experience(input_ids=batch.input_ids, attention_mask=batch.attention_mask, response_mask=mask,
                          prompt_len=batch.prompt_len, rewards=rewards, truncated=truncated,
-                         rollout_logprobs=rollout_lp)
+                         rollout_logprobs=rollout_lp, old_logprobs_from_update=self.old_logprobs_from_update)
         with timer("reference"):
             if not self.old_logprobs_from_update:
                 exp.old_logprobs = self.policy.compute_logprobs(exp)
@@ -249,7 +219,7 @@ class RLLoop:
             mismatch = logprob_mismatch_stats(exp.old_logprobs, exp.rollout_logprobs, raw_mask)
             m["rollout/logprob_max_abs_diff"] = float(mismatch["max_abs_diff"])
             m["rollout/logprob_mean_abs_diff"] = float(mismatch["mean_abs_diff"])
-            if not self.rollout_shares_policy:
+            if not self.rollout.shares_policy:
                 m["weight_sync_max_abs_logprob_diff"] = m["rollout/logprob_max_abs_diff"]
         if exp.values is not None:
             m["critic/explained_variance"] = float(explained_variance(exp.values, exp.returns, mask))
@@ -257,17 +227,13 @@ class RLLoop:
         return m
 
     def _rollout_sleep(self, asleep: bool) -> None:
-        """``rollout.enable_sleep``: vLLM's sleep mode between generations (a no-op where vLLM lacks it)."""
-        if self.cfg.rollout.enable_sleep and hasattr(self.rollout, "sleep"):
+        """``rollout.enable_sleep``: vLLM's sleep mode between generations (a no-op where the backend lacks it)."""
+        if self.cfg.rollout.enable_sleep:
             (self.rollout.sleep if asleep else self.rollout.wake_up)()
 
     def sync_weights(self) -> None:
-        if self.rollout_shares_policy:
-            return
-        if hasattr(self.rollout, "pull_from"):  # Ray engines choose their route (object store or NCCL)
-            self.rollout.pull_from(self.policy)
-        else:
-            self.rollout.update_weights(self.policy.named_weights())
+        """The rollout engine takes the policy's weights (its own route: NCCL, object store, in-process)."""
+        self.rollout.sync_from(self.policy)
 
     # ---- checkpoints --------------------------------------------------------------------------------------
     def save(self, step: int) -> None:

@@ -20,6 +20,7 @@ any launcher that sets RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT; each rank takes 
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -31,10 +32,17 @@ from typing import Callable, Literal, Optional
 
 import torch
 
+from mathrl_core.models.loading import load_tokenizer, load_weights, unwrap_model
+from mathrl_core.records import PromptRecord
 from trainer import checkpoint
 from trainer.config_tree import ConfigError
-from trainer.data.datasets import PromptDataset, PromptRecord
+from trainer.data.datasets import PromptDataset
+from trainer.data.synthetic import DemoNoise, SyntheticData, generate_problems, sft_records
+from trainer.models.tiny import TinyModelConfig
+from trainer.roles import (OptimSettings, build_trainable, causal_lm_loader, model_path, resolve_device,
+                           seed_everything)
 from trainer.schedules import lr_lambda
+from trainer.strategy import dist
 from trainer.sft_data import SFTExample, load_sft_records, micro_batches, token_nll_sum, tokenize_records
 
 logger = logging.getLogger(__name__)
@@ -49,9 +57,8 @@ class SFTModelConfig:
     gradient_checkpointing: bool = False
     attn_implementation: Optional[str] = None
     trust_remote_code: bool = False
-    # Build a tiny model + tokenizer locally (no hub) into this directory when `pretrain` is empty:
-    # keyword arguments of trainer.models.tiny.save_tiny_checkpoint (+ out_dir).
-    tiny: Optional[dict] = None
+    # Build a tiny model + tokenizer locally (no hub) when `pretrain` is empty (trainer.models.tiny)
+    tiny: Optional[TinyModelConfig] = None
 
 
 @dataclass
@@ -67,8 +74,8 @@ class SFTDataConfig:
     template: str = "qwen_boxed"
     max_len: int = 2048                # longer examples are dropped (counted), never truncated
     limit: Optional[int] = None
-    # train == "synthetic": n, seed, noise {slip, wrong_box, no_box}, and SyntheticConfig knobs
-    synthetic: Optional[dict] = None
+    # train == "synthetic": n, seed, noise {slip, wrong_box, no_box, skip_last}, and SyntheticConfig knobs
+    synthetic: Optional[SyntheticData] = None
 
 
 @dataclass
@@ -149,22 +156,17 @@ def validate(cfg: SFTConfig) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ data
-def synthetic_sft_records(opts: Optional[dict], split: str, seed: int) -> list[PromptRecord]:
-    """Synthetic word problems as SFT records: the train split with (possibly imperfect, ``noise``) worked
-    solutions, or the test split's clean solutions (for the eval loss)."""
-    from trainer.data.synthetic import DemoNoise, SyntheticConfig, generate_problems, sft_records
-
-    opts = dict(opts or {})
-    n = int(opts.pop("n", 2000))
-    seed = int(opts.pop("seed", seed))
-    noise = DemoNoise(**opts.pop("noise", None) or {})
-    syn = SyntheticConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in opts.items()})
+def synthetic_sft_records(syn: Optional[SyntheticData], split: str, seed: int) -> list[PromptRecord]:
+    """Synthetic word problems as SFT records: the train split with (possibly imperfect, ``syn.noise``) worked
+    solutions, or the test split's clean solutions (for the eval loss). ``syn.seed`` defaults to ``seed``."""
+    syn = syn or SyntheticData()
+    seed = syn.seed if syn.seed is not None else seed
     if split == "train":
-        rows = sft_records(n, seed=seed, config=syn, noise=noise)
+        rows = sft_records(syn.n, seed=seed, config=syn, noise=syn.noise or DemoNoise())
         return [PromptRecord(r["question"], r["response"], i, {"answer": r["answer"], "noise": r["noise"]})
                 for i, r in enumerate(rows)]
     return [PromptRecord(p.question, p.solution, i, {"answer": p.answer})
-            for i, p in enumerate(generate_problems(n, "test", seed=seed, config=syn))]
+            for i, p in enumerate(generate_problems(syn.n, "test", seed=seed, config=syn))]
 
 
 def load_sft_data(cfg: SFTConfig, tokenizer) -> tuple[list[SFTExample], list[SFTExample]]:
@@ -180,10 +182,8 @@ def load_sft_data(cfg: SFTConfig, tokenizer) -> tuple[list[SFTExample], list[SFT
         records = records[:d.limit]
     eval_records: list[PromptRecord] = []
     if d.eval == "synthetic":
-        opts = dict(d.synthetic or {})
-        opts["n"] = d.eval_limit or 256
-        opts.pop("noise", None)
-        eval_records = synthetic_sft_records(opts, "test", cfg.train.seed)
+        held_out = dataclasses.replace(d.synthetic or SyntheticData(), n=d.eval_limit or 256, noise=None)
+        eval_records = synthetic_sft_records(held_out, "test", cfg.train.seed)
     elif d.eval:
         eval_records = load_sft_records(d.eval, d.eval_split, d.question_key, d.response_key)
     elif d.eval_fraction > 0:
@@ -228,15 +228,12 @@ class SFTTrainer:
     """Builds the model, data and strategy from an ``SFTConfig``; ``train()`` runs to the end and saves."""
 
     def __init__(self, cfg: SFTConfig):
-        from trainer.build import resolve_device, seed_everything
-        from trainer.models.loading import load_tokenizer
-
         self.cfg = cfg
         t = cfg.train
         seed_everything(t.seed)
         self.out_dir = Path(cfg.logging.output_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        self.model_path = self._model_path()
+        self.model_path = model_path(cfg.model.pretrain, cfg.model.tiny, self.out_dir)
         self.tokenizer = load_tokenizer(cfg.model.tokenizer or self.model_path, padding_side="left",
                                         trust_remote_code=cfg.model.trust_remote_code)
         self.train_examples, self.eval_examples = load_sft_data(cfg, self.tokenizer)
@@ -249,8 +246,6 @@ class SFTTrainer:
         self.total_steps = t.max_steps or t.epochs * self.steps_per_epoch
         self.rank, self.world = 0, 1
         if t.strategy == "deepspeed":
-            from trainer.strategy import dist
-
             dist.init_from_env()
             self.rank, self.world = dist.rank(), dist.world_size()
             if t.batch_size % self.world:
@@ -265,55 +260,25 @@ class SFTTrainer:
         self.history: list[dict] = []
 
     # ---- building -------------------------------------------------------------------------------------
-    def _model_path(self) -> str:
-        m = self.cfg.model
-        if m.pretrain:
-            return m.pretrain
-        if not m.tiny:
-            raise ValueError("model.pretrain is empty: give a hub id or a local path (or model.tiny for a local toy)")
-        from trainer.models.tiny import save_tiny_checkpoint
-
-        opts = dict(m.tiny)
-        out = Path(opts.pop("out_dir", self.out_dir / "tiny_model"))
-        if not (out / "config.json").is_file():
-            save_tiny_checkpoint(out, **opts)
-        return str(out)
-
     def _make_trainable(self):
-        from trainer.models.loading import load_causal_lm
-
-        t, m = self.cfg.train, self.cfg.model
-        load = lambda: load_causal_lm(self.model_path, dtype=m.dtype,  # noqa: E731
-                                      gradient_checkpointing=m.gradient_checkpointing,
-                                      attn_implementation=m.attn_implementation,
-                                      trust_remote_code=m.trust_remote_code, device=self.device)
-        schedule = lr_lambda(t.lr_scheduler, t.schedule_steps or self.total_steps, t.warmup_ratio, t.min_lr_ratio)
-        if t.strategy == "torch":
-            from trainer.strategy import TorchTrainable
-
-            return TorchTrainable(load(), lr=t.lr, weight_decay=t.weight_decay, betas=t.adam_betas,
-                                  max_grad_norm=t.max_grad_norm, lr_lambda=schedule)
-        from trainer.strategy.deepspeed_strategy import DeepSpeedTrainable, ds_config, load_model
-
-        from transformers import AutoModelForCausalLM  # noqa: F401  (import model classes before zero.Init)
-
+        """The policy model and its optimizer through the role factory (``trainer.roles``): the same loading and
+        training-dtype rules as the RL policy."""
+        t = self.cfg.train
         per_rank = t.batch_size // self.world
-        config = ds_config(zero_stage=t.zero_stage, dtype=m.dtype, max_grad_norm=t.max_grad_norm,
-                           offload_optimizer=t.offload_optimizer, micro_batch_size=t.micro_batch_size,
-                           grad_accum_steps=max(1, math.ceil(per_rank / t.micro_batch_size)))
-        model = load_model(lambda: load_causal_lm(self.model_path, dtype=m.dtype,
-                                                  gradient_checkpointing=m.gradient_checkpointing,
-                                                  attn_implementation=m.attn_implementation,
-                                                  trust_remote_code=m.trust_remote_code), config)
-        return DeepSpeedTrainable(model, lr=t.lr, weight_decay=t.weight_decay, betas=t.adam_betas,
-                                  max_grad_norm=t.max_grad_norm, lr_lambda=schedule, config=config)
+        opt = OptimSettings(lr=t.lr, lr_lambda=lr_lambda(t.lr_scheduler, t.schedule_steps or self.total_steps,
+                                                         t.warmup_ratio, t.min_lr_ratio),
+                            strategy=t.strategy, zero_stage=t.zero_stage, dtype=self.cfg.model.dtype,
+                            offload_optimizer=t.offload_optimizer, weight_decay=t.weight_decay, betas=t.adam_betas,
+                            max_grad_norm=t.max_grad_norm, micro_batch_size=t.micro_batch_size,
+                            grad_accumulation=max(1, math.ceil(per_rank / t.micro_batch_size)))
+        device = self.device if t.strategy == "torch" else None  # DeepSpeed places the module itself
+        loader = causal_lm_loader(self.model_path, self.cfg.model, t.strategy, device)
+        return build_trainable(loader, opt, self.world)
 
     # ---- one step ---------------------------------------------------------------------------------------
     def _all_reduce(self, x: float, op: str = "sum") -> float:
         if self.world == 1:
             return x
-        from trainer.strategy import dist
-
         return dist.all_reduce_sum(x) if op == "sum" else dist.all_reduce_max(x)
 
     def train_step(self, examples: list[SFTExample]) -> dict:
@@ -433,8 +398,6 @@ class SFTTrainer:
         if self.cfg.train.strategy == "deepspeed":
             self.trainable.save_pretrained(directory, self.tokenizer)
         elif self.rank == 0:
-            from trainer.models.loading import unwrap_model
-
             directory.mkdir(parents=True, exist_ok=True)
             unwrap_model(self.model).save_pretrained(directory)
             self.tokenizer.save_pretrained(directory)
@@ -447,8 +410,6 @@ class SFTTrainer:
         """A resumable training checkpoint (weights, optimizer, schedule, data position, RNG), atomically."""
         tmp = checkpoint.begin(self.out_dir, self.step) if self.rank == 0 else None
         if self.world > 1:
-            from trainer.strategy import dist
-
             dist.barrier()
             tmp = checkpoint.checkpoints_dir(self.out_dir) / f".tmp-step_{self.step:06d}"
         self.save_model(tmp / "model")
@@ -462,8 +423,6 @@ class SFTTrainer:
         return tmp
 
     def restore(self, ckpt: Path) -> None:
-        from trainer.models.loading import load_weights
-
         state = checkpoint.load_state(ckpt)
         if self.cfg.train.strategy == "deepspeed":
             self.trainable.load_state(ckpt / "optimizer")  # weights included

@@ -12,7 +12,9 @@ from pathlib import Path
 import yaml
 
 from trainer.config_tree import ConfigError, load_config
-from trainer.sft import SFTConfig
+from trainer.sft import SFTConfig, run_sft, synthetic_sft_records
+from trainer.sft_data import load_sft_records
+from trainer.strategy import dist
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,9 +28,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def dry_run(cfg: SFTConfig) -> dict:
-    from trainer.sft import synthetic_sft_records
-    from trainer.sft_data import load_sft_records
-
     d, t = cfg.data, cfg.train
     if d.train == "synthetic":
         n = len(synthetic_sft_records(d.synthetic, "train", t.seed))
@@ -45,7 +44,7 @@ def dry_run(cfg: SFTConfig) -> dict:
             "grad_accumulation_per_rank": -(-t.batch_size // t.micro_batch_size) if not t.packing else "packed rows",
             "packing": t.packing, "steps_per_epoch": steps_per_epoch,
             "total_steps": t.max_steps or t.epochs * steps_per_epoch, "max_time_s": t.max_time_s,
-            "model": cfg.model.pretrain or f"tiny local model {cfg.model.tiny}",
+            "model": cfg.model.pretrain or f"tiny local model {asdict(cfg.model.tiny) if cfg.model.tiny else None}",
             "strategy": t.strategy + (f" ZeRO-{t.zero_stage}" if t.strategy == "deepspeed" else ""),
             "output": str(Path(cfg.logging.output_dir) / "model")}
 
@@ -65,14 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(cfg.logging.output_dir)
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
-        from trainer.sft import run_sft
-
         try:
             model_dir = run_sft(cfg, resume=args.resume)
         finally:
             if cfg.train.strategy == "deepspeed":
-                from trainer.strategy import dist
-
                 dist.destroy()
     except (FileNotFoundError, KeyError, ValueError) as e:
         print(f"rl-sft: {e}", file=sys.stderr)

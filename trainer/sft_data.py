@@ -1,7 +1,7 @@
 """SFT data: (question, response) records -> token ids with a loss mask -> padded or packed micro-batches.
 
 One example is the RL prompt followed by the response and the end-of-turn text
-(``trainer.data.templates.build_sft_example``), so a model fine-tuned here is prompted by ``rl-train`` exactly
+(``mathrl_core.templates.build_sft_example``), so a model fine-tuned here is prompted by ``rl-train`` exactly
 as it was trained::
 
     input_ids = [ p1 p2 ... pP | r1 r2 ... rR <|im_end|> ]
@@ -28,8 +28,8 @@ from typing import Optional, Sequence
 
 import torch
 
-from trainer.data.datasets import QUESTION_KEYS, PromptRecord, load_records
-from trainer.data.templates import build_sft_example, encode_prompt
+from mathrl_core.records import QUESTION_KEYS, PromptRecord, load_records, load_rows
+from mathrl_core.templates import build_sft_example, encode_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -89,9 +89,7 @@ def load_sft_records(source: str, split: str = "train", question_key: Optional[s
     """(question, response) records from a file / directory / data-dir name / hub id (``load_records``'s
     sources). ``PromptRecord.answer`` holds the response text. Records with an empty question or response are
     skipped with a warning (``load_records``)."""
-    from trainer.data.datasets import _load_rows
-
-    rows, where = _load_rows(str(source), split, None)
+    rows, where = load_rows(str(source), split)
     if not rows:
         raise ValueError(f"{where}: no records")
     key = pick_response_key(rows[0], response_key, where)
@@ -222,7 +220,7 @@ def token_nll_sum(model, mb: MicroBatch) -> torch.Tensor:
     positions never materialise vocabulary-sized fp32 logits (with a 150K vocabulary that is most of the
     memory of a long packed micro-batch).
     """
-    from trainer.models.loading import unwrap_model
+    from mathrl_core.models.loading import unwrap_model
 
     kwargs = {"input_ids": mb.input_ids, "use_cache": False}
     if mb.attention_mask is not None:

@@ -24,7 +24,7 @@ import random
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 NAMES = [("Mia", "she"), ("Leo", "he"), ("Ava", "she"), ("Sam", "he"), ("Zoe", "she"), ("Max", "he"),
          ("Lily", "she"), ("Ben", "he"), ("Emma", "she"), ("Omar", "he"), ("Nora", "she"), ("Raj", "he"),
@@ -232,6 +232,21 @@ class DemoNoise:
     @property
     def total(self) -> float:
         return self.slip + self.wrong_box + self.no_box + self.skip_last
+
+
+@dataclass(frozen=True)
+class SyntheticData(SyntheticConfig):
+    """``data.synthetic`` of a recipe: the difficulty knobs, how many problems, their seed (default
+    ``train.seed``) and, for SFT demonstrations, the teacher's mistake rates."""
+
+    n: int = 2000
+    seed: Optional[int] = None
+    noise: Optional[DemoNoise] = None
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
 
 
 def _slipped(value: int, rng: random.Random) -> int:

@@ -10,6 +10,14 @@ import os
 import socket
 from typing import Any, Optional
 
+import torch
+
+from mathrl_core.rollout.weight_sync import EngineClient, FanOutClient, NcclWeightSender
+from trainer.config import RLConfig
+from trainer.config_tree import load_config
+from trainer.roles import Placement, build_worker, seed_everything
+from trainer.strategy import dist
+
 
 def node_ip_and_free_port() -> tuple[str, int]:
     """This node's IP (as Ray sees it) and a free TCP port on it: the rendezvous of a process group."""
@@ -22,11 +30,17 @@ def node_ip_and_free_port() -> tuple[str, int]:
 
 
 class TrainingRank:
-    """One rank of the policy, critic or reference group."""
+    """One rank of the policy, critic or reference group. A LoRA policy rank with a KL term also serves the
+    reference role itself (``cfg.reference_is_policy_base``: its frozen base with the adapters disabled), so
+    no reference group is started."""
 
     def __init__(self, role: str, rank: int, world_size: int):
         self.role, self.rank, self.world_size = role, rank, world_size
-        self.worker = None
+        self.workers: dict[str, Any] = {}
+
+    @property
+    def worker(self):
+        return self.workers[self.role]
 
     def address(self) -> tuple[str, int]:
         return node_ip_and_free_port()
@@ -35,45 +49,26 @@ class TrainingRank:
         return os.getpid()
 
     def setup(self, cfg_dict: dict, model_path: str, total_updates: int, master_addr: str, master_port: int) -> bool:
-        """Join the role's process group and build the model, its optimizer and the worker (collective)."""
+        """Join the role's process group and build the worker(s) through the role factory (collective)."""
         os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
                           WORLD_SIZE=str(self.world_size), LOCAL_RANK="0")
-        import torch
-
-        from trainer.build import critic_loader, make_trainable, policy_loader, resolve_device, seed_everything
-        from trainer.config import RLConfig
-        from trainer.config_tree import load_config
-        from trainer.models.loading import load_reference
-        from trainer.strategy import dist
-        from trainer.workers.critic import CriticWorker
-        from trainer.workers.policy import PolicyWorker, ReferenceWorker
-
         cfg = load_config(RLConfig, None, base=cfg_dict)
         seed_everything(cfg.train.seed)
-        device = resolve_device(cfg.train.device)
-        if device.type == "cuda":
-            torch.cuda.set_device(0)  # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPU
-        if self.role == "reference":
-            # Inference only: every rank holds a frozen copy and scores its shard (no process group needed).
-            self.worker = ReferenceWorker(cfg, load_reference(model_path, dtype=cfg.model.dtype, device=device,
-                                                              trust_remote_code=cfg.model.trust_remote_code))
-            return True
-        if cfg.train.strategy == "torch" and self.world_size > 1:
+        here = Placement.ray_rank(self.rank, self.world_size, cfg.train.device)
+        if here.device.type == "cuda":
+            torch.cuda.set_device(here.device)
+        if cfg.train.strategy == "torch" and self.world_size > 1 and self.role != "reference":
             raise ValueError(f"{self.role}: {self.world_size} ranks need train.strategy=deepspeed")
-        if self.role == "policy":
-            trainable = make_trainable(cfg, lambda: policy_loader(cfg, model_path), cfg.train.actor_lr,
-                                       total_updates, world_size=self.world_size)
-            self.worker = PolicyWorker(cfg, trainable, world_size=self.world_size, all_reduce_sum=dist.all_reduce_sum)
-        elif self.role == "critic":
-            trainable = make_trainable(cfg, lambda: critic_loader(cfg, model_path), cfg.train.critic_lr,
-                                       total_updates, world_size=self.world_size)
-            self.worker = CriticWorker(cfg, trainable, world_size=self.world_size, all_reduce_sum=dist.all_reduce_sum)
-        else:
-            raise ValueError(f"unknown role {self.role!r}")
+        # a reference rank is inference only: every rank holds a frozen copy and scores its shard
+        self.workers[self.role] = build_worker(cfg, self.role, here, model_path=model_path,
+                                               total_updates=total_updates)
+        if self.role == "policy" and cfg.reference_is_policy_base:
+            self.workers["reference"] = build_worker(cfg, "reference", here, model_path=model_path,
+                                                     policy=self.worker)
         return True
 
-    def call(self, method: str, *args, **kwargs) -> Any:
-        return getattr(self.worker, method)(*args, **kwargs)
+    def call(self, method: str, *args, role: Optional[str] = None, **kwargs) -> Any:
+        return getattr(self.workers[role or self.role], method)(*args, **kwargs)
 
     def weights_for_sync(self) -> Optional[dict]:
         """Full HF-named weights on rank 0, None elsewhere (every rank takes part in the ZeRO-3 gather)."""
@@ -87,9 +82,7 @@ class TrainingRank:
         ZeRO-3 gathers during a sync."""
         self._sender = None
         if self.rank == 0:
-            import ray
-
-            from trainer.rollout.weight_sync import EngineClient, FanOutClient, NcclWeightSender
+            import ray  # only inside a Ray actor
 
             client = FanOutClient([EngineClient(e, get=ray.get) for e in engines], workers_per_engine)
             addr, port = node_ip_and_free_port()
@@ -99,8 +92,6 @@ class TrainingRank:
 
     def broadcast_weights(self) -> float:
         """One full weight sync over NCCL (collective over the policy ranks under ZeRO-3)."""
-        import torch
-
         model = getattr(self.worker.trainable, "model", self.worker.model)
         state = model.state_dict(keep_vars=True)
         metadata = [(n, t.dtype, tuple(getattr(t, "ds_shape", t.shape))) for n, t in state.items()]
@@ -120,27 +111,25 @@ class TrainingRank:
         return 0.0
 
     def shutdown(self) -> bool:
-        from trainer.strategy import dist
-
         if dist.is_initialized():
             dist.destroy()
         return True
 
 
 class RolloutEngine:
-    """One vLLM engine (``trainer.rollout.vllm_engine.VLLMRollout``) in its own Ray actor."""
+    """One rollout engine (the role factory's ``rollout`` for a Ray placement: vLLM) in its own Ray actor."""
 
-    def __init__(self, model_path: str, engine_kwargs: dict, env: Optional[dict] = None):
+    def __init__(self, cfg_dict: dict, model_path: str, index: int, num_engines: int, env: Optional[dict] = None):
         os.environ.update(env or {})
-        from trainer.rollout.vllm_engine import VLLMRollout
-
-        self.engine = VLLMRollout(model_path, **engine_kwargs)
+        cfg = load_config(RLConfig, None, base=cfg_dict)
+        here = Placement.ray_rank(index, num_engines, cfg.train.device)
+        self.engine = build_worker(cfg, "rollout", here, model_path=model_path)
 
     def pid(self) -> int:
         return os.getpid()
 
-    def generate(self, prompts, sampling):
-        return self.engine.generate(prompts, sampling)
+    def generate(self, prompts, sampling, seeds=None):
+        return self.engine.generate(prompts, sampling, seeds=seeds)
 
     def update_weights(self, weights) -> bool:
         self.engine.update_weights(weights)

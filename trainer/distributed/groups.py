@@ -7,14 +7,16 @@ that does not finish within ``ray.call_timeout_s`` raises it too -- the run neve
 """
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from typing import Any, Optional, Sequence
 
 import torch
 
+from mathrl_core.rollout.base import RolloutBackend, RolloutOutput
 from trainer.experience import Experience
-from trainer.rollout.base import RolloutOutput
+from trainer.worker_metrics import combine_ranks
 
 logger = logging.getLogger(__name__)
 
@@ -45,22 +47,6 @@ def wait_all(refs: Sequence, what: str, timeout_s: float) -> list:
     return ray.get(list(refs))
 
 
-def _reduce_metrics(rows: list[dict]) -> dict:
-    """Combine per-rank metrics: max/min for extremes, sums for counters, means otherwise."""
-    out = {}
-    for k in rows[0]:
-        vals = [r[k] for r in rows if k in r]
-        if k.endswith("_max"):
-            out[k] = max(vals)
-        elif k.endswith("_min"):
-            out[k] = min(vals)
-        elif k.endswith("early_stopped_microbatches"):
-            out[k] = sum(vals)
-        else:
-            out[k] = sum(vals) / len(vals)
-    return out
-
-
 class TrainingGroup:
     """``num_ranks`` ``TrainingRank`` actors of one role (policy, critic or reference)."""
 
@@ -72,6 +58,7 @@ class TrainingGroup:
         from trainer.distributed.actors import TrainingRank
 
         self.role, self.timeout_s = role, timeout_s
+        self.serves: Optional[str] = None  # None: the group's own role
         cls = ray.remote(TrainingRank)
         self.actors = []
         for rank in range(num_ranks):
@@ -94,7 +81,14 @@ class TrainingGroup:
 
     def _scatter(self, method: str, exp: Experience, *args) -> list:
         shards = exp.shard(self.world_size)
-        return self._get([a.call.remote(method, s, *args) for a, s in zip(self.actors, shards)], method)
+        return self._get([a.call.remote(method, s, *args, role=self.serves) for a, s in zip(self.actors, shards)],
+                         method)
+
+    def serving(self, role: str) -> "TrainingGroup":
+        """The same ranks seen as another role they hold (a LoRA policy's ranks serve the reference)."""
+        view = copy.copy(self)
+        view.serves = role
+        return view
 
     # -- the local workers' methods ---------------------------------------------------------------------
     def compute_logprobs(self, exp: Experience) -> torch.Tensor:
@@ -104,7 +98,7 @@ class TrainingGroup:
         return _cat_to_width(self._scatter("compute_values", exp), exp.response_mask.shape[1])
 
     def fit(self, exp: Experience, step: int) -> dict:
-        return _reduce_metrics(self._scatter("fit", exp, step))
+        return combine_ranks(self._scatter("fit", exp, step))
 
     def named_weights(self):
         """A Ray object reference to rank 0's full weights (never copied through the driver)."""
@@ -139,19 +133,22 @@ def _cat_to_width(parts: list[torch.Tensor], width: int) -> torch.Tensor:
     return torch.cat([torch.nn.functional.pad(p, (0, width - p.shape[1])) for p in parts])
 
 
-class RolloutGroup:
-    """vLLM engines in Ray actors; prompts are split into contiguous chunks, one per engine."""
+class RolloutGroup(RolloutBackend):
+    """Rollout engines in Ray actors (each built by the role factory); prompts are split into contiguous chunks,
+    one per engine."""
 
-    def __init__(self, num_engines: int, *, model_path: str, engine_kwargs: dict, num_cpus: float,
-                 num_gpus: float, placement: Optional[list] = None, timeout_s: float = 1800.0,
-                 env: Optional[dict] = None):
+    shares_policy = False
+
+    def __init__(self, num_engines: int, *, cfg_dict: dict, model_path: str, sync_backend: str,
+                 workers_per_engine: int, num_cpus: float, num_gpus: float, placement: Optional[list] = None,
+                 timeout_s: float = 1800.0, env: Optional[dict] = None):
         import ray
 
         from trainer.distributed.actors import RolloutEngine
 
         self.timeout_s = timeout_s
-        self.sync_backend = engine_kwargs.get("sync_backend", "cpu_reload")
-        self.workers_per_engine = engine_kwargs.get("tensor_parallel_size", 1)
+        self.sync_backend = sync_backend
+        self.workers_per_engine = workers_per_engine
         self._nccl_ready = False
         cls = ray.remote(RolloutEngine)
         self.engines = []
@@ -159,21 +156,20 @@ class RolloutGroup:
             opts: dict[str, Any] = {"num_cpus": num_cpus, "num_gpus": num_gpus, "max_restarts": 0}
             if placement is not None:
                 opts["scheduling_strategy"] = placement[i]
-            kwargs = dict(engine_kwargs, seed=engine_kwargs.get("seed", 0) + i)
-            self.engines.append(cls.options(**opts).remote(model_path, kwargs, env))
+            self.engines.append(cls.options(**opts).remote(cfg_dict, model_path, i, num_engines, env))
         self.pids = wait_all([e.pid.remote() for e in self.engines], "rollout.start", timeout_s)
 
-    def generate(self, prompts: list, sampling) -> RolloutOutput:
+    def generate(self, prompts: list, sampling, seeds=None, progress: bool = False) -> RolloutOutput:
         k = len(self.engines)
         bounds = [round(i * len(prompts) / k) for i in range(k + 1)]
         jobs = [(e, bounds[i], bounds[i + 1]) for i, e in enumerate(self.engines) if bounds[i + 1] > bounds[i]]
-        outs = wait_all([e.generate.remote(prompts[a:b], sampling) for e, a, b in jobs], "rollout.generate",
-                        self.timeout_s)
+        outs = wait_all([e.generate.remote(prompts[a:b], sampling, None if seeds is None else list(seeds[a:b]))
+                         for e, a, b in jobs], "rollout.generate", self.timeout_s)
         for (_, a, _), out in zip(jobs, outs):  # engine-local prompt indices -> batch indices
             out.prompt_index = [a + i for i in out.prompt_index]
         return RolloutOutput.concat(outs)
 
-    def pull_from(self, policy: "TrainingGroup") -> None:
+    def sync_from(self, policy: "TrainingGroup") -> None:
         """Sync the policy's weights into every engine: over NCCL from policy rank 0 (``sync_backend=nccl``,
         set up once), otherwise rank 0's full state dict through Ray's object store (``cpu_reload``)."""
         if self.sync_backend == "nccl":

@@ -20,10 +20,11 @@ import logging
 import os
 import sys
 from dataclasses import asdict
-from pathlib import Path
 from typing import Optional
 
+from mathrl_core.rollout.registry import get_backend
 from trainer import checkpoint
+from trainer.build import make_loop, prepare_driver
 from trainer.config import RLConfig
 from trainer.config_tree import ConfigError
 from trainer.distributed.groups import RolloutGroup, TrainingGroup, WorkerFailure
@@ -67,15 +68,17 @@ def _placement(bundles: list[dict], name: str, timeout_s: float):
 
 def validate_ray(cfg: RLConfig) -> None:
     r = cfg.ray
-    if cfg.rollout.backend != "vllm":
-        raise ConfigError("ray.enabled needs rollout.backend=vllm (HF generate runs only in the local placement)")
+    if not get_backend(cfg.rollout.backend).remote_capable:
+        raise ConfigError(f"ray.enabled needs a rollout backend that runs in its own actor (rollout.backend=vllm); "
+                          f"{cfg.rollout.backend!r} generates with the policy module in the trainer's process")
     if r.actor_ranks > 1 and cfg.train.strategy != "deepspeed":
         raise ConfigError("ray.actor_ranks > 1 needs train.strategy=deepspeed")
     per_rank = cfg.samples_per_step / r.actor_ranks
     if cfg.train.minibatch_size % (cfg.train.micro_batch_size * r.actor_ranks) or per_rank != int(per_rank):
         raise ConfigError(f"train.minibatch_size ({cfg.train.minibatch_size}) must be a multiple of "
                           f"train.micro_batch_size x ray.actor_ranks ({cfg.train.micro_batch_size} x {r.actor_ranks})")
-    if r.colocate_actor_ref and cfg.algorithm.kl_coef > 0 and r.ref_ranks != r.actor_ranks:
+    if (r.colocate_actor_ref and cfg.uses_reference and not cfg.reference_is_policy_base
+            and r.ref_ranks != r.actor_ranks):
         raise ConfigError("ray.colocate_actor_ref needs ray.ref_ranks == ray.actor_ranks")
     if r.colocate_all:
         if cfg.rollout.num_engines > r.actor_ranks or cfg.rollout.tensor_parallel_size != 1:
@@ -83,49 +86,33 @@ def validate_ray(cfg: RLConfig) -> None:
                               "rollout.num_engines <= ray.actor_ranks and rollout.tensor_parallel_size == 1")
         if cfg.uses_critic and r.critic_ranks > r.actor_ranks:
             raise ConfigError("ray.colocate_all needs ray.critic_ranks <= ray.actor_ranks")
+    try:
+        ray_sync_backend(cfg)
+    except ValueError as e:
+        raise ConfigError(f"rollout.sync_backend: {e}") from None
 
 
 def ray_sync_backend(cfg: RLConfig) -> str:
-    """Weight-sync route between Ray actors: ``nccl`` for GPU engines on their own devices (rank 0 broadcasts),
-    ``cpu_reload`` on CPU and for colocated engines (rank 0's weights through Ray's object store)."""
-    want = cfg.rollout.sync_backend
-    if want == "ipc":
-        raise ConfigError("rollout.sync_backend=ipc needs the engine in the trainer's process (local placement); "
-                          "between Ray actors use nccl or cpu_reload")
-    if want != "auto":
-        return want
-    return "nccl" if cfg.ray.actor_num_gpus > 0 and not cfg.ray.colocate_all else "cpu_reload"
+    """Weight-sync route between Ray actors (``RLConfig.sync_backend`` for engines in other processes): ``nccl``
+    for GPU engines on their own devices (rank 0 broadcasts), ``cpu_reload`` on CPU and for colocated engines
+    (rank 0's weights through Ray's object store)."""
+    return cfg.sync_backend(on_cpu=cfg.ray.actor_num_gpus == 0, same_process=False)
 
 
 def build_distributed_run(cfg: RLConfig, resume: bool = False):
-    """The driver's side: data, reward, tracker; the roles as Ray groups; an ``RLLoop`` over them."""
-    from trainer.build import build_eval_fn, filter_long_prompts, load_train_records, plan, resolve_model_path, \
-        seed_everything
-    from trainer.data.datasets import PromptDataset
-    from trainer.models.loading import load_tokenizer
-    from trainer.reward import RewardScorer
-    from trainer.rl_loop import RLLoop
-    from trainer.tracking import Tracker
-
+    """The driver's side (``trainer.build.prepare_driver``); the roles as Ray groups whose ranks build their
+    workers with the role factory; an ``RLLoop`` over them (``trainer.build.make_loop``)."""
     validate_ray(cfg)
-    seed_everything(cfg.train.seed)
-    r, out_dir = cfg.ray, Path(cfg.logging.output_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model_path = resolve_model_path(cfg)
-    tokenizer = load_tokenizer(cfg.model.tokenizer or model_path, trust_remote_code=cfg.model.trust_remote_code)
-    records = filter_long_prompts(load_train_records(cfg), tokenizer, cfg)
-    data = PromptDataset(records, batch_size=cfg.rollout.prompts_per_step, seed=cfg.train.seed)
-    p = plan(cfg, len(records))
+    d = prepare_driver(cfg, resume)
     init_ray(cfg)
-    cfg_dict = asdict(cfg)
-    timeout = r.call_timeout_s
+    r, cfg_dict, timeout = cfg.ray, asdict(cfg), cfg.ray.call_timeout_s
     gpu = r.actor_num_gpus > 0
-    use_ref, use_critic = cfg.algorithm.kl_coef > 0, cfg.uses_critic
+    ref_group = cfg.uses_reference and not cfg.reference_is_policy_base  # LoRA: the policy ranks serve it
 
     # Which roles share the policy's bundles, and how each bundle is split among them.
-    shared = ["policy"] + (["reference"] if use_ref and (r.colocate_actor_ref or r.colocate_all) else [])
+    shared = ["policy"] + (["reference"] if ref_group and (r.colocate_actor_ref or r.colocate_all) else [])
     if r.colocate_all:
-        shared += (["critic"] if use_critic else []) + ["rollout"]
+        shared += (["critic"] if cfg.uses_critic else []) + ["rollout"]
     share = 1.0 / len(shared)
     train_bundle = {"CPU": r.cpus_per_rank, **({"GPU": r.actor_num_gpus} if gpu else {})}
     train_pg = _placement([train_bundle] * r.actor_ranks, f"{cfg.name}-train", timeout)
@@ -138,56 +125,34 @@ def build_distributed_run(cfg: RLConfig, resume: bool = False):
         bundle = {"CPU": r.cpus_per_rank, **({"GPU": gpus} if gpus else {})}
         return r.cpus_per_rank, gpus, _placement([bundle] * ranks, f"{cfg.name}-{role}", timeout)
 
-    groups = {}
+    def training_group(role: str, ranks: int, total_updates: int) -> TrainingGroup:
+        cpus, gpus, pl = res(role)
+        return TrainingGroup(role, ranks, cfg_dict=cfg_dict, model_path=d.model_path, total_updates=total_updates,
+                             num_cpus=cpus, num_gpus=gpus, placement=pl, timeout_s=timeout)
+
+    groups: dict = {}
+    updates = d.plan.total_optimizer_updates
     try:
-        cpus, gpus, pl = res("policy")
-        groups["policy"] = TrainingGroup("policy", r.actor_ranks, cfg_dict=cfg_dict, model_path=model_path,
-                                         total_updates=p["total_optimizer_updates"], num_cpus=cpus, num_gpus=gpus,
-                                         placement=pl, timeout_s=timeout)
-        if use_ref:
-            cpus, gpus, pl = res("reference")
-            groups["reference"] = TrainingGroup("reference", r.ref_ranks, cfg_dict=cfg_dict, model_path=model_path,
-                                                total_updates=0, num_cpus=cpus, num_gpus=gpus, placement=pl,
-                                                timeout_s=timeout)
-        if use_critic:
-            cpus, gpus, pl = res("critic")
-            groups["critic"] = TrainingGroup("critic", r.critic_ranks, cfg_dict=cfg_dict, model_path=model_path,
-                                             total_updates=p["total_optimizer_updates"], num_cpus=cpus,
-                                             num_gpus=gpus, placement=pl, timeout_s=timeout)
+        groups["policy"] = training_group("policy", r.actor_ranks, updates)
+        if ref_group:
+            groups["reference"] = training_group("reference", r.ref_ranks, 0)
+        if cfg.uses_critic:
+            groups["critic"] = training_group("critic", r.critic_ranks, updates)
         cpus, gpus, pl = res("rollout")
-        ro = cfg.rollout
-        engine_kwargs = dict(tensor_parallel_size=ro.tensor_parallel_size, dtype=cfg.model.dtype,
-                             gpu_memory_utilization=ro.gpu_memory_utilization, enforce_eager=ro.enforce_eager,
-                             enable_sleep_mode=ro.enable_sleep, seed=cfg.train.seed,
-                             sync_backend=ray_sync_backend(cfg), colocated=r.colocate_all,
-                             kv_cache_memory_bytes=ro.kv_cache_memory_bytes,
-                             trust_remote_code=cfg.model.trust_remote_code,
-                             max_model_len=cfg.data.max_prompt_tokens + ro.max_new_tokens)
-        groups["rollout"] = RolloutGroup(ro.num_engines, model_path=model_path, engine_kwargs=engine_kwargs,
-                                         num_cpus=cpus, num_gpus=gpus, placement=pl, timeout_s=timeout,
-                                         env=ACTOR_ENV)
+        groups["rollout"] = RolloutGroup(cfg.rollout.num_engines, cfg_dict=cfg_dict, model_path=d.model_path,
+                                         sync_backend=ray_sync_backend(cfg),
+                                         workers_per_engine=cfg.rollout.tensor_parallel_size, num_cpus=cpus,
+                                         num_gpus=gpus, placement=pl, timeout_s=timeout, env=ACTOR_ENV)
     except BaseException:
         shutdown_groups(groups)
         raise
-    (out_dir / "ray_workers.json").write_text(json.dumps(
+    (d.out_dir / "ray_workers.json").write_text(json.dumps(
         {role: g.pids for role, g in groups.items()}, indent=2))  # for operators (and the fault test)
-
-    reward = RewardScorer(cfg.reward)
-    start_step = 0
-    ckpt = checkpoint.latest(out_dir) if resume else None
-    if ckpt is not None:
-        start_step = int(checkpoint.load_state(ckpt)["step"])
-    tracker = Tracker(out_dir, p["total_steps"], tensorboard=cfg.logging.tensorboard, wandb=cfg.logging.wandb,
-                      wandb_project=cfg.logging.wandb_project, run_name=cfg.name, config=cfg_dict,
-                      progress_bar=cfg.logging.progress_bar, resume_step=start_step)
-    loop = RLLoop(cfg, tokenizer=tokenizer, data=data, rollout=groups["rollout"], reward=reward,
-                  policy=groups["policy"], ref=groups.get("reference"), critic=groups.get("critic"),
-                  tracker=tracker, eval_fn=build_eval_fn(cfg, tokenizer, groups["rollout"], out_dir, reward.url),
-                  rollout_shares_policy=False, total_steps=p["total_steps"])
+    ref = groups.get("reference")
+    if cfg.reference_is_policy_base:
+        ref = groups["policy"].serving("reference")
+    loop = make_loop(d, rollout=groups["rollout"], policy=groups["policy"], ref=ref, critic=groups.get("critic"))
     loop.groups = groups
-    if ckpt is not None:
-        loop.restore(ckpt)
-        logger.info("resumed from %s at step %d", ckpt, loop.step_num)
     return loop
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from trainer.models.actor import position_ids_from_mask
-from trainer.models.loading import LoraSpec, apply_lora, enable_gradient_checkpointing, torch_dtype
+from mathrl_core.models.sequences import position_ids_from_mask
+from mathrl_core.models.loading import LoraSpec, apply_lora, enable_gradient_checkpointing, torch_dtype
 
 VALUE_HEAD_FILE = "value_head.safetensors"
 CRITIC_META_FILE = "critic.json"

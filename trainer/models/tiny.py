@@ -9,8 +9,9 @@ tokens and a Qwen-style ChatML chat template, plus a Qwen2-architecture model bu
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 import torch
 
@@ -46,7 +47,7 @@ def chatml_template(default_system_prompt: str | None = None) -> str:
 def default_corpus(seed: int = 0, n_problems: int = 2000) -> list[str]:
     """Synthetic train problems and solutions, the prompt templates' fixed texts, digits and math symbols."""
     from trainer.data.synthetic import generate_problems
-    from trainer.data.templates import TEMPLATES
+    from mathrl_core.templates import TEMPLATES
 
     texts = [MATH_SYMBOLS, " ".join(str(i) for i in range(1000))]
     for t in TEMPLATES.values():
@@ -119,3 +120,30 @@ def save_tiny_checkpoint(out_dir: str | Path, corpus: Iterable[str] | None = Non
     tokenizer.save_pretrained(out)
     model.save_pretrained(out)
     return out
+
+
+@dataclass
+class TinyModelConfig:
+    """``model.tiny`` of a recipe: build this tiny model + tokenizer locally (no hub) when ``model.pretrain`` is
+    empty, into ``out_dir`` (default ``<logging.output_dir>/tiny_model``); reused when it is already there."""
+
+    vocab_size: int = 1000
+    hidden_size: int = 64
+    num_layers: int = 2
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: Optional[int] = None
+    max_position_embeddings: int = 2048
+    tie_word_embeddings: bool = True
+    default_system_prompt: Optional[str] = None
+    seed: int = 0
+    out_dir: Optional[str] = None
+
+    def ensure(self, default_dir: str | Path) -> Path:
+        """The checkpoint directory, built first if it does not hold one yet."""
+        out = Path(self.out_dir or default_dir)
+        if not (out / "config.json").is_file():
+            opts = asdict(self)
+            opts.pop("out_dir")
+            save_tiny_checkpoint(out, **opts)
+        return out

@@ -1,48 +1,9 @@
-"""Small helpers shared by the workers: metric accumulation, minibatch order, padding trim."""
+"""Small helpers shared by the workers: minibatch order, padding trim (metrics: ``trainer.worker_metrics``)."""
 from __future__ import annotations
-
-from collections import defaultdict
 
 import torch
 
 from trainer.experience import Experience
-
-
-class StatsAccumulator:
-    """Accumulate per-micro-batch statistics into one number per key.
-
-    ``reduce``: "mean" (weighted by ``weight``), "sum", "max" or "min".
-    """
-
-    def __init__(self):
-        self._sum = defaultdict(float)
-        self._w = defaultdict(float)
-        self._reduce: dict[str, str] = {}
-
-    def add(self, key: str, value: float, weight: float = 1.0, reduce: str = "mean") -> None:
-        self._reduce.setdefault(key, reduce)
-        if reduce == "mean":
-            self._sum[key] += value * weight
-            self._w[key] += weight
-        elif reduce == "sum":
-            self._sum[key] += value
-            self._w[key] = 1.0
-        elif reduce in ("max", "min"):
-            cur = self._sum.get(key)
-            pick = max if reduce == "max" else min
-            self._sum[key] = value if key not in self._w else pick(cur, value)
-            self._w[key] = 1.0
-        else:
-            raise ValueError(f"unknown reduce {reduce!r}")
-
-    def set(self, key: str, value: float) -> None:
-        self._reduce[key] = "sum"
-        self._sum[key] = value
-        self._w[key] = 1.0
-
-    def means(self) -> dict[str, float]:
-        return {k: (self._sum[k] / self._w[k] if self._reduce[k] == "mean" else self._sum[k])
-                for k in self._sum if self._w[k] > 0}
 
 
 def is_deepspeed(trainable) -> bool:

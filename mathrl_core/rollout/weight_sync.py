@@ -34,7 +34,7 @@ Three routes, picked by ``sync_backend`` (see :func:`resolve_sync_backend`):
 The NCCL and IPC routes cannot run on this CPU-only machine; they follow vLLM's
 ``vllm.distributed.weight_transfer`` trainer/worker engines and its ``VLLMWeightSyncClient`` protocol.
 
-Traps handled here or by the engine (``trainer.rollout.vllm_engine``):
+Traps handled here or by the engine (``mathrl_core.rollout.vllm_engine``):
 - the prefix cache holds attention keys/values computed with the old weights: it is reset after every update;
 - with tied embeddings ``lm_head.weight`` must be sent too (``state_dict()`` has it, ``named_parameters()``
   and ``save_pretrained()`` omit it), otherwise vLLM keeps the old logits and only logs "ParallelLMHead:
@@ -61,17 +61,27 @@ SYNC_BACKENDS = ("auto", "cpu_reload", "nccl", "ipc")
 WORKER_EXTENSION = f"{__name__}.VLLMWorkerExtension"
 
 
-def resolve_sync_backend(requested: str, *, on_cpu: bool, colocated: bool = True) -> str:
-    """The concrete route for ``requested`` (one of :data:`SYNC_BACKENDS`).
+def resolve_sync_backend(requested: str, *, on_cpu: bool, colocated: bool = True, same_process: bool = True) -> str:
+    """The concrete route for ``requested`` (one of :data:`SYNC_BACKENDS`), for an engine that shares the
+    trainer's device (``colocated``) and process (``same_process``) or not.
 
-    ``auto`` is ``cpu_reload`` on CPU, ``ipc`` on GPU when trainer and engine share the device, else ``nccl``.
+    ``auto`` is ``cpu_reload`` on CPU; on GPU ``ipc`` when the engine is in the trainer's process on its device,
+    ``cpu_reload`` when it is another process on the same devices (no NCCL group between processes sharing a
+    GPU), else ``nccl``. ``ipc`` needs the engine in the trainer's process; ``nccl``/``ipc`` need CUDA.
     """
     if requested not in SYNC_BACKENDS:
         raise ValueError(f"sync_backend must be one of {SYNC_BACKENDS}, got {requested!r}")
     if requested == "auto":
-        return "cpu_reload" if on_cpu else ("ipc" if colocated else "nccl")
+        if on_cpu:
+            return "cpu_reload"
+        if colocated:
+            return "ipc" if same_process else "cpu_reload"
+        return "nccl"
     if requested in ("nccl", "ipc") and on_cpu:
         raise ValueError(f"sync_backend={requested!r} needs CUDA devices; on CPU use 'cpu_reload' (or 'auto')")
+    if requested == "ipc" and not same_process:
+        raise ValueError("sync_backend='ipc' needs the engine in the trainer's process (local placement); between "
+                         "processes use 'nccl' or 'cpu_reload'")
     return requested
 
 

@@ -24,38 +24,8 @@ from typing import Mapping, Sequence
 
 import torch
 
-
-@dataclass
-class SamplingConfig:
-    n: int = 1                       # samples per prompt
-    temperature: float = 1.0         # 0 = greedy
-    top_p: float = 1.0
-    top_k: int = -1                  # -1 or 0 = off (vLLM convention)
-    max_new_tokens: int = 256
-    stop: list[str] = field(default_factory=list)
-    stop_token_ids: list[int] = field(default_factory=list)  # extra eos-like token ids (e.g. <|im_end|>)
-    include_stop_str_in_output: bool = True
-    seed: int | None = None          # None: draw from the global torch RNG (part of the run's RNG state)
-
-    def __post_init__(self):
-        if self.n < 1:
-            raise ValueError(f"sampling.n must be >= 1, got {self.n}")
-        if self.temperature < 0:
-            raise ValueError(f"sampling.temperature must be >= 0, got {self.temperature}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"sampling.top_p must be in (0, 1], got {self.top_p}")
-        if self.top_k < -1:
-            raise ValueError(f"sampling.top_k must be -1 (off) or >= 0, got {self.top_k}")
-        if self.max_new_tokens < 1:
-            raise ValueError(f"sampling.max_new_tokens must be >= 1, got {self.max_new_tokens}")
-        if isinstance(self.stop, str):
-            self.stop = [self.stop]
-        if any(not s for s in self.stop):
-            raise ValueError("sampling.stop strings must be non-empty")
-
-    @property
-    def greedy(self) -> bool:
-        return self.temperature == 0
+from mathrl_core.models.sequences import pad_sequences
+from mathrl_core.sampling import SamplingConfig
 
 
 @dataclass
@@ -95,10 +65,8 @@ class RolloutOutput:
         return RolloutOutput(*[[x for o in outputs for x in getattr(o, f)] for f in _FIELDS])
 
     def to_batch(self, pad_token_id: int, device=None):
-        """The ``[left-padded prompt | right-padded response]`` tensors (``trainer.models.actor.SequenceBatch``)
+        """The ``[left-padded prompt | right-padded response]`` tensors (``mathrl_core.models.sequences.SequenceBatch``)
         and the ``[B, T]`` float tensor of sampling log-probs, 0 at padding."""
-        from trainer.models.actor import pad_sequences
-
         batch = pad_sequences(self.prompt_token_ids, self.response_token_ids, pad_token_id, device)
         T = batch.input_ids.shape[1] - batch.prompt_len
         lp = torch.zeros((len(self), T), dtype=torch.float32)
@@ -113,15 +81,43 @@ _FIELDS = ("prompt_token_ids", "response_token_ids", "response_logprobs", "texts
 
 
 class RolloutBackend(ABC):
-    """What the RL loop needs from an inference engine."""
+    """Everything the RL loop and the eval harness call on an inference engine (no ``hasattr`` anywhere).
+
+    ``shares_policy``: the backend generates with the policy module itself (HF generate on the trainer's
+    model), so there is nothing to sync and the rollout's weights are always the policy's.
+    """
+
+    shares_policy: bool = False
 
     @abstractmethod
-    def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], sampling: SamplingConfig) -> RolloutOutput:
-        """Sample ``sampling.n`` responses for each prompt (a rendered prompt string or its token ids)."""
+    def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], sampling: SamplingConfig,
+                 seeds: Sequence[int] | None = None, progress: bool = False) -> RolloutOutput:
+        """Sample ``sampling.n`` responses for each prompt (a rendered prompt string or its token ids).
+
+        ``seeds``: one seed per prompt, so a prompt's samples do not depend on the batch it is in (eval);
+        a backend that samples a batch from one generator uses ``seeds[0]``. Default: ``sampling.seed``.
+        ``progress``: a progress bar where the backend has one."""
 
     @abstractmethod
     def update_weights(self, state_dict: Mapping[str, torch.Tensor]) -> None:
         """Replace (some of) the engine's weights by HF-named tensors, e.g. ``export_state_dict(actor)``."""
+
+    def sync_from(self, policy) -> None:
+        """Bring the engine's weights to the policy worker's (``policy.named_weights()``); a no-op when the
+        backend shares the policy module. Distributed engines choose their own route (NCCL, object store)."""
+        if not self.shares_policy:
+            self.update_weights(policy.named_weights())
+
+    def sleep(self) -> None:
+        """Release accelerator memory while the trainer works (vLLM sleep mode); a no-op by default."""
+
+    def wake_up(self) -> None:
+        """Undo :meth:`sleep` before the next weight sync and generation; a no-op by default."""
+
+    def prompts_per_call(self, n: int) -> int | None:
+        """How many prompts a caller should hand over at once for ``n`` samples each (None: all of them;
+        the engine schedules the batch itself)."""
+        return None
 
     def close(self) -> None:
         """Release engine resources (no-op by default)."""

@@ -1,4 +1,5 @@
-"""One generated sample, and the loose forms generators and samples files give it in."""
+"""One generated sample, the loose forms generators and samples files give it in, and the one adapter from a
+rollout backend's output to per-prompt completions (eval and the trainer's eval hook)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,3 +35,14 @@ def as_completion(x: Any) -> Completion:
             ntok = len(ids)
         return Completion(text, ntok, getattr(x, "finish_reason", None))
     raise TypeError(f"cannot read a completion from {type(x).__name__}")
+
+
+def per_prompt_completions(out: Any, n_prompts: int, n: int) -> list[list[Completion]]:
+    """Regroup a ``RolloutOutput`` (flat, prompt-major: prompt i's samples at rows i*n .. i*n+n-1) into one list
+    of :class:`Completion` per prompt (text, token count, finish reason)."""
+    texts = list(out.texts)
+    if len(texts) != n_prompts * n:
+        raise ValueError(f"rollout returned {len(texts)} samples for {n_prompts} prompts x n={n}")
+    comps = [Completion(t, len(ids), reason)
+             for t, ids, reason in zip(texts, out.response_token_ids, out.finish_reasons)]
+    return [comps[i * n:(i + 1) * n] for i in range(n_prompts)]

@@ -12,7 +12,7 @@ computes; the tests compare them token for token.
 - :func:`prefill_shared_prompts`: the n samples of a prompt share its prefill: each distinct prompt's first
   ``P - 1`` tokens are run once and the cache rows are gathered to the batch; ``generate`` then starts from
   the last prompt token.
-- Sampling in the logits processor (:class:`trainer.rollout.hf.SamplingProcessor` with ``draw=True``): one
+- Sampling in the logits processor (:class:`mathrl_core.rollout.hf.SamplingProcessor` with ``draw=True``): one
   uniform per row against the cumulative distribution, instead of ``torch.multinomial``'s one exponential
   per vocabulary entry; ``generate`` then runs greedy over a row whose only finite logit is the drawn token.
 """
@@ -25,7 +25,8 @@ from torch import nn
 
 from transformers.cache_utils import DynamicCache, DynamicLayer
 
-from trainer.models.loading import unwrap_model
+from mathrl_core.models.loading import unwrap_model
+from mathrl_core.models.sequences import distinct_prompts, forward_distinct_prompts
 
 ATTENTION_NAME = "rollout_gqa_decode"
 
@@ -164,8 +165,6 @@ def prefill_shared_prompts(model: nn.Module, input_ids: torch.Tensor, attention_
     ``input_ids``/``attention_mask``: ``[B, P]`` left-padded prompts. Returns False (cache untouched) when
     no prompt repeats or ``P < 2``; then ``generate`` prefills as usual.
     """
-    from trainer.models.actor import distinct_prompts, forward_distinct_prompts
-
     P = input_ids.shape[1]
     if P < 2:
         return False

@@ -4,7 +4,7 @@ Sampling is done by our own logits processor so that the distribution sampled fr
 reported are under our control whatever the checkpoint's ``generation_config.json`` says (Qwen ships
 ``top_k=20``, ``repetition_penalty=1.05``, ...): during ``generate`` the model's generation config is replaced
 by a neutral one, HF's own warpers are disabled, and :class:`SamplingProcessor` applies temperature, top-k and
-top-p and records ``log softmax(logits / T)`` of each sampled token (see ``trainer.rollout.base`` for the
+top-p and records ``log softmax(logits / T)`` of each sampled token (see ``mathrl_core.rollout.base`` for the
 conventions shared with the vLLM backend).
 """
 from __future__ import annotations
@@ -15,9 +15,10 @@ from typing import Mapping, Sequence
 import torch
 from torch import nn
 
-from trainer.data.templates import encode_prompt
-from trainer.models.loading import load_weights, unwrap_model
-from trainer.rollout.base import RolloutBackend, RolloutOutput, SamplingConfig, find_stop
+from mathrl_core.templates import encode_prompt
+from mathrl_core.models.loading import load_weights, unwrap_model
+from mathrl_core.rollout.base import RolloutBackend, RolloutOutput, find_stop
+from mathrl_core.sampling import SamplingConfig
 
 
 def top_k_top_p_mask(z: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -43,7 +44,7 @@ class SamplingProcessor:
     """A ``LogitsProcessor``: returns temperature-scaled, top-k/top-p-masked logits for HF to sample from,
     and records the log-prob of each sampled token under ``softmax(logits / T)`` (full vocabulary).
 
-    With ``draw=True`` it samples the token itself (:func:`trainer.rollout.hf_decode.draw_from_logits`) and
+    With ``draw=True`` it samples the token itself (:func:`mathrl_core.rollout.hf_decode.draw_from_logits`) and
     returns logits whose only finite entry is that token, for ``generate`` run greedy.
 
     The token sampled at step s is only known at step s+1 (it is then the last column of ``input_ids``), so
@@ -56,7 +57,7 @@ class SamplingProcessor:
         self.top_p = top_p
         self.draw = None
         if draw:
-            from trainer.rollout.hf_decode import draw_from_logits
+            from mathrl_core.rollout.hf_decode import draw_from_logits
 
             self.draw = draw_from_logits
         self.logprobs: list[torch.Tensor] = []
@@ -120,23 +121,25 @@ def _neutral_generation(model: nn.Module):
 class HFRollout(RolloutBackend):
     """HF ``generate`` rollout.
 
-    ``model`` may be the actor itself (then weights are always current and :meth:`update_weights` is not
-    needed) or a separate plain HF model that receives ``export_state_dict(actor)``.
+    ``model`` may be the actor itself (``shares_policy=True``: weights are always current, nothing to sync)
+    or a separate plain HF model that receives ``export_state_dict(actor)``.
     ``micro_batch_size`` is the number of sequences (prompts × n) generated together.
-    ``fast_decode``: HF ``generate`` with the pieces of :mod:`trainer.rollout.hf_decode` plugged in (a
+    ``fast_decode``: HF ``generate`` with the pieces of :mod:`mathrl_core.rollout.hf_decode` plugged in (a
     preallocated KV cache, grouped-query decode attention, each distinct prompt prefilled once, sampling in
     the logits processor); False = stock ``generate``.
     """
 
-    def __init__(self, model: nn.Module, tokenizer, micro_batch_size: int = 64, fast_decode: bool = True):
+    def __init__(self, model: nn.Module, tokenizer, micro_batch_size: int = 64, fast_decode: bool = True,
+                 shares_policy: bool = False):
         if micro_batch_size < 1:
             raise ValueError(f"micro_batch_size must be >= 1, got {micro_batch_size}")
         if tokenizer.pad_token_id is None:
-            raise ValueError("the tokenizer needs a pad token (load it with trainer.models.loading.load_tokenizer)")
+            raise ValueError("the tokenizer needs a pad token (load it with mathrl_core.models.loading.load_tokenizer)")
         self.model = model
         self.tokenizer = tokenizer
         self.micro_batch_size = micro_batch_size
         self.fast_decode = fast_decode
+        self.shares_policy = shares_policy
 
     @property
     def device(self) -> torch.device:
@@ -154,8 +157,16 @@ class HFRollout(RolloutBackend):
             raise ValueError("no eos token id: set tokenizer.eos_token or sampling.stop_token_ids")
         return ids
 
+    def prompts_per_call(self, n: int) -> int:
+        """One micro-batch of sequences (prompts x n)."""
+        return max(1, self.micro_batch_size // n)
+
     @torch.no_grad()
-    def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], sampling: SamplingConfig) -> RolloutOutput:
+    def generate(self, prompts: Sequence[str] | Sequence[Sequence[int]], sampling: SamplingConfig,
+                 seeds: Sequence[int] | None = None, progress: bool = False) -> RolloutOutput:
+        """HF generate samples the whole batch from one generator: ``seeds[0]`` seeds it (same results for the
+        same prompts, chunking and seeds)."""
+        seed = seeds[0] if seeds else sampling.seed
         prompt_ids = [encode_prompt(self.tokenizer, p) if isinstance(p, str) else [int(t) for t in p]
                       for p in prompts]
         if any(len(p) == 0 for p in prompt_ids):
@@ -165,10 +176,10 @@ class HFRollout(RolloutBackend):
         out = {k: [] for k in ("prompt_token_ids", "response_token_ids", "response_logprobs", "texts",
                                "finish_reasons", "prompt_index")}
         rng = torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else [],
-                                    enabled=sampling.seed is not None)
+                                    enabled=seed is not None)
         with rng, _neutral_generation(self.model):
-            if sampling.seed is not None:
-                torch.manual_seed(sampling.seed)
+            if seed is not None:
+                torch.manual_seed(seed)
             for start in range(0, len(rows), self.micro_batch_size):
                 chunk = rows[start:start + self.micro_batch_size]
                 ids, lps = self._generate_chunk([r[1] for r in chunk], sampling, eos)
@@ -207,7 +218,7 @@ class HFRollout(RolloutBackend):
         if not self.fast_decode:
             seqs = self.model.generate(**kwargs)
         else:
-            from trainer.rollout import hf_decode
+            from mathrl_core.rollout import hf_decode
 
             with hf_decode.decode_attention(self.model):
                 cache = (hf_decode.preallocated_cache(self.model, P + sampling.max_new_tokens)

@@ -10,7 +10,9 @@ CPU, or without the ``bitsandbytes`` package, loading stops with an error that s
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -161,6 +163,23 @@ def load_causal_lm(
     if lora is not None:
         model = apply_lora(model, lora)
     return model
+
+
+def load_hf_model(path: str, *, dtype: str = "float32", device: str | torch.device | None = None,
+                  trust_remote_code: bool = False) -> nn.Module:
+    """A causal LM to generate with (eval), from a model directory or hub id; a peft LoRA adapter directory is
+    loaded onto its base model (``base_model_name_or_path``) and merged."""
+    adapter = os.path.join(path, "adapter_config.json")
+    if not os.path.isfile(adapter):
+        return load_causal_lm(path, dtype=dtype, trust_remote_code=trust_remote_code, device=device)
+    from peft import PeftModel
+
+    with open(adapter, encoding="utf-8") as f:
+        base = json.load(f).get("base_model_name_or_path")
+    if not base:
+        raise ValueError(f"{adapter} does not name its base model (base_model_name_or_path)")
+    model = load_causal_lm(base, dtype=dtype, trust_remote_code=trust_remote_code, device=device)
+    return PeftModel.from_pretrained(model, path).merge_and_unload()
 
 
 def is_quantized(model: nn.Module) -> bool:

@@ -1,1 +1,0 @@
-"""Rollout backends behind one interface (``base.RolloutBackend``): HF generate here, vLLM elsewhere."""
