@@ -61,7 +61,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["reward_service*", "trainer*", "eval*"]),
+    packages=find_packages(include=["reward_service*", "mathrl_core*", "trainer*", "eval*"]),
     include_package_data=True,
     install_requires=REWARD_SERVICE,
     extras_require={

@@ -36,6 +36,7 @@ RUN echo "torch==2.13.0" > /tmp/torch-pin.txt && pip install "torch==2.13.0"
 WORKDIR /opt/mathrl
 COPY setup.py README.md ./
 COPY reward_service ./reward_service
+COPY mathrl_core ./mathrl_core
 COPY trainer ./trainer
 COPY eval ./eval
 
@@ -49,7 +50,7 @@ RUN pip install ".[gpu]" \
  && python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else f'torch {torch.__version__} replaced the pinned 2.13.0')" \
  && python -c "import importlib.util as u, sys; missing = [m for m in ('vllm', 'deepspeed', 'flash_attn', 'bitsandbytes', 'ray', 'peft', 'transformers') if u.find_spec(m) is None]; sys.exit(f'missing: {missing}' if missing else 0)" \
  && python -c "import importlib.util as u, sys; sys.exit('latex2sympy2 is installed' if u.find_spec('latex2sympy2') else 0)" \
- && python -c "import reward_service.app, trainer.cli, trainer.sft_cli, eval.cli"
+ && python -c "import reward_service.app, mathrl_core.rollout.registry, trainer.cli, trainer.sft_cli, eval.cli"
 
 COPY recipes ./recipes
 # A smoke test of the installed CLI that needs no GPU, weights or network: the plan of a recipe.

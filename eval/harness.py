@@ -4,7 +4,7 @@ Two entry points:
 
 - :func:`run_eval` — with a generator object (``eval.generate``); used by ``rl-eval run``.
 - :func:`evaluate` — for the trainer's eval hook: any ``generate_fn(prompts, n) -> [[completion, ...], ...]``
-  (the in-memory policy through the trainer's rollout backend), returns flat metrics to log.
+  (the in-memory policy through its rollout backend), returns flat metrics to log.
 """
 from __future__ import annotations
 
@@ -119,7 +119,7 @@ def _generate_in_chunks(generator, prompts, spec, seeds, progress) -> list:
 def evaluate(generate_fn: Callable[[list, int], list], benchmarks: Union[str, Sequence[str]], *, n: int = 1,
              ks: Optional[Sequence[int]] = None, limit: Optional[int] = None, data_dir: Optional[str] = None,
              tokenizer: Any = None, template: Optional[str] = "qwen_boxed",
-             prompt_fn: Optional[Callable[[str], str]] = None, grader=None, grader_url: Optional[str] = None,
+             prompt_fn: Optional[Callable[[str], str]] = None, grader=None,
              grader_workers: int = 2, grader_timeout: float = 2.0, out_dir: Union[str, Path, None] = None,
              step: Optional[int] = None, prefix: str = "eval", progress: bool = False) -> dict:
     """Evaluate an in-memory model on ``benchmarks`` and return flat metrics for a logger.
@@ -127,8 +127,8 @@ def evaluate(generate_fn: Callable[[list, int], list], benchmarks: Union[str, Se
     ``generate_fn(prompts, n)`` returns, per prompt, ``n`` completions (str, dicts with ``text`` and
     optional ``num_tokens``, or objects with ``.text`` / ``.token_ids``). Prompts are built with the
     trainer's ``template`` and ``tokenizer`` (or ``prompt_fn(question)``; raw questions when neither).
-    ``grader``: a backend from ``eval.grading_backend`` to reuse (else a worker pool is started and closed,
-    or the HTTP service at ``grader_url``). ``out_dir``: also write samples/summary/table there.
+    ``grader``: a backend from ``eval.grading_backend`` (e.g. ``make_backend(url=, token=, scheme=)`` for the HTTP
+    reward service); else a worker pool is started and closed. ``out_dir``: also write samples/summary/table there.
     Returns ``{"eval/<benchmark>/<metric>": value, ..., "eval/avg/<metric>": value}``.
     """
     problems = load_benchmarks(benchmarks, data_dir=data_dir, limit=limit)
@@ -152,7 +152,7 @@ def evaluate(generate_fn: Callable[[list, int], list], benchmarks: Union[str, Se
     if out_dir is not None:
         write_generations(Path(out_dir) / "generations.jsonl", samples)
     own = grader is None
-    backend = grader or make_backend("pool", url=grader_url, workers=grader_workers, timeout=grader_timeout)
+    backend = grader or make_backend("pool", workers=grader_workers, timeout=grader_timeout)
     try:
         count = (lambda t: len(tokenizer(t, add_special_tokens=False)["input_ids"])) if tokenizer is not None else None
         res = score_samples(samples, backend, ks, count_tokens=count, progress=progress)

@@ -32,7 +32,7 @@ from mathrl_core.rollout.registry import ModelSource, get_backend, make_rollout
 from trainer.config import RLConfig
 from trainer.models.critic import Critic
 from trainer.schedules import lr_lambda
-from trainer.strategy import TorchTrainable
+from trainer.strategy import TorchTrainable, dist
 from trainer.workers.critic import CriticWorker
 from trainer.workers.policy import PolicyWorker, ReferenceWorker
 
@@ -88,11 +88,7 @@ class Placement:
 
     @property
     def all_reduce_sum(self) -> Callable[[float], float]:
-        if self.world_size == 1:
-            return lambda x: x
-        from trainer.strategy import dist
-
-        return dist.all_reduce_sum
+        return (lambda x: x) if self.world_size == 1 else dist.all_reduce_sum
 
 
 @dataclass

@@ -1,0 +1,1 @@
+"""Model loading and the token layout shared by rollout backends and the trainer."""
