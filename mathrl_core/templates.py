@@ -27,6 +27,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from mathrl_core.registry import Registry
+
 logger = logging.getLogger(__name__)
 
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -69,14 +71,11 @@ class PromptTemplate:
         return f"{question}\n{self.instruction}" if self.instruction else question
 
 
-TEMPLATES: dict[str, PromptTemplate] = {}
+TEMPLATES: Registry[PromptTemplate] = Registry("prompt template")
 
 
 def register_template(template: PromptTemplate, overwrite: bool = False) -> PromptTemplate:
-    if template.name in TEMPLATES and not overwrite:
-        raise ValueError(f"template {template.name!r} already registered")
-    TEMPLATES[template.name] = template
-    return template
+    return TEMPLATES.add(template.name, template, overwrite)
 
 
 for _t in [
@@ -96,10 +95,7 @@ for _t in [
 def get_template(template: str | PromptTemplate) -> PromptTemplate:
     if isinstance(template, PromptTemplate):
         return template
-    try:
-        return TEMPLATES[template]
-    except KeyError:
-        raise ValueError(f"unknown prompt template {template!r}; known: {sorted(TEMPLATES)}") from None
+    return TEMPLATES.lookup(template)
 
 
 def _render(tokenizer, messages: list[dict], add_generation_prompt: bool = True) -> str:

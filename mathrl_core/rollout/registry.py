@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
 from mathrl_core.models.loading import load_hf_model, load_tokenizer
+from mathrl_core.registry import Registry
 from mathrl_core.rollout.base import RolloutBackend
 from mathrl_core.rollout.hf import HFRollout
 from mathrl_core.rollout.vllm_engine import VLLMRollout  # imports vllm itself only when an engine is built
@@ -61,23 +62,17 @@ class BackendEntry:
     description: str = ""
 
 
-ROLLOUT_BACKENDS: dict[str, BackendEntry] = {}
+ROLLOUT_BACKENDS: Registry[BackendEntry] = Registry("rollout backend")
 
 
 def register_rollout_backend(name: str, build: Callable[[RolloutSpec, ModelSource], RolloutBackend], *,
                              remote_capable: bool, description: str = "", overwrite: bool = False) -> BackendEntry:
     """Add a backend; ``build(spec, source)`` returns a :class:`RolloutBackend`."""
-    if name in ROLLOUT_BACKENDS and not overwrite:
-        raise ValueError(f"rollout backend {name!r} is already registered")
-    ROLLOUT_BACKENDS[name] = entry = BackendEntry(name, build, remote_capable, description)
-    return entry
+    return ROLLOUT_BACKENDS.add(name, BackendEntry(name, build, remote_capable, description), overwrite)
 
 
 def get_backend(name: str) -> BackendEntry:
-    try:
-        return ROLLOUT_BACKENDS[name]
-    except KeyError:
-        raise ValueError(f"unknown rollout backend {name!r}; registered: {', '.join(ROLLOUT_BACKENDS)}") from None
+    return ROLLOUT_BACKENDS.lookup(name)
 
 
 def make_rollout(spec: RolloutSpec, source: ModelSource) -> RolloutBackend:

@@ -21,6 +21,8 @@ from typing import Callable, Optional
 
 import torch
 
+from mathrl_core.registry import Registry
+
 from .advantages import (broadcast_to_tokens, gae_advantages_and_returns, group_advantages,
                          reinforce_pp_advantages, token_level_rewards)
 from .kl import apply_kl_to_rewards
@@ -57,22 +59,15 @@ class AdvantageEstimator:
     description: str = ""
 
 
-ADVANTAGE_ESTIMATORS: dict[str, AdvantageEstimator] = {}
+ADVANTAGE_ESTIMATORS: Registry[AdvantageEstimator] = Registry("advantage estimator")
 
 
 def register_advantage_estimator(estimator: AdvantageEstimator, overwrite: bool = False) -> AdvantageEstimator:
-    if estimator.name in ADVANTAGE_ESTIMATORS and not overwrite:
-        raise ValueError(f"advantage estimator {estimator.name!r} is already registered")
-    ADVANTAGE_ESTIMATORS[estimator.name] = estimator
-    return estimator
+    return ADVANTAGE_ESTIMATORS.add(estimator.name, estimator, overwrite)
 
 
 def get_estimator(name: str) -> AdvantageEstimator:
-    try:
-        return ADVANTAGE_ESTIMATORS[name]
-    except KeyError:
-        raise ValueError(f"unknown advantage estimator {name!r}; registered: "
-                         f"{', '.join(ADVANTAGE_ESTIMATORS)}") from None
+    return ADVANTAGE_ESTIMATORS.lookup(name)
 
 
 def _token_rewards(terminal: torch.Tensor, x: AdvantageInputs) -> torch.Tensor:
