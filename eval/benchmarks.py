@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Optional, Union
 
+from trainer.data.textfile import numbered_lines, read_utf8
+
 Gold = Union[str, list]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -262,7 +264,7 @@ def read_rows(path: Union[str, Path]) -> list[dict]:
     if path.suffix == ".jsonl":
         return read_jsonl(path)
     if path.suffix == ".json":
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(read_utf8(path))
         data = data.get("data", data) if isinstance(data, dict) else data
         if not isinstance(data, list):
             raise ValueError(f"{path}: expected a JSON list of records")
@@ -277,14 +279,13 @@ def read_rows(path: Union[str, Path]) -> list[dict]:
 def read_jsonl(path: Union[str, Path]) -> list[dict]:
     """Rows of a JSONL file; a clear error names the file and line of a malformed row."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
+    for lineno, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from e
     return rows
 
 

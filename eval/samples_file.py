@@ -27,6 +27,7 @@ from typing import Any, Optional, Union
 from eval.benchmarks import Problem, gsm8k_gold, number_gold, strip_dollars
 from eval.completion import Completion, as_completion
 from eval.scoring import ProblemSamples
+from trainer.data.textfile import read_utf8
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +106,7 @@ def read_samples_file(path: Union[str, Path]) -> list[ProblemSamples]:
 def _rows(path: Path):
     """``(line number, parsed row)`` of a JSONL file; a file holding one JSON array is accepted too
     (its items are numbered from 1)."""
-    text = path.read_text(encoding="utf-8")
+    text = read_utf8(path)
     if text.lstrip().startswith("["):
         try:
             data = json.loads(text)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import asdict
 from pathlib import Path
 from typing import Optional
 
@@ -16,6 +15,7 @@ import torch
 
 from trainer import checkpoint
 from trainer.config import RLConfig
+from trainer.config_tree import public_dict
 from trainer.data.datasets import PromptDataset, PromptRecord, load_records
 from trainer.data.templates import build_prompt, encode_prompt
 from trainer.models.loading import LoraSpec, load_causal_lm, load_reference, load_tokenizer
@@ -239,7 +239,7 @@ def build_run(cfg: RLConfig, resume: bool = False):
     if ckpt is not None:
         start_step = int(checkpoint.load_state(ckpt)["step"])
     tracker = Tracker(out_dir, p["total_steps"], tensorboard=cfg.logging.tensorboard, wandb=cfg.logging.wandb,
-                      wandb_project=cfg.logging.wandb_project, run_name=cfg.name, config=asdict(cfg),
+                      wandb_project=cfg.logging.wandb_project, run_name=cfg.name, config=public_dict(cfg),
                       progress_bar=cfg.logging.progress_bar, resume_step=start_step)
     loop = RLLoop(cfg, tokenizer=tokenizer, data=data, rollout=rollout, reward=reward, policy=policy, ref=ref,
                   critic=critic, tracker=tracker, eval_fn=build_eval_fn(cfg, tokenizer, rollout, out_dir, reward.url),

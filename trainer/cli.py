@@ -5,13 +5,12 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import yaml
 
 from trainer.config import RLConfig
-from trainer.config_tree import ConfigError, load_config
+from trainer.config_tree import ConfigError, load_config, public_dict
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     out = Path(cfg.logging.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+    (out / "config.yaml").write_text(yaml.safe_dump(public_dict(cfg), sort_keys=False))
     if cfg.ray.enabled:
         from trainer.distributed.launch import run_distributed
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Optional
 
-from trainer.config_tree import ConfigError
+from trainer.config_tree import SECRET, ConfigError
 
 ADVANTAGE_ESTIMATORS = ("gae", "grpo", "dr_grpo", "rloo", "reinforce_pp", "reinforce_baseline")
 
@@ -82,7 +82,7 @@ class RolloutConfig:
 @dataclass
 class RewardConfig:
     url: Optional[str] = None          # reward service; None starts one on a free loopback port
-    token: Optional[str] = None        # bearer token of a protected service (default: $REWARD_SERVICE_TOKEN)
+    token: Optional[str] = field(default=None, metadata=SECRET)  # bearer token (default: $REWARD_SERVICE_TOKEN)
     scheme: str = "simplerl"
     timeout_s: float = 120.0           # per HTTP request
     retries: int = 5

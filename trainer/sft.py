@@ -25,14 +25,14 @@ import logging
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Optional
 
 import torch
 
 from trainer import checkpoint
-from trainer.config_tree import ConfigError
+from trainer.config_tree import ConfigError, public_dict
 from trainer.data.datasets import PromptDataset, PromptRecord
 from trainer.schedules import lr_lambda
 from trainer.sft_data import SFTExample, load_sft_records, micro_batches, token_nll_sum, tokenize_records
@@ -439,7 +439,7 @@ class SFTTrainer:
             unwrap_model(self.model).save_pretrained(directory)
             self.tokenizer.save_pretrained(directory)
         if self.rank == 0:
-            info = {"sft_config": asdict(self.cfg), "base_model": self.model_path, **(extra or {})}
+            info = {"sft_config": public_dict(self.cfg), "base_model": self.model_path, **(extra or {})}
             (directory / "sft_info.json").write_text(json.dumps(info, indent=2, default=str))
         return directory
 

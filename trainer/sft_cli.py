@@ -6,12 +6,11 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 import yaml
 
-from trainer.config_tree import ConfigError, load_config
+from trainer.config_tree import ConfigError, load_config, public_dict
 from trainer.sft import SFTConfig
 
 
@@ -64,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         out = Path(cfg.logging.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(asdict(cfg), sort_keys=False))
+        (out / "config.yaml").write_text(yaml.safe_dump(public_dict(cfg), sort_keys=False))
         from trainer.sft import run_sft
 
         try:

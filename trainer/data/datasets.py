@@ -26,6 +26,8 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from trainer.data.textfile import numbered_lines, read_utf8
+
 logger = logging.getLogger(__name__)
 
 QUESTION_KEYS = ("question", "problem", "prompt", "query")
@@ -55,14 +57,13 @@ def data_dir() -> Path:
 
 def _read_jsonl(path: Path) -> list[dict]:
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+    for lineno, line in numbered_lines(path):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
     return rows
 
 
@@ -71,7 +72,7 @@ def _read_file(path: Path, split: str) -> list[dict]:
     if suffix == ".jsonl":
         rows = _read_jsonl(path)
     elif suffix == ".json":
-        text = path.read_text(encoding="utf-8")
+        text = read_utf8(path)
         try:
             data = json.loads(text)
         except json.JSONDecodeError:

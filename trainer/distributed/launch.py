@@ -25,7 +25,7 @@ from typing import Optional
 
 from trainer import checkpoint
 from trainer.config import RLConfig
-from trainer.config_tree import ConfigError
+from trainer.config_tree import ConfigError, public_dict
 from trainer.distributed.groups import RolloutGroup, TrainingGroup, WorkerFailure
 
 logger = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ def build_distributed_run(cfg: RLConfig, resume: bool = False):
     if ckpt is not None:
         start_step = int(checkpoint.load_state(ckpt)["step"])
     tracker = Tracker(out_dir, p["total_steps"], tensorboard=cfg.logging.tensorboard, wandb=cfg.logging.wandb,
-                      wandb_project=cfg.logging.wandb_project, run_name=cfg.name, config=cfg_dict,
+                      wandb_project=cfg.logging.wandb_project, run_name=cfg.name, config=public_dict(cfg),
                       progress_bar=cfg.logging.progress_bar, resume_step=start_step)
     loop = RLLoop(cfg, tokenizer=tokenizer, data=data, rollout=groups["rollout"], reward=reward,
                   policy=groups["policy"], ref=groups.get("reference"), critic=groups.get("critic"),
