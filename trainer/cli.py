@@ -9,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from trainer import checkpoint
 from trainer.config import RLConfig
 from trainer.config_tree import ConfigError, load_config, public_dict
 
@@ -95,6 +96,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(info, indent=2, default=str))
         return 0
     out = Path(cfg.logging.output_dir)
+    try:
+        checkpoint.check_new_run(out, args.resume)
+    except checkpoint.OutputDirInUse as e:
+        print(f"rl-train: {e}", file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.yaml").write_text(yaml.safe_dump(public_dict(cfg), sort_keys=False))
     if cfg.ray.enabled:

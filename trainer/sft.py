@@ -262,6 +262,7 @@ class SFTTrainer:
             self.device = next(self.model.parameters()).device
         self.step = 0
         self.train_seconds = 0.0
+        self.run_id = checkpoint.new_run_id()  # restore() continues the checkpoint's run
         self.history: list[dict] = []
 
     # ---- building -------------------------------------------------------------------------------------
@@ -456,7 +457,8 @@ class SFTTrainer:
             self.trainable.save_state(tmp / "optimizer")
         else:
             self.trainable.save_state(tmp / "optimizer.pt")
-        state = {"step": self.step, "data": self.data.state_dict(), "train_seconds": self.train_seconds}
+        state = {"step": self.step, "data": self.data.state_dict(), "train_seconds": self.train_seconds,
+                 "run_id": self.run_id}
         if self.rank == 0:
             return checkpoint.commit(tmp, self.step, state, keep=self.cfg.logging.keep_checkpoints)
         return tmp
@@ -478,6 +480,7 @@ class SFTTrainer:
         self.data.load_state_dict(state["data"])
         self.step = int(state["step"])
         self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.run_id = state.get("run_id")
 
 
 def run_sft(cfg: SFTConfig, resume: bool = False, on_step=None) -> Path:

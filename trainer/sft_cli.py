@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from trainer import checkpoint
 from trainer.config_tree import ConfigError, load_config, public_dict
 from trainer.sft import SFTConfig
 
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(dry_run(cfg), indent=2, default=str))
             return 0
         out = Path(cfg.logging.output_dir)
+        checkpoint.check_new_run(out, args.resume)  # OutputDirInUse is a ValueError: exit 2 with its message
         out.mkdir(parents=True, exist_ok=True)
         (out / "config.yaml").write_text(yaml.safe_dump(public_dict(cfg), sort_keys=False))
         from trainer.sft import run_sft
