@@ -100,7 +100,7 @@ def existing_run(output_dir: str | Path) -> Optional[str]:
     if found:
         info = _recorded(root / found[-1])
         run = f", run {info[0]}" if info and info[0] else ""
-        return f"checkpoints {', '.join(found)}{run}"
+        return f"{len(found)} checkpoint(s), the newest {found[-1]}{run}"
     if (root / "latest").is_file():
         return f"{root / 'latest'}"
     metrics = out / "metrics.jsonl"
