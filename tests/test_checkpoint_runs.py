@@ -68,7 +68,8 @@ def test_check_new_run_refuses_a_used_directory_unless_resuming(tmp_path):
     with pytest.raises(checkpoint.OutputDirInUse, match="metrics.jsonl"):
         checkpoint.check_new_run(tmp_path, resume=False)
     _save(tmp_path / "run", 4, "run-a")
-    with pytest.raises(checkpoint.OutputDirInUse, match=r"1 checkpoint\(s\), the newest step_000004, run run-a.*--resume.*logging.output_dir"):
+    with pytest.raises(checkpoint.OutputDirInUse,
+                       match=r"1 checkpoint\(s\), the newest step_000004, run run-a.*--resume.*logging.output_dir"):
         checkpoint.check_new_run(tmp_path / "run", resume=False)
     checkpoint.check_new_run(tmp_path / "run", resume=True)
 
