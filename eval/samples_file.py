@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from eval.benchmarks import Problem
-from mathrl_core.data_files import iter_jsonl
+from mathrl_core.data_files import iter_jsonl, read_utf8
 from mathrl_core.records import gsm8k_gold, number_gold, strip_dollars
 from mathrl_core.completion import Completion, as_completion
 from eval.scoring import ProblemSamples
@@ -107,17 +107,17 @@ def read_samples_file(path: Union[str, Path]) -> list[ProblemSamples]:
 def _rows(path: Path):
     """``(line number, parsed row)`` of a JSONL file; a file holding one JSON array is accepted too
     (its items are numbered from 1)."""
-    text = path.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            data = None
-        if isinstance(data, list):
-            yield from enumerate(data, 1)
-            return
     try:
-        yield from iter_jsonl(path)
+        text = read_utf8(path)
+        if text.lstrip().startswith("["):
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError:
+                data = None
+            if isinstance(data, list):
+                yield from enumerate(data, 1)
+                return
+        yield from iter_jsonl(path, text)
     except ValueError as e:
         raise SamplesFileError(str(e)) from e
 

@@ -9,10 +9,10 @@ import logging
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 from eval.benchmarks import Problem
-from mathrl_core.completion import Completion, as_completion
+from mathrl_core.completion import as_completion
 from eval.grading_backend import CORRECT, ERROR, TIMEOUT_REASON, equivalence_items, grade_all
 from eval.metrics import ProblemOutcome, average_metrics, benchmark_metrics, cluster_answers_many
 

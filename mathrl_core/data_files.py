@@ -22,18 +22,35 @@ def data_dir(explicit: Union[str, Path, None] = None) -> Path:
     return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
 
 
-def iter_jsonl(path: Union[str, Path]) -> Iterator[tuple[int, Any]]:
-    """``(line number, parsed row)`` of a JSONL file, blank lines skipped; a malformed row raises
-    ``ValueError`` naming the file and line."""
-    path = Path(path)
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield lineno, json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
+def read_utf8(path: Union[str, Path]) -> str:
+    """The file's text. Bytes that are not UTF-8 raise ``ValueError`` naming the file, the line and column
+    of the first bad byte, and the byte itself (a Latin-1 or UTF-16 export is the usual cause)."""
+    raw = Path(path).read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw.count(b"\n", 0, e.start) + 1
+        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ValueError(f"{path}:{line}:{column}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start}: "
+                         f"{e.reason}); convert the file to UTF-8") from None
+
+
+def numbered_lines(path: Union[str, Path]) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` of a UTF-8 text file, split on newlines only (a JSON string may hold U+2028)."""
+    yield from enumerate(read_utf8(path).split("\n"), 1)
+
+
+def iter_jsonl(path: Union[str, Path], text: str | None = None) -> Iterator[tuple[int, Any]]:
+    """``(line number, parsed row)`` of a JSONL file (or of its already-read ``text``), blank lines skipped; a
+    malformed row raises ``ValueError`` naming the file and line."""
+    lines = enumerate(text.split("\n"), 1) if text is not None else numbered_lines(path)
+    for lineno, line in lines:
+        if not line.strip():
+            continue
+        try:
+            yield lineno, json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
 
 
 def read_jsonl(path: Union[str, Path]) -> list:
@@ -53,7 +70,7 @@ def read_rows(path: Union[str, Path], split: str = "train") -> list[dict]:
         rows = read_jsonl(path)
     elif suffix == ".json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(read_utf8(path))
         except json.JSONDecodeError:
             rows = read_jsonl(path)  # JSON lines with a .json name
         else:

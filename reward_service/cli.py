@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import uvicorn
 
 from reward_service.app import create_app
+from reward_service.lifeline import exit_with_parent
 from reward_service.settings import Settings
 
 
@@ -27,6 +28,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                             access_log=settings.access_log, lifespan="on", timeout_graceful_shutdown=10)
     server = uvicorn.Server(config)
+    if settings.parent_pid is not None:  # started by a trainer (start_service): end with it, however it ends
+        exit_with_parent(settings.parent_pid, lambda: setattr(server, "should_exit", True))
     sockets = None
     if settings.fd is not None:
         # An already-bound TCP socket from a parent (race-free free port). socket(fileno=) detects the family,

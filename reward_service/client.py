@@ -310,7 +310,8 @@ def start_service(*, workers: Optional[int] = None, timeout: Optional[float] = N
     sock.listen(2048)
     port = sock.getsockname()[1]
     fd = sock.fileno()
-    cmd = [python or sys.executable, "-m", "reward_service.cli", "--fd", str(fd)]
+    # --parent-pid: the service shuts down when this process dies, even by SIGKILL (reward_service.lifeline)
+    cmd = [python or sys.executable, "-m", "reward_service.cli", "--fd", str(fd), "--parent-pid", str(os.getpid())]
     if workers is not None:
         cmd += ["--workers", str(workers)]
     if timeout is not None:

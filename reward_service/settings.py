@@ -30,6 +30,7 @@ class Settings:
     log_level: str = "info"
     access_log: bool = False
     fd: Optional[int] = None  # serve on an already-bound socket (used by reward_service.client.start_service)
+    parent_pid: Optional[int] = None  # exit when this process (the starter) dies (set by start_service)
 
     HELP = {
         "host": "interface to bind (0.0.0.0 in containers)",
@@ -48,6 +49,7 @@ class Settings:
         "log_level": "uvicorn log level",
         "access_log": "log every request",
         "fd": "serve on this already-bound socket file descriptor instead of host:port",
+        "parent_pid": "shut down when the process with this pid, the one that started the service, dies",
     }
 
     def __post_init__(self) -> None:
@@ -83,7 +85,7 @@ class Settings:
         return d
 
 
-_INT = {"port", "workers", "max_body_bytes", "max_items", "cache_size", "fd"}
+_INT = {"port", "workers", "max_body_bytes", "max_items", "cache_size", "fd", "parent_pid"}
 _FLOAT = {"timeout", "format_bonus"}
 _BOOL = {"entry_points", "access_log"}
 
@@ -129,4 +131,5 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], help=h["log_level"])
     p.add_argument("--access-log", action="store_const", const=True, help=h["access_log"])
     p.add_argument("--fd", type=int, help=h["fd"])
+    p.add_argument("--parent-pid", type=int, help=h["parent_pid"])
     return p

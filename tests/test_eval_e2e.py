@@ -1,7 +1,6 @@
 """End to end: real benchmark files, the real grader pool, tiny local models through HF generate (the trainer's
 rollout backend) and vLLM, the CLI and the trainer-facing evaluate() API."""
 import json
-from pathlib import Path
 
 import pytest
 

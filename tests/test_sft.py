@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from trainer import checkpoint
 from trainer.config_tree import ConfigError, load_config
 from trainer.sft import SFTConfig, SFTTrainer, run_sft
 from trainer.sft_data import (IGNORE_INDEX, SFTExample, micro_batches, pack_rows, pad_batch, token_nll_sum,
@@ -143,6 +144,11 @@ def test_resume_matches_uninterrupted(tmp_path, tiny_model_dir):
     resumed_dir = run_sft(part_cfg, resume=True)
     from mathrl_core.models.loading import load_causal_lm
 
+    # the resumed run is the same run: its step-4 checkpoint carries the id of the step-2 one
+    ckpts = sorted((tmp_path / "part" / "sft" / "checkpoints").glob("step_*"))
+    assert [c.name for c in ckpts] == ["step_000002", "step_000004"]
+    assert {checkpoint.load_state(c)["run_id"] for c in ckpts} == {part.run_id}
+
     resumed = load_causal_lm(str(resumed_dir), dtype="float32")
     for (n, a), b in zip(full.model.named_parameters(), resumed.parameters()):
         torch.testing.assert_close(b, a, msg=n)
@@ -181,7 +187,10 @@ def test_jsonl_records_and_cli(tmp_path, tiny_model_dir, capsys):
     assert plan["records"] == 8 and plan["total_steps"] == 2
     assert main(args) == 0
     assert (tmp_path / "out" / "model" / "config.json").is_file()
-    assert main([*args, "data.response_key=missing"]) == 2
+    capsys.readouterr()
+    assert main(args) == 2  # a new run in a directory that holds one: refused, nothing overwritten
+    assert "already holds a run" in capsys.readouterr().err
+    assert main([*args, "data.response_key=missing", f"logging.output_dir={tmp_path / 'out2'}"]) == 2
     assert "missing" in capsys.readouterr().err
 
 

@@ -8,7 +8,7 @@ whose ranks call the same role factory, and hands them to the same ``RLLoop`` th
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -21,6 +21,7 @@ from mathrl_core.sampling import SamplingConfig
 from mathrl_core.templates import build_prompt, encode_prompt
 from trainer import checkpoint
 from trainer.config import RLConfig
+from trainer.config_tree import public_dict
 from trainer.data.datasets import PromptDataset
 from trainer.data.synthetic import SyntheticData, synthetic_records
 from trainer.plan import RunPlan, make_plan
@@ -121,7 +122,7 @@ def make_loop(d: Driver, *, rollout, policy, ref=None, critic=None) -> RLLoop:
     cfg = d.cfg
     reward = RewardScorer(cfg.reward)
     tracker = Tracker(d.out_dir, d.plan.total_steps, tensorboard=cfg.logging.tensorboard, wandb=cfg.logging.wandb,
-                      wandb_project=cfg.logging.wandb_project, run_name=cfg.name, config=asdict(cfg),
+                      wandb_project=cfg.logging.wandb_project, run_name=cfg.name, config=public_dict(cfg),
                       progress_bar=cfg.logging.progress_bar, resume_step=d.start_step)
     loop = RLLoop(cfg, tokenizer=d.tokenizer, data=d.data, rollout=rollout, reward=reward, policy=policy, ref=ref,
                   critic=critic, tracker=tracker, eval_fn=build_eval_fn(cfg, d.tokenizer, rollout, d.out_dir, reward),

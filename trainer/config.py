@@ -15,7 +15,7 @@ from mathrl_core.rollout.registry import ROLLOUT_BACKENDS, RolloutSpec
 from mathrl_core.rollout.weight_sync import resolve_sync_backend
 from mathrl_core.sampling import logprob_temperature
 from trainer.algorithms.estimators import ADVANTAGE_ESTIMATORS, AdvantageEstimator, get_estimator
-from trainer.config_tree import ConfigError
+from trainer.config_tree import SECRET, ConfigError
 from trainer.data.synthetic import SyntheticData
 from trainer.models.tiny import TinyModelConfig
 
@@ -86,7 +86,7 @@ class RolloutConfig:
 @dataclass
 class RewardConfig:
     url: Optional[str] = None          # reward service; None starts one on a free loopback port
-    token: Optional[str] = None        # bearer token of a protected service (default: $REWARD_SERVICE_TOKEN)
+    token: Optional[str] = field(default=None, metadata=SECRET)  # bearer token (default: $REWARD_SERVICE_TOKEN)
     scheme: str = "simplerl"
     timeout_s: float = 120.0           # per HTTP request
     retries: int = 5

@@ -6,6 +6,10 @@ Every key is checked against the dataclass fields: an unknown key or a value of 
 ``ConfigError`` naming the dotted key (``train.actor_lr: expected float, got 'fast'``). Values given on the
 command line are parsed as YAML scalars/lists (``rollout.stop=['</answer>']``, ``model.lora=null``).
 Literal[...] fields check membership; Optional fields accept null.
+
+A field declared with ``metadata=SECRET`` (a bearer token, ...) is never written to disk: every dump of a
+config (config.yaml, tracker/wandb config, summaries) goes through ``public_dict``, which shows ``<redacted>``
+for it; loading a saved config that still holds the placeholder is an error naming the key.
 """
 from __future__ import annotations
 
@@ -17,9 +21,15 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 
+from mathrl_core.data_files import read_utf8
+
 
 class ConfigError(ValueError):
     """A config key is unknown or its value has the wrong type or range."""
+
+
+SECRET = {"secret": True}  # dataclass field metadata: the value is never written to disk
+REDACTED = "<redacted>"
 
 
 def _is_optional(tp) -> bool:
@@ -108,6 +118,9 @@ def _build(cls, data: dict, prefix: str = ""):
     for f in dataclasses.fields(cls):
         if f.name in data:
             where = f"{prefix}.{f.name}" if prefix else f.name
+            if f.metadata.get("secret") and data[f.name] == REDACTED:
+                raise ConfigError(f"{where}: {REDACTED!r} is the placeholder a saved config holds instead of the "
+                                  f"secret; give the real value (an override or its environment variable)")
             kwargs[f.name] = _coerce(data[f.name], hints[f.name], where)
     try:
         obj = cls(**kwargs)
@@ -153,6 +166,23 @@ def to_dict(cfg) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def public_dict(cfg) -> dict:
+    """The config as plain data for every dump to disk or a tracker: secret fields that are set read
+    ``<redacted>``."""
+    out = dataclasses.asdict(cfg)
+    _redact(cfg, out)
+    return out
+
+
+def _redact(cfg, tree: dict) -> None:
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.metadata.get("secret") and value is not None:
+            tree[f.name] = REDACTED
+        elif dataclasses.is_dataclass(value):
+            _redact(value, tree[f.name])
+
+
 def load_config(cls, path: str | Path | None = None, overrides: list[str] | None = None,
                 base: dict | None = None):
     """Build ``cls`` from an optional YAML file, then dotted overrides; validate every key and value."""
@@ -161,13 +191,27 @@ def load_config(cls, path: str | Path | None = None, overrides: list[str] | None
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"config file not found: {p}")
-        loaded = yaml.safe_load(p.read_text()) or {}
+        try:
+            loaded = yaml.safe_load(read_utf8(p)) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(_yaml_error(p, e)) from None
+        except ValueError as e:  # not UTF-8
+            raise ConfigError(str(e)) from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")
         tree = _deep_merge(tree, loaded)
     for key, value in parse_overrides(overrides or []):
         _set_dotted(tree, key, value)
     return _build(cls, tree)
+
+
+def _yaml_error(path: Path, e: yaml.YAMLError) -> str:
+    """``FILE:LINE:COLUMN: YAML syntax error: <problem> (<context>)``."""
+    mark = getattr(e, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+    problem = getattr(e, "problem", None) or str(e)
+    context = getattr(e, "context", None)
+    return f"{where}: YAML syntax error: {problem}" + (f" ({context})" if context else "")
 
 
 def _deep_merge(a: dict, b: dict) -> dict:

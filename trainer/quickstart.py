@@ -72,7 +72,7 @@ from mathrl_core.sampling import SamplingConfig
 from trainer import checkpoint
 from trainer.build import build_run
 from trainer.config import RLConfig
-from trainer.config_tree import load_config
+from trainer.config_tree import load_config, public_dict
 from trainer.data.synthetic import SyntheticConfig, SyntheticData, synthetic_records, write_jsonl
 from trainer.sft import SFTConfig, SFTTrainer, synthetic_sft_records
 
@@ -333,7 +333,7 @@ def run(output_dir: str | Path, seed: int = 0, *, sft_overrides: list[str] = (),
             done = checkpoint.latest(out / "sft") if reuse_sft else None
             info = out / "sft" / "model" / "sft_info.json"
             same = info.is_file() and (json.loads(info.read_text())["sft_config"]
-                                       == json.loads(json.dumps(asdict(sft_cfg), default=str)))
+                                       == json.loads(json.dumps(public_dict(sft_cfg), default=str)))
             if reuse_sft and not same:
                 logger.warning("--reuse-sft: no finished SFT stage with this config in %s; running SFT", out)
             if done is not None and same and json.loads((done / checkpoint.STATE_FILE).read_text())["step"] == sft.total_steps:
@@ -415,7 +415,7 @@ def run(output_dir: str | Path, seed: int = 0, *, sft_overrides: list[str] = (),
         "rl_eval_hook_final_accuracy": rl_eval_curve[-1]["accuracy"] if rl_eval_curve else None,
         "rl_curve": rl_steps_curve, "rl_eval_curve": rl_eval_curve, "control_curve": ctl["curve"],
         "sft_data": sft_data_stats(sft_cfg),
-        "config": {"sft": asdict(sft_cfg), "rl": asdict(rl_cfg)},
+        "config": {"sft": public_dict(sft_cfg), "rl": public_dict(rl_cfg)},
         "stages": stages.records, "total": stages.total(),
         "paths": {"sft_model": str(sft_dir), "grpo_checkpoints": str(out / "grpo" / "checkpoints"),
                   "control_model": str(out / "control" / "model"), "heldout": str(data["heldout"])},

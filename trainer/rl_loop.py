@@ -79,6 +79,7 @@ class RLLoop:
                                          and cfg.algorithm.tis_cap is None)
         self.total_steps = total_steps
         self.step_num = start_step
+        self.run_id = checkpoint.new_run_id()  # restore() continues the checkpoint's run
         if cfg.uses_critic and critic is None:
             raise ValueError(f"algorithm.advantage={cfg.algorithm.advantage} needs a critic worker")
         if cfg.uses_reference and ref is None:
@@ -241,7 +242,7 @@ class RLLoop:
         self.policy.save(tmp / "policy")
         if self.critic is not None:
             self.critic.save(tmp / "critic")
-        state = {"step": step, "data": self.data.state_dict(), "total_steps": self.total_steps}
+        state = {"step": step, "data": self.data.state_dict(), "total_steps": self.total_steps, "run_id": self.run_id}
         final = checkpoint.commit(tmp, step, state, keep=self.cfg.logging.keep_checkpoints)
         logger.info("saved checkpoint %s", final)
 
@@ -252,6 +253,7 @@ class RLLoop:
             self.critic.load(ckpt / "critic")
         self.data.load_state_dict(state["data"])
         self.step_num = int(state["step"])
+        self.run_id = state.get("run_id")
 
 
 def step_seed(seed: int, step: int, round_: int = 1) -> int:

@@ -26,7 +26,7 @@ import logging
 import math
 import signal
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Literal, Optional
 
@@ -35,7 +35,7 @@ import torch
 from mathrl_core.models.loading import load_tokenizer, load_weights, unwrap_model
 from mathrl_core.records import PromptRecord
 from trainer import checkpoint
-from trainer.config_tree import ConfigError
+from trainer.config_tree import ConfigError, public_dict
 from trainer.data.datasets import PromptDataset
 from trainer.data.synthetic import DemoNoise, SyntheticData, generate_problems, sft_records
 from trainer.models.tiny import TinyModelConfig
@@ -257,6 +257,7 @@ class SFTTrainer:
             self.device = next(self.model.parameters()).device
         self.step = 0
         self.train_seconds = 0.0
+        self.run_id = checkpoint.new_run_id()  # restore() continues the checkpoint's run
         self.history: list[dict] = []
 
     # ---- building -------------------------------------------------------------------------------------
@@ -402,7 +403,7 @@ class SFTTrainer:
             unwrap_model(self.model).save_pretrained(directory)
             self.tokenizer.save_pretrained(directory)
         if self.rank == 0:
-            info = {"sft_config": asdict(self.cfg), "base_model": self.model_path, **(extra or {})}
+            info = {"sft_config": public_dict(self.cfg), "base_model": self.model_path, **(extra or {})}
             (directory / "sft_info.json").write_text(json.dumps(info, indent=2, default=str))
         return directory
 
@@ -417,7 +418,8 @@ class SFTTrainer:
             self.trainable.save_state(tmp / "optimizer")
         else:
             self.trainable.save_state(tmp / "optimizer.pt")
-        state = {"step": self.step, "data": self.data.state_dict(), "train_seconds": self.train_seconds}
+        state = {"step": self.step, "data": self.data.state_dict(), "train_seconds": self.train_seconds,
+                 "run_id": self.run_id}
         if self.rank == 0:
             return checkpoint.commit(tmp, self.step, state, keep=self.cfg.logging.keep_checkpoints)
         return tmp
@@ -437,6 +439,7 @@ class SFTTrainer:
         self.data.load_state_dict(state["data"])
         self.step = int(state["step"])
         self.train_seconds = float(state.get("train_seconds", 0.0))
+        self.run_id = state.get("run_id")
 
 
 def run_sft(cfg: SFTConfig, resume: bool = False, on_step=None) -> Path:

@@ -19,7 +19,7 @@ Conventions every backend follows (so the trainer can switch backends without ch
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import torch

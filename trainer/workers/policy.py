@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 
 from pathlib import Path
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator
 
 import torch
 
