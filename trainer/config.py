@@ -225,6 +225,16 @@ class RLConfig:
         return self.algorithm.kl_coef > 0
 
     @property
+    def kl_in_reward(self) -> bool:
+        """The KL penalty goes into the per-token rewards (PPO style)."""
+        return self.uses_reference and self.algorithm.kl_mode == "reward"
+
+    @property
+    def kl_in_loss(self) -> bool:
+        """The KL is a loss term of the policy update (GRPO style)."""
+        return self.uses_reference and self.algorithm.kl_mode == "loss"
+
+    @property
     def reference_is_policy_base(self) -> bool:
         """LoRA: the frozen base under the adapters *is* the reference (read with the adapters disabled, no
         second copy of the model), as TRL and OpenRLHF do."""

@@ -24,21 +24,20 @@ from trainer import checkpoint
 from trainer.algorithms import (explained_variance, filter_uniform_groups, kl_estimate, logprob_mismatch_stats,
                                 masked_mean, overlong_filter_mask, overlong_reward_shaping, tis_weights)
 from trainer.algorithms.estimators import AdvantageInputs, get_estimator
-from trainer.config import AlgorithmConfig, RLConfig
+from trainer.config import RLConfig
 from trainer.experience import Experience, ScoredRollout
 from trainer.rollout_metrics import length_stats, reflection_rate, verdict_rates
 
 logger = logging.getLogger(__name__)
 
 
-def compute_advantages(exp: Experience, a: AlgorithmConfig, group_size: int) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+def compute_advantages(exp: Experience, cfg: RLConfig) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
     """Advantages ``[B, T]`` (and critic returns) by the estimator ``algorithm.advantage``
     (``trainer.algorithms.estimators``), with the per-token KL penalty when KL goes into the reward."""
-    kl = None
-    if a.kl_coef > 0 and a.kl_mode == "reward":
-        kl = kl_estimate(exp.old_logprobs, exp.ref_logprobs, a.kl_estimator)
+    a = cfg.algorithm
+    kl = kl_estimate(exp.old_logprobs, exp.ref_logprobs, a.kl_estimator) if cfg.kl_in_reward else None
     return get_estimator(a.advantage).compute(AdvantageInputs(
-        rewards=exp.rewards, mask=exp.response_mask, group_size=group_size, gamma=a.gamma, lam=a.lam,
+        rewards=exp.rewards, mask=exp.response_mask, group_size=cfg.rollout.n, gamma=a.gamma, lam=a.lam,
         group_eps=a.group_eps, whiten=a.whiten_advantages, kl=kl, kl_coef=a.kl_coef, values=exp.values))
 
 
@@ -200,7 +199,7 @@ class RLLoop:
                 exp.ref_logprobs = self.ref.compute_logprobs(exp)
             if self.critic is not None:
                 exp.values = self.critic.compute_values(exp)
-        exp.advantages, exp.returns = compute_advantages(exp, a, r.n)
+        exp.advantages, exp.returns = compute_advantages(exp, self.cfg)
         if a.tis_cap is not None:
             exp.tis_weights = tis_weights(exp.old_logprobs, exp.rollout_logprobs, mask, a.tis_cap)
         return exp

@@ -18,7 +18,7 @@ from torch import nn
 from mathrl_core.templates import encode_prompt
 from mathrl_core.models.loading import load_weights, unwrap_model
 from mathrl_core.rollout.base import RolloutBackend, RolloutOutput, find_stop
-from mathrl_core.sampling import SamplingConfig
+from mathrl_core.sampling import SamplingConfig, logprob_temperature
 
 
 def top_k_top_p_mask(z: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
@@ -52,7 +52,7 @@ class SamplingProcessor:
     """
 
     def __init__(self, temperature: float, top_k: int, top_p: float, draw: bool = False):
-        self.temperature = temperature if temperature > 0 else 1.0
+        self.temperature = logprob_temperature(temperature)
         self.top_k = top_k if top_k > 0 else 0
         self.top_p = top_p
         self.draw = None

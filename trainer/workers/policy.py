@@ -93,7 +93,7 @@ class PolicyWorker:
         loss, pstats = policy_loss(logp, old, m.advantages, mask, clip_low=a.clip_low,
                                    clip_high=a.clip_high, dual_clip=a.dual_clip, agg=a.loss_agg,
                                    normalizer=normalizer, weights=m.tis_weights)
-        if a.kl_mode == "loss" and a.kl_coef > 0:
+        if self.cfg.kl_in_loss:
             loss = loss + a.kl_coef * kl_loss(logp, m.ref_logprobs, mask, kind=a.kl_estimator, agg=a.loss_agg,
                                               normalizer=normalizer)
         if a.entropy_coef > 0:
