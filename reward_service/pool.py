@@ -96,6 +96,8 @@ class GradingPool(DispatcherMixin):
             imports and warms the grading stack once and every worker is forked from it: a replacement worker
             after a timeout is ready in milliseconds instead of re-importing sympy for seconds.
         restart_backoff_max: longest wait (seconds) between attempts to start a worker after failed starts.
+        worker_nice: lower the workers' CPU priority by this much (``os.nice``); the service uses it so that its
+            event loop is scheduled first on busy CPUs.
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class GradingPool(DispatcherMixin):
         start_timeout: float = 120.0,
         start_method: str = "forkserver",
         restart_backoff_max: float = 10.0,
+        worker_nice: int = 0,
     ):
         if timeout <= 0 or restart_backoff_max < 0:
             raise ValueError("timeout must be > 0 and restart_backoff_max >= 0")
@@ -118,6 +121,7 @@ class GradingPool(DispatcherMixin):
         self.warmup = warmup
         self.start_timeout = float(start_timeout)
         self.restart_backoff_max = float(restart_backoff_max)
+        self.worker_nice = int(worker_nice)
         self.stats = PoolStats()
 
         self._ctx = mp_context(start_method)

@@ -23,7 +23,7 @@ log = logging.getLogger("reward_service.pool")
 
 # Chunk sizing. A prefetched chunk must fit in the socket buffer (about 208 KiB on Linux) together with the
 # one the worker may not have read yet, so the dispatcher never blocks on a write while a worker is busy.
-_MAX_CHUNK_ITEMS = 32
+_MAX_CHUNK_ITEMS = 8
 _MAX_CHUNK_CHARS = 12_000  # <= 48 KB of UTF-8 per prefetched chunk
 _MAX_INFLIGHT_CHUNKS = 2
 # Failed starts in a row (with no worker ready) after which the pool is "unavailable": batches fail at once.
@@ -93,7 +93,8 @@ class DispatcherMixin:
     def _start_worker(self, ctx) -> WorkerHandle:
         parent_conn, child_conn = ctx.Pipe(duplex=True)
         proc = ctx.Process(
-            target=worker_main, args=(child_conn, self.grader, self.warmup), name="grading-worker", daemon=True
+            target=worker_main, args=(child_conn, self.grader, self.warmup, self.worker_nice), name="grading-worker",
+            daemon=True
         )
         try:
             proc.start()
