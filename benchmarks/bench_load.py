@@ -13,7 +13,8 @@ Processes (so that no measurement waits for the load generator's own event loop)
   ``POST /v1/score`` requests one after the other, batch sizes drawn from ``SIZES`` (1, 16, 64 or 256 items),
   items from the realistic mix of ``bench_reward_service`` (MATH-500, GSM8K, AIME, OlympiadBench golds; ~1 %
   pathological) made unique per request so the result cache never answers;
-* a probe that polls ``GET /health`` every 20 ms, and a probe that sends 1-item requests one at a time.
+* a probe that polls ``GET /health`` every 20 ms, and a probe that sends 1-item requests one at a time, each in
+  a process of its own (``Probe``, also used by the tests).
 
 Reported: requests, errors (any non-200 or a reply of the wrong length), items/s, latency p50/p99/max per batch
 size (as the load clients see it), the probes' latencies, the load generators' own event-loop lag (how late a
@@ -129,12 +130,11 @@ def _load_proc(url, headers, first, n, seconds, sizes, seed, out):
     out.put(("lag", lags))
 
 
-def _probe_proc(url, headers, kind, seconds, out):
+def _probe_proc(url, headers, kind, period, started, stop, out):
     lat = []
-    end = time.monotonic() + seconds
     k = 0
     with httpx.Client(base_url=url, headers=headers, timeout=60) as c:
-        while time.monotonic() < end:
+        while not stop.is_set():
             t0 = time.perf_counter()
             if kind == "health":
                 ok = c.get("/health").status_code == 200
@@ -143,8 +143,43 @@ def _probe_proc(url, headers, kind, seconds, out):
                 r = c.post("/v1/score", json={"items": [{"completion": f"probe {k}: so \\boxed{{{k}}}", "gold": str(k)}]})
                 ok = r.status_code == 200 and r.json()["results"][0]["verdict"] == "correct"
             lat.append((time.perf_counter() - t0, ok))
-            time.sleep(0.02 if kind == "health" else 0.05)
+            started.set()
+            stop.wait(period)
     out.put((kind, lat))
+
+
+class Probe:
+    """Times requests from a process of its own until stopped: ``GET /health`` (``kind="health"``) or 1-item
+    ``POST /v1/score`` (``kind="one"``), one every ``period`` seconds. ``latencies`` / ``failures`` after exit.
+
+        with Probe(url) as probe:
+            ...                                   # the load
+        probe.summary()                           # {"n", "p50_ms", "p99_ms", "max_ms"}
+    """
+
+    def __init__(self, url: str, headers: Optional[dict] = None, kind: str = "health", period: float = 0.02):
+        ctx = mp.get_context("spawn")
+        self._started, self._stop, self._out = ctx.Event(), ctx.Event(), ctx.Queue()
+        self._proc = ctx.Process(target=_probe_proc, daemon=True,
+                                 args=(url, headers or {}, kind, period, self._started, self._stop, self._out))
+        self.latencies: list = []
+        self.failures = 0
+
+    def __enter__(self) -> "Probe":
+        self._proc.start()
+        if not self._started.wait(120):  # its first request is done: it is polling
+            raise RuntimeError("the probe process did not start")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        _, lat = self._out.get(timeout=120)
+        self._proc.join(30)
+        self.latencies = [t for t, _ in lat]
+        self.failures = sum(not ok for _, ok in lat)
+
+    def summary(self) -> dict:
+        return _ms(self.latencies)
 
 
 def _ms(xs: list) -> dict:
@@ -183,18 +218,15 @@ def run_load(url: str, clients: int = 200, seconds: float = 30.0, procs: int = 2
     before = scrape(url, headers, ("timeouts", "timeout_retries", "retries"))
     jobs = [ctx.Process(target=_load_proc, args=(url, headers, sum(per[:i]), per[i], seconds, sizes, seed + i, out))
             for i in range(procs) if per[i]]
-    jobs += [ctx.Process(target=_probe_proc, args=(url, headers, kind, seconds, out)) for kind in ("health", "one")]
     t0 = time.monotonic()
-    for j in jobs:
-        j.start()
-    n_loads = sum(1 for i in range(procs) if per[i])
-    parts = [out.get(timeout=seconds + 600) for _ in range(len(jobs) + n_loads)]
+    with Probe(url, headers, "health", 0.02) as health, Probe(url, headers, "one", 0.05) as one:
+        for j in jobs:
+            j.start()
+        parts = [out.get(timeout=seconds + 600) for _ in range(2 * len(jobs))]  # records and lags of each
     wall = time.monotonic() - t0
     for j in jobs:
         j.join(30)
     records = [r for kind, part in parts if kind == "load" for r in part]
-    health = [x for kind, part in parts if kind == "health" for x in part]
-    one = [x for kind, part in parts if kind == "one" for x in part]
     lags = [x for kind, part in parts if kind == "lag" for x in part]
     after = scrape(url, headers, ("timeouts", "timeout_retries", "retries"))
     errors = [e for _, _, e in records if e]
@@ -204,8 +236,8 @@ def run_load(url: str, clients: int = 200, seconds: float = 30.0, procs: int = 2
         "errors": len(errors), "first_errors": errors[:5],
         "items_per_s": round(sum(n for n, _, e in records if not e) / seconds, 1),
         "latency_by_batch_size": by_size,
-        "probe_health": _ms([t for t, _ in health]), "probe_health_failures": sum(not ok for _, ok in health),
-        "probe_one_item": _ms([t for t, _ in one]), "probe_one_item_failures": sum(not ok for _, ok in one),
+        "probe_health": health.summary(), "probe_health_failures": health.failures,
+        "probe_one_item": one.summary(), "probe_one_item_failures": one.failures,
         "generator_loop_lag": _ms(lags),
         "pool": {k: after.get(k, 0) - before.get(k, 0) for k in after},
     }

@@ -118,7 +118,8 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
         own = state["pool"] is None
         if own:
             state["pool"] = GradingPool(workers=settings.workers, timeout=settings.timeout, grader=settings.grader,
-                                        cache_size=settings.cache_size, worker_nice=settings.worker_nice)
+                                        cache_size=settings.cache_size, worker_nice=settings.worker_nice,
+                                        restart_backoff_max=settings.restart_backoff_max)
         p: GradingPool = state["pool"]
         metrics_ref["metrics"] = ServiceMetrics(p, budget)
         # Serve once every worker is ready (predictable latency from the first request); settle for one after

@@ -30,6 +30,7 @@ class Settings:
     grader: str = DEFAULT_GRADER  # import path of the grading function run in the workers
     cache_size: int = 65536  # (completion, gold) result cache entries; 0 disables
     worker_nice: int = 10  # grading workers' CPU priority below the server's (os.nice)
+    restart_backoff_max: float = 10.0  # longest wait between attempts to start a worker after failed starts
     keep_alive_timeout: float = 65.0  # seconds an idle client connection is kept open
     log_level: str = "info"
     access_log: bool = False
@@ -54,6 +55,8 @@ class Settings:
         "cache_size": "entries of the (completion, gold) result cache, 0 disables it",
         "worker_nice": "run the grading workers this much below the server's CPU priority (0: same), so the HTTP "
                        "front answers quickly on busy CPUs",
+        "restart_backoff_max": "longest wait in seconds between attempts to start a grading worker after failed "
+                               "starts (the pool keeps trying; 503 'unavailable' meanwhile)",
         "keep_alive_timeout": "seconds an idle HTTP connection stays open (above the clients' own idle expiry, "
                               "httpx 5 s, so a reused connection is not closed under a request)",
         "log_level": "uvicorn log level",
@@ -71,8 +74,8 @@ class Settings:
         if self.max_pending_body_bytes < self.max_body_bytes:
             raise ValueError(f"max_pending_body_bytes ({self.max_pending_body_bytes}) must be >= max_body_bytes "
                              f"({self.max_body_bytes}): a request of the largest size must be able to run")
-        if self.body_timeout <= 0 or self.keep_alive_timeout <= 0:
-            raise ValueError("body_timeout and keep_alive_timeout must be > 0")
+        if self.body_timeout <= 0 or self.keep_alive_timeout <= 0 or self.restart_backoff_max < 0:
+            raise ValueError("body_timeout and keep_alive_timeout must be > 0, restart_backoff_max >= 0")
         if not 0 <= self.worker_nice <= 19:
             raise ValueError("worker_nice must be between 0 and 19")
         self.plugins = tuple(p for p in self.plugins if p)
@@ -102,7 +105,7 @@ class Settings:
 
 
 _INT = {"port", "workers", "max_body_bytes", "max_items", "max_pending_body_bytes", "cache_size", "fd", "worker_nice"}
-_FLOAT = {"timeout", "format_bonus", "body_timeout", "keep_alive_timeout"}
+_FLOAT = {"timeout", "format_bonus", "body_timeout", "keep_alive_timeout", "restart_backoff_max"}
 _BOOL = {"entry_points", "access_log"}
 
 
@@ -147,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grader", help=h["grader"])
     p.add_argument("--cache-size", type=int, help=h["cache_size"])
     p.add_argument("--worker-nice", type=int, help=h["worker_nice"])
+    p.add_argument("--restart-backoff-max", type=float, help=h["restart_backoff_max"])
     p.add_argument("--keep-alive-timeout", type=float, help=h["keep_alive_timeout"])
     p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], help=h["log_level"])
     p.add_argument("--access-log", action="store_const", const=True, help=h["access_log"])

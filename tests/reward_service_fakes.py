@@ -6,8 +6,9 @@
 ``RAISE`` (raises), ``BADGOLD`` (rejects its input, like an empty gold), ``DIE`` (the process exits at once, like a segfault), ``DIE_ONCE:<path>`` (exits the first
 time, creating <path>; grades normally once <path> exists).
 
-``flaky_start_grade`` is ``scripted_grade``, but a worker cannot load it while the file named by the environment
-variable ``MATHRL_FAKE_FAIL_START`` exists (a grader that fails to start, on demand).
+``flaky_start_grade`` is ``scripted_grade`` (``flaky_start_or_real``: ``scripted_or_real``), but a worker cannot
+load it while the file named by the environment variable ``MATHRL_FAKE_FAIL_START`` exists (a grader that fails
+to start, on demand).
 """
 from __future__ import annotations
 
@@ -53,12 +54,13 @@ def scripted_grade(completion: str, gold, *, last_number_fallback: bool = False)
 
 
 def __getattr__(name: str):
-    """Module attribute hook: ``flaky_start_grade`` cannot be loaded while $MATHRL_FAKE_FAIL_START exists."""
-    if name == "flaky_start_grade":
+    """Module attribute hook: ``flaky_start_grade`` (``scripted_grade``) and ``flaky_start_or_real``
+    (``scripted_or_real``) cannot be loaded while the file named by $MATHRL_FAKE_FAIL_START exists."""
+    if name in ("flaky_start_grade", "flaky_start_or_real"):
         flag = os.environ.get("MATHRL_FAKE_FAIL_START")
         if flag and os.path.exists(flag):
             raise AttributeError(f"scripted start failure: {flag} exists")
-        return scripted_grade
+        return scripted_grade if name == "flaky_start_grade" else scripted_or_real
     raise AttributeError(name)
 
 

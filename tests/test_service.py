@@ -27,6 +27,8 @@ from reward_service.client import (
     start_service,
 )
 
+from service_procs import worker_pids
+
 TOKEN = "test-token-123"
 TIME_LIMIT = 1.0
 TESTS_DIR = str(Path(__file__).resolve().parent)
@@ -209,35 +211,6 @@ def test_plugin_scheme_over_http(http):
     assert r.status_code == 500 and r.json()["detail"] == "reward scheme 'nan_scheme' returned nan for item 1"
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _worker_pids(server_pid: int) -> list[int]:
-    """Grading workers of the server: forked by its multiprocessing fork server (or spawned directly)."""
-    pids = []
-    for child in _children(server_pid):
-        cmd = _cmdline(child)
-        if b"forkserver" in cmd:
-            pids += _children(child)
-        elif b"spawn_main" in cmd:
-            pids.append(child)
-    return pids
-
-
 def test_health_fast_during_pathological_batch(http, service):
     """Both workers stuck on items that never finish (killed at the limit) while /health is polled."""
     items = [{"completion": f"SPIN {i}", "gold": "1"} for i in range(2)]
@@ -269,7 +242,7 @@ def test_worker_killed_mid_batch_request_completes(http, service):
     t = threading.Thread(target=lambda: out.update(r=http.post("/v1/score", json={"items": items})))
     t.start()
     time.sleep(0.3)
-    pids = _worker_pids(service.process.pid)
+    pids = worker_pids(service.process.pid)
     assert len(pids) == 2
     os.kill(pids[0], signal.SIGKILL)
     t.join(60)
@@ -279,9 +252,9 @@ def test_worker_killed_mid_batch_request_completes(http, service):
     assert [x["answer"] for x in res] == [str(i) for i in range(40)]
     assert all(x["verdict"] == "correct" for x in res)
     deadline = time.time() + 30
-    while len(_worker_pids(service.process.pid)) < 2 and time.time() < deadline:
+    while len(worker_pids(service.process.pid)) < 2 and time.time() < deadline:
         time.sleep(0.1)
-    assert pids[0] not in _worker_pids(service.process.pid)
+    assert pids[0] not in worker_pids(service.process.pid)
 
 
 def test_real_pathological_items_do_not_hang(http):
