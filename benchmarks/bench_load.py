@@ -16,8 +16,9 @@ Processes (so that no measurement waits for the load generator's own event loop)
 * a probe that polls ``GET /health`` every 20 ms, and a probe that sends 1-item requests one at a time, each in
   a process of its own (``Probe``, also used by the tests).
 
-Reported: requests, errors (any non-200 or a reply of the wrong length), items/s, latency p50/p99/max per batch
-size (as the load clients see it), the probes' latencies, the load generators' own event-loop lag (how late a
+Reported: requests, errors (any non-200 or a reply of the wrong length), items/s (of the requests answered within
+the run; the requests still running at its end are awaited and counted in the latencies), latency
+p50/p99/max per batch size (as the load clients see it), the probes' latencies, the load generators' own event-loop lag (how late a
 10 ms timer fired: when it is large the clients' figures include the generator's delays), the server's RSS
 before and after, and the pool's timeout / retry counters.
 """
@@ -117,7 +118,7 @@ async def _clients(url: str, headers: dict, first: int, n: int, seconds: float, 
                 err = None if ok else f"{status}: {body[:200]!r}"
             except Exception as e:  # a refused or dropped connection is an error too
                 err = f"{type(e).__name__}: {e}"
-            records.append((size, time.perf_counter() - t0, err))
+            records.append((size, time.perf_counter() - t0, err, time.monotonic() <= end))
         conn.close()
 
     await asyncio.gather(_lag_monitor(end, lags), *(client(c) for c in range(first, first + n)))
@@ -226,15 +227,16 @@ def run_load(url: str, clients: int = 200, seconds: float = 30.0, procs: int = 2
     wall = time.monotonic() - t0
     for j in jobs:
         j.join(30)
-    records = [r for kind, part in parts if kind == "load" for r in part]
+    records = [r for kind, part in parts if kind == "load" for r in part]  # (size, seconds, error, done in time)
     lags = [x for kind, part in parts if kind == "lag" for x in part]
     after = scrape(url, headers, ("timeouts", "timeout_retries", "retries"))
-    errors = [e for _, _, e in records if e]
-    by_size = {str(s): _ms([t for n, t, e in records if n == s and not e]) for s in sorted(sizes)}
+    errors = [e for _, _, e, _ in records if e]
+    by_size = {str(s): _ms([t for n, t, e, _ in records if n == s and not e]) for s in sorted(sizes)}
     return {
         "clients": clients, "seconds": seconds, "wall_s": round(wall, 1), "requests": len(records),
+        "requests_finished_after_the_end": sum(not in_time for *_, in_time in records),
         "errors": len(errors), "first_errors": errors[:5],
-        "items_per_s": round(sum(n for n, _, e in records if not e) / seconds, 1),
+        "items_per_s": round(sum(n for n, _, e, in_time in records if not e and in_time) / seconds, 1),
         "latency_by_batch_size": by_size,
         "probe_health": health.summary(), "probe_health_failures": health.failures,
         "probe_one_item": one.summary(), "probe_one_item_failures": one.failures,

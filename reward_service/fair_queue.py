@@ -1,12 +1,14 @@
-"""The grading pool's queue: items of many batches, taken in least-attained-service order.
+"""The grading pool's queue: items of many batches, the batch with the fewest items left first.
 
 One FIFO queue made a 1-item request wait behind every 256-item batch queued before it (~15 s with 200
-clients). Here each batch has its own lane, and the next item comes from the lane that has had the fewest
-items taken so far (ties: the lane that arrived first). So:
+clients). Here each batch has its own lane, and the next item comes from the lane with the fewest items still
+queued (ties: the lane that arrived first) - shortest remaining work first. So:
 
-* a new request is served next, whatever its size (it has had nothing yet): a 1-item request waits for at most
-  the chunks already in flight on the workers;
-* batches that are being graded at the same time share the workers item by item (round robin);
+* a small request is served next: a 1-item request waits for at most the chunks already in flight on the
+  workers, however many large batches are queued;
+* a batch that has started keeps going (its remainder only shrinks) and batches of equal size finish one after
+  the other, in arrival order: none of them is slowed down by sharing the workers with the others, and the mean
+  time to finish is the least any order gives;
 * a batch alone is taken in order, exactly as before.
 
 Items given back by a worker that died or was killed (``push_front``) come before everything else, in order.
@@ -23,11 +25,10 @@ from typing import Any, Callable, Iterable, Optional
 
 
 class _Lane:
-    __slots__ = ("tasks", "taken", "seq")
+    __slots__ = ("tasks", "seq")
 
     def __init__(self, tasks: Iterable[Any], seq: int):
         self.tasks: collections.deque = collections.deque(tasks)
-        self.taken = 0
         self.seq = seq
 
 
@@ -35,7 +36,7 @@ class FairQueue:
     def __init__(self, alive: Callable[[Any], bool] = lambda task: True):
         self._alive = alive
         self._front: collections.deque = collections.deque()
-        self._heap: list[tuple[int, int, _Lane]] = []  # (taken, arrival, lane); one entry per non-empty lane
+        self._heap: list[tuple[int, int, _Lane]] = []  # (items left, arrival, lane); one per non-empty lane
         self._seq = itertools.count()
         self._len = 0
 
@@ -48,7 +49,7 @@ class FairQueue:
         lane = _Lane(tasks, next(self._seq))
         if lane.tasks:
             self._len += len(lane.tasks)
-            heapq.heappush(self._heap, (0, lane.seq, lane))
+            heapq.heappush(self._heap, (len(lane.tasks), lane.seq, lane))
 
     def push_front(self, tasks: Iterable[Any]) -> None:
         """Give items back (a worker died with them): they come next, in the given order."""
@@ -73,9 +74,8 @@ class FairQueue:
         _, seq, lane = self._heap[0]
         task = lane.tasks.popleft()
         self._len -= 1
-        lane.taken += 1
         if lane.tasks:
-            heapq.heapreplace(self._heap, (lane.taken, seq, lane))
+            heapq.heapreplace(self._heap, (len(lane.tasks), seq, lane))  # fewer left: it stays at the top
         else:
             heapq.heappop(self._heap)
         return task
