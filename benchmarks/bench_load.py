@@ -38,6 +38,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from benchmarks.bench_reward_service import build_mix, pct, request_items
+from benchmarks.procs import rss_mb
 
 SIZES = {1: 0.4, 16: 0.3, 64: 0.2, 256: 0.1}  # batch size: share of requests
 BASE_ITEMS = 4000
@@ -186,16 +187,6 @@ class Probe:
 def _ms(xs: list) -> dict:
     return {"n": len(xs), "p50_ms": round(1000 * pct(xs, 50), 1), "p99_ms": round(1000 * pct(xs, 99), 1),
             "max_ms": round(1000 * max(xs), 1) if xs else None}
-
-
-def rss_mb(pid: int) -> Optional[float]:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
 
 
 def scrape(url: str, headers: dict, names: tuple) -> dict:

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import httpx
 
-from benchmarks.bench_load import Probe, rss_mb
+from benchmarks.bench_load import Probe
+from benchmarks.procs import rss_mb
 from benchmarks.bench_reward_service import _jsonl, build_mix
 
 SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."

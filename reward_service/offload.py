@@ -2,10 +2,11 @@
 
 Each piece of work is a generator that yields between small steps (a few milliseconds: a window of the body,
 a few hundred items). ``StepRunner`` runs the steps on one thread of its own, one at a time, always taking
-the waiting step of the job that has had the fewest steps so far (ties: the oldest job) - least attained
-service, as the grading pool's queue does. So a new request's first step runs next, and between two of its
-steps at most one step of a longer job runs: a 1-item request never waits behind a whole 16384-item batch,
-nor behind one step of each of 200 requests (as a FIFO of steps would make it). The event loop (``/health``,
+the waiting step of the job that has had the fewest steps so far (ties: the oldest job): least attained
+service (a job's remaining steps are not known in advance). So a new request's first step runs next, and
+between two of its steps usually one step of a longer job runs (while the event loop hands its next step
+over): a 1-item request never waits behind a whole 16384-item batch, nor behind one step of each of 200
+requests (as a FIFO of steps would make it). The event loop (``/health``,
 accepting connections, sending replies) only waits for the GIL between two short C calls (the app lowers the
 interpreter's switch interval).
 """

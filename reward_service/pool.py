@@ -7,8 +7,8 @@ interrupt big-integer arithmetic either. A spawned process can always be killed.
 How it works (one dispatcher thread in the parent, N spawned worker processes):
 
 * Callers ``submit`` batches; each batch is a lane of a fair queue (``reward_service.fair_queue``): the next
-  item comes from the batch that has had the fewest items so far, so a small request is never stuck behind
-  large ones and concurrent batches share the workers.
+  item comes from the batch with the fewest items left, so a small request is never stuck behind large ones
+  and batches of equal size finish in arrival order.
 * The dispatcher sends *chunks* of items to workers (one pickle + one write per chunk, not per item) and keeps
   at most two chunks in flight per worker, so a worker never waits for the parent between chunks.
 * A worker grades its items in order and streams one small result tuple back per item. So the parent always

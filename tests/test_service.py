@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.procs import worker_pids
 from reward_service.adapters import TRLReward, compute_score, compute_score_batch
 from reward_service.client import (
     AsyncRewardClient,
@@ -26,8 +27,6 @@ from reward_service.client import (
     RewardServiceUnavailable,
     start_service,
 )
-
-from service_procs import worker_pids
 
 TOKEN = "test-token-123"
 TIME_LIMIT = 1.0

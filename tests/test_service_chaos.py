@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from benchmarks.bench_load import Probe
+from benchmarks.procs import rss_mb, worker_pids
 from reward_service.client import RewardClient, start_service
-from service_procs import rss_mb, worker_pids
 
 TOKEN = "tökén-密码"  # regression: a non-ASCII bearer token could not be used
 AUTH = {"Authorization": b"Bearer " + TOKEN.encode("utf-8")}

@@ -1,14 +1,17 @@
-"""The processes of a running reward service, read from /proc (Linux): its grading workers and its memory."""
+"""A running reward service's processes, read from /proc (Linux): its grading workers and its memory."""
 from __future__ import annotations
 
 from pathlib import Path
-
-from benchmarks.bench_load import rss_mb  # noqa: F401  (re-exported: the server's resident memory in MB)
+from typing import Optional
 
 
 def children(pid: int) -> list[int]:
     out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
         try:
             out += [int(c) for c in (task / "children").read_text().split()]
         except OSError:
@@ -33,3 +36,14 @@ def worker_pids(server_pid: int) -> list[int]:
         elif b"spawn_main" in cmd:
             pids.append(child)
     return pids
+
+
+def rss_mb(pid: int) -> Optional[float]:
+    """Resident memory of the process in MiB (None if it is gone)."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
