@@ -61,7 +61,7 @@ def __getattr__(name: str):
         if flag and os.path.exists(flag):
             raise AttributeError(f"scripted start failure: {flag} exists")
         return scripted_grade if name == "flaky_start_grade" else scripted_or_real
-    raise AttributeError(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _MARKERS = ("HANG", "SPIN", "NAP", "RAISE", "DIE", "BADGOLD")
