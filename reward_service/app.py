@@ -108,13 +108,14 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
     metrics_ref: dict = {}
     state: dict[str, Any] = {"pool": pool}
     budget = BodyBudget(settings.max_pending_body_bytes)
-    runner = StepRunner()
+    runner: dict[str, StepRunner] = {}  # the request thread, started with the app
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         # The request thread and the pool's dispatcher share the GIL with the event loop, which waits for it at
         # every turn; at the default 5 ms per hand-over a /health answer took tens of ms under load.
         sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL))
+        runner["steps"] = StepRunner()
         own = state["pool"] is None
         if own:
             state["pool"] = GradingPool(workers=settings.workers, timeout=settings.timeout, grader=settings.grader,
@@ -133,7 +134,7 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
         try:
             yield
         finally:
-            runner.close()
+            runner.pop("steps").close()
             if own:
                 await asyncio.to_thread(p.close)
 
@@ -223,9 +224,10 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
         400: {"description": "unknown scheme"}, 413: {"description": "too large"}, 422: {"description": "malformed"}})
     async def score(request: Request):
         """Grade each item and return its reward, verdict, extracted answer and reason, in input order."""
-        job, schemes, pending = await runner.run(prepare_score(request.scope[BODY_KEY]))
+        run = runner["steps"].run
+        job, schemes, pending = await run(prepare_score(request.scope[BODY_KEY]))
         grades = await asyncio.wrap_future(pending)  # cancelled with the request: its queued items are dropped
-        return Response(await runner.run(finish_score(job, schemes, grades)), media_type="application/json")
+        return Response(await run(finish_score(job, schemes, grades)), media_type="application/json")
 
     def prepare_reward(body: bytes) -> Generator:
         job = yield from parse_reward_request(body, settings.max_items)
@@ -271,9 +273,10 @@ def create_app(settings: Optional[Settings] = None, pool: Optional[GradingPool] 
         400: {"description": "unknown scheme"}, 413: {"description": "too large"}, 422: {"description": "malformed"}})
     async def get_reward(request: Request):
         """OpenRLHF remote reward protocol (``--remote_rm_url http://host:port/get_reward``)."""
-        job, scheme, splits, pending = await runner.run(prepare_reward(request.scope[BODY_KEY]))
+        run = runner["steps"].run
+        job, scheme, splits, pending = await run(prepare_reward(request.scope[BODY_KEY]))
         grades = await asyncio.wrap_future(pending)
-        return Response(await runner.run(finish_reward(job, scheme, splits, grades)), media_type="application/json")
+        return Response(await run(finish_reward(job, scheme, splits, grades)), media_type="application/json")
 
     @app.get("/v1/schemes")
     async def schemes():
