@@ -26,7 +26,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                            access_log=settings.access_log, lifespan="on", timeout_graceful_shutdown=10)
+                            access_log=settings.access_log, lifespan="on", timeout_graceful_shutdown=10,
+                            timeout_keep_alive=settings.keep_alive_timeout)
     server = uvicorn.Server(config)
     if settings.parent_pid is not None:  # started by a trainer (start_service): end with it, however it ends
         exit_with_parent(settings.parent_pid, lambda: setattr(server, "should_exit", True))

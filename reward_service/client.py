@@ -5,12 +5,19 @@
         rewards = [r.reward for r in results]
 
 Failures are never turned into rewards: a service that cannot be reached (after retries with exponential
-backoff on connection errors and 5xx answers) raises ``RewardServiceUnavailable``; a request the service
-rejects (400 unknown scheme, 401, 413, 422) raises ``RewardServiceError`` with the service's message at once.
+backoff on connection errors, 5xx, 429 and 408 answers, waiting at least what ``Retry-After`` asks) raises
+``RewardServiceUnavailable``; a request the service rejects (400 unknown scheme, 401, 413, 422) raises
+``RewardServiceError`` with the service's message at once; so does a reply that is not what the protocol says
+(not JSON, a NaN or infinite reward, an unknown verdict, the wrong number of results).
+
+Each ``ScoreResult`` says whether the item is a real verdict: ``timed_out`` (over the time limit on two
+workers: ``wrong`` says nothing about the answer) and ``retries`` (it was run again because its worker hung or
+died). A trainer can count them (``timeout_rate``) and leave timed-out samples out of its loss.
 """
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import random
 import signal
@@ -20,12 +27,13 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import httpx
 
 DEFAULT_MAX_BATCH = 1024
-RETRY_STATUS = frozenset({500, 502, 503, 504})
+RETRY_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+VERDICTS = frozenset({"correct", "wrong", "no_answer"})
 _RETRY_EXC = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
               httpx.WriteError, httpx.PoolTimeout)
 
@@ -36,6 +44,7 @@ class RewardServiceError(RuntimeError):
     def __init__(self, message: str, status_code: Optional[int] = None, detail: Any = None):
         super().__init__(message)
         self.status_code, self.detail = status_code, detail
+        self.retry_after = 0.0  # seconds the service asked to wait (Retry-After)
 
 
 class RewardServiceUnavailable(RewardServiceError):
@@ -52,10 +61,27 @@ class ScoreResult:
     verdict: str  # "correct" | "wrong" | "no_answer"
     answer: Optional[str]
     reason: str
+    timed_out: bool = False  # over the time limit on two workers (verdict "wrong", reason "timeout")
+    retries: int = 0  # times the item was run again because its worker hung past the limit or died
 
 
 def _chunks(seq: Sequence, n: int) -> list:
     return [seq[i:i + n] for i in range(0, len(seq), n)]
+
+
+def _reward(x: Any, where: str) -> float:
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        raise RewardServiceError(f"malformed reply from the reward service: {where} is {x!r}, not a number")
+    if not math.isfinite(x):
+        raise RewardServiceError(f"malformed reply from the reward service: {where} is {x} (not a finite reward)")
+    return float(x)
+
+
+def _retry_after(resp: httpx.Response) -> float:
+    try:
+        return max(0.0, float(resp.headers.get("retry-after", "")))
+    except ValueError:  # absent, or an HTTP date: use our own backoff
+        return 0.0
 
 
 class _Base:
@@ -69,7 +95,8 @@ class _Base:
         self.retries = retries
         self.backoff, self.backoff_max = backoff, backoff_max
         self.scheme = scheme
-        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # As bytes: httpx encodes str header values as ASCII, so a non-ASCII token would fail in the client
+        self._headers = {"Authorization": b"Bearer " + token.encode("utf-8")} if token else {}
         self._timeout = httpx.Timeout(timeout, connect=connect_timeout)
 
     def _delay(self, attempt: int) -> float:
@@ -98,12 +125,48 @@ class _Base:
     def _parse_results(resp_json: Any, n: int) -> list[ScoreResult]:
         try:
             results = resp_json["results"]
-            out = [ScoreResult(float(r["reward"]), r["verdict"], r.get("answer"), r.get("reason", "")) for r in results]
+            out = []
+            for i, r in enumerate(results):
+                if r["verdict"] not in VERDICTS:
+                    raise RewardServiceError(f"malformed reply from the reward service: results[{i}] has the unknown "
+                                             f"verdict {r['verdict']!r} (expected one of {sorted(VERDICTS)})")
+                out.append(ScoreResult(_reward(r["reward"], f"results[{i}].reward"), r["verdict"], r.get("answer"),
+                                       r.get("reason", ""), bool(r.get("timed_out", False)), int(r.get("retries", 0))))
         except (KeyError, TypeError, ValueError) as e:
             raise RewardServiceError(f"malformed reply from the reward service: {e!r}") from e
         if len(out) != n:
             raise RewardServiceError(f"the reward service returned {len(out)} results for {n} items")
         return out
+
+    @staticmethod
+    def _check_reward_reply(resp_json: Any, n: int) -> dict:
+        """A ``/get_reward`` reply: ``rewards`` (and ``scores`` if present) are n finite numbers."""
+        if not isinstance(resp_json, dict) or not isinstance(resp_json.get("rewards"), list):
+            raise RewardServiceError(f"malformed reply from the reward service: no 'rewards' list in {str(resp_json)[:200]}")
+        for key in ("rewards", "scores"):
+            values = resp_json.get(key)
+            if values is None:
+                continue
+            if not isinstance(values, list) or len(values) != n:
+                raise RewardServiceError(f"the reward service returned {len(values) if isinstance(values, list) else values!r} "
+                                         f"{key} for {n} queries")
+            for i, x in enumerate(values):
+                _reward(x, f"{key}[{i}]")
+        return resp_json
+
+    def _json(self, resp: httpx.Response, path: str) -> Any:
+        try:
+            return resp.json()
+        except ValueError as e:  # a proxy's HTML page, a truncated body, ...: not the service's answer
+            ctype = resp.headers.get("content-type", "?")
+            raise RewardServiceError(f"reward service {self.url}{path} answered {resp.status_code} with a body that is "
+                                     f"not JSON (content-type {ctype}): {resp.text[:200]!r}", resp.status_code) from e
+
+    def _wait(self, attempt: int, last: Optional[BaseException]) -> float:
+        """Seconds before retry ``attempt`` (>= 1): exponential backoff, at least what Retry-After asked."""
+        delay = self._delay(attempt - 1)
+        asked = getattr(last, "retry_after", 0.0)
+        return max(delay, min(asked, max(self.backoff_max, 1.0)))
 
     def _error_from(self, resp: httpx.Response, path: str) -> RewardServiceError:
         try:
@@ -112,7 +175,9 @@ class _Base:
         except ValueError:
             detail = msg = resp.text[:500]
         cls = RewardServiceUnavailable if resp.status_code in RETRY_STATUS else RewardServiceError
-        return cls(f"reward service {self.url}{path} answered {resp.status_code}: {msg}", resp.status_code, detail)
+        err = cls(f"reward service {self.url}{path} answered {resp.status_code}: {msg}", resp.status_code, detail)
+        err.retry_after = _retry_after(resp)
+        return err
 
     def _unavailable(self, path: str, last: Optional[BaseException], attempts: int) -> RewardServiceUnavailable:
         if isinstance(last, RewardServiceError):
@@ -132,7 +197,7 @@ class RewardClient(_Base):
         last: Optional[BaseException] = None
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self._delay(attempt - 1))
+                time.sleep(self._wait(attempt, last))
             try:
                 resp = self._http.request(method, self.url + path, json=json)
             except httpx.TimeoutException as e:
@@ -144,7 +209,7 @@ class RewardClient(_Base):
                 last = e
                 continue
             if resp.status_code < 400:
-                return resp.json()
+                return self._json(resp, path)
             err = self._error_from(resp, path)
             if resp.status_code not in RETRY_STATUS:
                 raise err
@@ -171,7 +236,7 @@ class RewardClient(_Base):
         body: dict = {"query": list(queries), "prompts": None if prompts is None else list(prompts), "labels": list(labels)}
         if scheme or self.scheme:
             body["scheme"] = scheme or self.scheme
-        return self._request("POST", "/get_reward", body)
+        return self._check_reward_reply(self._request("POST", "/get_reward", body), len(body["query"]))
 
     def health(self) -> dict:
         return self._request("GET", "/health")
@@ -201,7 +266,7 @@ class AsyncRewardClient(_Base):
         last: Optional[BaseException] = None
         for attempt in range(self.retries + 1):
             if attempt:
-                await asyncio.sleep(self._delay(attempt - 1))
+                await asyncio.sleep(self._wait(attempt, last))
             try:
                 resp = await self._http.request(method, self.url + path, json=json)
             except httpx.TimeoutException as e:
@@ -213,7 +278,7 @@ class AsyncRewardClient(_Base):
                 last = e
                 continue
             if resp.status_code < 400:
-                return resp.json()
+                return self._json(resp, path)
             err = self._error_from(resp, path)
             if resp.status_code not in RETRY_STATUS:
                 raise err
@@ -242,7 +307,7 @@ class AsyncRewardClient(_Base):
         body: dict = {"query": list(queries), "prompts": None if prompts is None else list(prompts), "labels": list(labels)}
         if scheme or self.scheme:
             body["scheme"] = scheme or self.scheme
-        return await self._request("POST", "/get_reward", body)
+        return self._check_reward_reply(await self._request("POST", "/get_reward", body), len(body["query"]))
 
     async def health(self) -> dict:
         return await self._request("GET", "/health")

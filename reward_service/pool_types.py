@@ -55,6 +55,16 @@ def check_errors(grades: list) -> list:
     return grades
 
 
+class GradedBatch(list):
+    """The grades of a batch in input order (a ``list`` of Grade), and ``retries[i]``: how many times item i was
+    run again on another worker because its worker hung past the time limit or died while grading it (0 or 1).
+    A ``timeout`` grade with ``retries[i] == 1`` exceeded the limit twice, on two different workers."""
+
+    def __init__(self, grades: list, retries: list):
+        super().__init__(grades)
+        self.retries = retries
+
+
 @dataclass(frozen=True)
 class GradeItem:
     """One grading request: a completion, its gold answer, and whether a last-number fallback is allowed."""
@@ -80,13 +90,14 @@ class PoolStats:
 
     items: int = 0  # items answered (graded, cached, timed out or crashed)
     verdicts: dict = field(default_factory=lambda: {CORRECT: 0, WRONG: 0, NO_ANSWER: 0})
-    timeouts: int = 0
+    timeouts: int = 0  # items graded wrong/timeout: over the limit on two workers
+    timeout_retries: int = 0  # items run again on another worker after exceeding the limit once
     crashes: int = 0  # workers that died while grading (not killed by us)
     crash_verdicts: int = 0  # items graded wrong because they killed a worker twice
     grader_errors: int = 0  # the grading function raised
-    retries: int = 0
+    retries: int = 0  # items run again after their worker died
     restarts: int = 0  # replacement workers spawned (after timeouts and crashes)
-    startup_failures: int = 0
+    startup_failures: int = 0  # workers that could not be started or died before they were ready
     cache_hits: int = 0
     cache_misses: int = 0
     item_seconds_buckets: list = field(default_factory=lambda: [0] * (len(ITEM_SECONDS_BUCKETS) + 1))

@@ -18,8 +18,10 @@ class Settings:
     port: int = 8000
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)  # grading processes
     timeout: float = 2.0  # hard per-item grading limit, seconds
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_items: int = 4096  # per request
+    max_body_bytes: int = 128 * 1024 * 1024  # one request (an OpenRLHF 0.9 rollout batch: see docs)
+    max_items: int = 32768  # per request
+    max_pending_body_bytes: int = 256 * 1024 * 1024  # all bodies held at once (received, parsed or graded)
+    body_timeout: float = 60.0  # seconds for a whole request body to arrive
     token: Optional[str] = None  # bearer token; None = no auth
     default_scheme: str = DEFAULT_SCHEME
     format_bonus: float = 0.1  # added by the '<scheme>+format' variants
@@ -27,6 +29,9 @@ class Settings:
     entry_points: bool = True  # also load schemes from the 'mathrl.reward_schemes' entry-point group
     grader: str = DEFAULT_GRADER  # import path of the grading function run in the workers
     cache_size: int = 65536  # (completion, gold) result cache entries; 0 disables
+    worker_nice: int = 10  # grading workers' CPU priority below the server's (os.nice)
+    restart_backoff_max: float = 10.0  # longest wait between attempts to start a worker after failed starts
+    keep_alive_timeout: float = 65.0  # seconds an idle client connection is kept open
     log_level: str = "info"
     access_log: bool = False
     fd: Optional[int] = None  # serve on an already-bound socket (used by reward_service.client.start_service)
@@ -39,6 +44,9 @@ class Settings:
         "timeout": "hard per-item time limit in seconds; the worker process is killed when exceeded",
         "max_body_bytes": "largest request body accepted (413 above)",
         "max_items": "most items per request (413 above)",
+        "max_pending_body_bytes": "bytes of request bodies held at once; more requests wait for their turn (503 "
+                                  "after body_timeout)",
+        "body_timeout": "seconds a whole request body may take to arrive (408 after; frees its memory)",
         "token": "require 'Authorization: Bearer <token>' (prefer the env var: flags show up in ps)",
         "default_scheme": "reward scheme used when a request names none",
         "format_bonus": "bonus of the '<scheme>+format' variants for <answer> tags or \\boxed{}",
@@ -46,6 +54,12 @@ class Settings:
         "entry_points": "load reward schemes from the 'mathrl.reward_schemes' entry-point group",
         "grader": "grading function 'package.module:function' run in the worker processes",
         "cache_size": "entries of the (completion, gold) result cache, 0 disables it",
+        "worker_nice": "run the grading workers this much below the server's CPU priority (0: same), so the HTTP "
+                       "front answers quickly on busy CPUs",
+        "restart_backoff_max": "longest wait in seconds between attempts to start a grading worker after failed "
+                               "starts (the pool keeps trying; 503 'unavailable' meanwhile)",
+        "keep_alive_timeout": "seconds an idle HTTP connection stays open (above the clients' own idle expiry, "
+                              "httpx 5 s, so a reused connection is not closed under a request)",
         "log_level": "uvicorn log level",
         "access_log": "log every request",
         "fd": "serve on this already-bound socket file descriptor instead of host:port",
@@ -59,6 +73,13 @@ class Settings:
             raise ValueError("timeout must be > 0")
         if self.max_items < 1 or self.max_body_bytes < 1024:
             raise ValueError("max_items must be >= 1 and max_body_bytes >= 1024")
+        if self.max_pending_body_bytes < self.max_body_bytes:
+            raise ValueError(f"max_pending_body_bytes ({self.max_pending_body_bytes}) must be >= max_body_bytes "
+                             f"({self.max_body_bytes}): a request of the largest size must be able to run")
+        if self.body_timeout <= 0 or self.keep_alive_timeout <= 0 or self.restart_backoff_max < 0:
+            raise ValueError("body_timeout and keep_alive_timeout must be > 0, restart_backoff_max >= 0")
+        if not 0 <= self.worker_nice <= 19:
+            raise ValueError("worker_nice must be between 0 and 19")
         self.plugins = tuple(p for p in self.plugins if p)
         if self.token == "":
             self.token = None
@@ -85,8 +106,8 @@ class Settings:
         return d
 
 
-_INT = {"port", "workers", "max_body_bytes", "max_items", "cache_size", "fd", "parent_pid"}
-_FLOAT = {"timeout", "format_bonus"}
+_INT = {"port", "workers", "max_body_bytes", "max_items", "max_pending_body_bytes", "cache_size", "fd", "worker_nice", "parent_pid"}
+_FLOAT = {"timeout", "format_bonus", "body_timeout", "keep_alive_timeout", "restart_backoff_max"}
 _BOOL = {"entry_points", "access_log"}
 
 
@@ -120,6 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help=h["timeout"])
     p.add_argument("--max-body-bytes", type=int, help=h["max_body_bytes"])
     p.add_argument("--max-items", type=int, help=h["max_items"])
+    p.add_argument("--max-pending-body-bytes", type=int, help=h["max_pending_body_bytes"])
+    p.add_argument("--body-timeout", type=float, help=h["body_timeout"])
     p.add_argument("--token", help=h["token"])
     p.add_argument("--default-scheme", help=h["default_scheme"])
     p.add_argument("--format-bonus", type=float, help=h["format_bonus"])
@@ -128,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not load the 'mathrl.reward_schemes' entry points")
     p.add_argument("--grader", help=h["grader"])
     p.add_argument("--cache-size", type=int, help=h["cache_size"])
+    p.add_argument("--worker-nice", type=int, help=h["worker_nice"])
+    p.add_argument("--restart-backoff-max", type=float, help=h["restart_backoff_max"])
+    p.add_argument("--keep-alive-timeout", type=float, help=h["keep_alive_timeout"])
     p.add_argument("--log-level", choices=["critical", "error", "warning", "info", "debug"], help=h["log_level"])
     p.add_argument("--access-log", action="store_const", const=True, help=h["access_log"])
     p.add_argument("--fd", type=int, help=h["fd"])

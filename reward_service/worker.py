@@ -95,10 +95,18 @@ def warm_up_grader(grader_path: str = DEFAULT_GRADER) -> Callable:
     return fn
 
 
-def worker_main(conn: mpc.Connection, grader_path: str, warmup: bool) -> None:
-    """Worker process: import the grader, then grade chunks and stream one result per item."""
+def worker_main(conn: mpc.Connection, grader_path: str, warmup: bool, nice: int = 0) -> None:
+    """Worker process: import the grader, then grade chunks and stream one result per item.
+
+    ``nice`` > 0 lowers the worker's CPU priority: when the CPUs are contended, the server's event loop and
+    the pool's dispatcher (latency-critical, little CPU) run first; on idle CPUs it changes nothing."""
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group; the parent decides
+    if nice > 0:
+        try:
+            os.nice(nice)
+        except OSError:  # pragma: no cover - not allowed here: run at the normal priority
+            pass
     try:
         fn = warm_up_grader(grader_path) if warmup else load_callable(grader_path)
     except BaseException:

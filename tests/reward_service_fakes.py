@@ -5,6 +5,10 @@
 (sleeps 0.05 s, to make a batch last a while),
 ``RAISE`` (raises), ``BADGOLD`` (rejects its input, like an empty gold), ``DIE`` (the process exits at once, like a segfault), ``DIE_ONCE:<path>`` (exits the first
 time, creating <path>; grades normally once <path> exists).
+
+``flaky_start_grade`` is ``scripted_grade`` (``flaky_start_or_real``: ``scripted_or_real``), but a worker cannot
+load it while the file named by the environment variable ``MATHRL_FAKE_FAIL_START`` exists (a grader that fails
+to start, on demand).
 """
 from __future__ import annotations
 
@@ -47,6 +51,17 @@ def scripted_grade(completion: str, gold, *, last_number_fallback: bool = False)
         return Grade(NO_ANSWER, None, "no boxed answer", None)
     ans = m[-1].strip()
     return Grade(CORRECT if ans == str(gold).strip() else WRONG, ans, "string match", "boxed")
+
+
+def __getattr__(name: str):
+    """Module attribute hook: ``flaky_start_grade`` (``scripted_grade``) and ``flaky_start_or_real``
+    (``scripted_or_real``) cannot be loaded while the file named by $MATHRL_FAKE_FAIL_START exists."""
+    if name in ("flaky_start_grade", "flaky_start_or_real"):
+        flag = os.environ.get("MATHRL_FAKE_FAIL_START")
+        if flag and os.path.exists(flag):
+            raise AttributeError(f"scripted start failure: {flag} exists")
+        return scripted_grade if name == "flaky_start_grade" else scripted_or_real
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _MARKERS = ("HANG", "SPIN", "NAP", "RAISE", "DIE", "BADGOLD")

@@ -38,6 +38,7 @@ class Scripted(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), Handler)
         self.script = list(script)
         self.calls = []
+        self.auth = []
 
     @property
     def url(self):
@@ -52,6 +53,7 @@ class Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers["content-length"])))
         srv = self.server
         srv.calls.append(body)
+        srv.auth.append(self.headers.get("authorization"))
         step = srv.script.pop(0) if srv.script else 200
         if step == "sleep":
             time.sleep(1.0)
@@ -60,17 +62,37 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)
             return
+        headers = {"content-type": "application/json"}
+        results = [{"reward": float(len(it["completion"])), "verdict": "wrong", "answer": None, "reason": "scripted"}
+                   for it in body.get("items", [])]
         if step == "short":  # a reply with too few results
             payload = {"results": []}
             step = 200
+        elif step == "nan":
+            payload = {"results": [dict(r, reward=float("nan")) for r in results]}  # json.dumps writes NaN
+            step = 200
+        elif step == "verdict":
+            payload = {"results": [dict(r, verdict="maybe") for r in results]}
+            step = 200
+        elif step == "html":  # a proxy's page with status 200
+            payload, step, headers = "<html>Bad gateway</html>", 200, {"content-type": "text/html"}
+        elif step == "reward_nan":
+            payload, step = {"rewards": [float("nan")] * len(body["query"])}, 200
+        elif step == "reward_short":
+            payload, step = {"rewards": [], "scores": []}, 200
+        elif isinstance(step, tuple):  # (status, retry-after seconds)
+            step, headers["retry-after"] = step[0], str(step[1])
+            payload = {"detail": f"scripted {step}"}
         elif step != 200:
             payload = {"detail": f"scripted {step}"}
+        elif "query" in body:
+            payload = {"rewards": [1.0] * len(body["query"]), "scores": [1.0] * len(body["query"]), "extra_logs": {}}
         else:
-            payload = {"results": [{"reward": float(len(it["completion"])), "verdict": "wrong", "answer": None,
-                                    "reason": "scripted"} for it in body["items"]]}
-        data = json.dumps(payload).encode()
+            payload = {"results": results}
+        data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
         self.send_response(step)
-        self.send_header("content-type", "application/json")
+        for k, v in headers.items():
+            self.send_header(k, v)
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -179,3 +201,51 @@ def test_argument_checks():
             c.score(["a", "b"], ["1"])
     with pytest.raises(ValueError):
         RewardClient("http://127.0.0.1:9", max_batch=0)
+
+
+@pytest.mark.parametrize("step,match", [
+    ("html", "answered 200 with a body that is not JSON .*text/html.*Bad gateway"),
+    ("nan", r"results\[0\].reward is nan \(not a finite reward\)"),
+    ("verdict", "unknown verdict 'maybe'"),
+])
+def test_a_reply_that_breaks_the_protocol_is_an_error(scripted, step, match):
+    """Regression: a 200 non-JSON reply raised a raw JSONDecodeError; NaN rewards and unknown verdicts passed."""
+    srv = scripted(step)
+    with RewardClient(srv.url, **FAST) as c:
+        with pytest.raises(RewardServiceError, match=match) as e:
+            c.score(["x"], ["1"])
+    assert not isinstance(e.value, RewardServiceUnavailable) and len(srv.calls) == 1  # not retried
+
+
+@pytest.mark.parametrize("step,match", [("reward_nan", r"rewards\[0\] is nan"), ("reward_short", "returned 0 rewards")])
+def test_get_reward_reply_is_checked(scripted, step, match):
+    srv = scripted(step)
+    with RewardClient(srv.url, **FAST) as c:
+        with pytest.raises(RewardServiceError, match=match):
+            c.get_reward(["q \\boxed{1}"], ["q"], ["1"])
+        assert c.get_reward(["q"], None, ["1"])["rewards"] == [1.0]
+
+
+def test_429_and_408_are_retried_after_retry_after(scripted):
+    """Regression: 429 (too many requests) was not retried."""
+    srv = scripted((429, 0.3), 408)
+    with RewardClient(srv.url, **FAST) as c:
+        t0 = time.monotonic()
+        assert c.rewards(["ab"], ["1"]) == [2.0]
+        assert time.monotonic() - t0 >= 0.3  # waited what the service asked, not the 10 ms backoff
+    assert len(srv.calls) == 3
+
+
+def test_result_fields_and_old_servers(scripted):
+    srv = scripted(200)
+    with RewardClient(srv.url, **FAST) as c:
+        r = c.score(["x"], ["1"])[0]
+    assert (r.timed_out, r.retries) == (False, 0)  # a reply without the fields (an older service) still parses
+
+
+def test_non_ascii_token_is_sent_as_utf8(scripted):
+    """Regression: httpx refused to encode a non-ASCII bearer token (UnicodeEncodeError)."""
+    srv = scripted(200)
+    with RewardClient(srv.url, token="pässwörd-密码", **FAST) as c:
+        c.score(["x"], ["1"])
+    assert srv.auth[0].encode("latin-1").decode("utf-8") == "Bearer pässwörd-密码"

@@ -60,10 +60,10 @@ def test_timeout_kills_only_the_stuck_item(pool, marker):
     t0 = time.monotonic()
     grades = pool.grade_many(items, timeout=30)
     elapsed = time.monotonic() - t0
-    assert grades[17].verdict == "wrong" and grades[17].reason == "timeout"
+    assert grades[17].verdict == "wrong" and grades[17].reason == "timeout" and grades.retries[17] == 1
     assert all(g.verdict == "correct" for i, g in enumerate(grades) if i != 17)
     assert pool.stats.timeouts == before + 1
-    assert LIMIT <= elapsed < LIMIT + 5  # killed near the limit, not after the item would have finished
+    assert 2 * LIMIT <= elapsed < 2 * LIMIT + 5  # killed near the limit twice, not after it would have finished
     assert pool.grade_many([boxed(1)])[0].verdict == "correct"  # the replacement worker works
 
 
@@ -186,3 +186,60 @@ def test_spawn_start_method_also_works():
         assert [g.verdict for g in grades] == ["correct", "wrong", "correct"] and grades[1].reason == "timeout"
     with pytest.raises(ValueError):
         GradingPool(workers=1, start_method="fork")
+
+
+def test_a_small_batch_is_not_stuck_behind_a_large_one(pool):
+    """Regression: one FIFO queue made a 1-item request wait for every item queued before it."""
+    big = pool.submit([(f"NAP big {i} \\boxed{{{i}}}", str(i)) for i in range(120)])  # ~3 s on 2 workers
+    time.sleep(0.2)
+    small = pool.submit([("small \\boxed{1}", "1")])
+    assert small.result(timeout=60)[0].verdict == "correct"
+    assert not big.done()  # the small one went ahead; the big one is still being graded
+    assert [g.answer for g in big.result(timeout=60)] == [str(i) for i in range(120)]
+
+
+def test_hung_worker_is_not_the_items_fault(pool):
+    """Regression: a stopped (SIGSTOP) worker turned correct items into wrong/timeout."""
+    deadline = time.monotonic() + 30
+    while pool.ready_workers < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    before = (pool.stats.timeouts, pool.stats.timeout_retries)
+    fut = pool.submit([(f"NAP stop {i} \\boxed{{{i}}}", str(i)) for i in range(40)])
+    time.sleep(0.2)
+    os.kill(pool.worker_pids()[0], signal.SIGSTOP)  # the pool kills it at the limit (SIGKILL works on it)
+    grades = fut.result(timeout=60)
+    assert all(g.verdict == "correct" for g in grades) and [g.answer for g in grades] == [str(i) for i in range(40)]
+    assert sum(grades.retries) == 1 and set(grades.retries) == {0, 1}  # the item it was on ran again, elsewhere
+    assert (pool.stats.timeouts, pool.stats.timeout_retries) == (before[0], before[1] + 1)
+
+
+def test_an_item_over_the_limit_twice_is_a_timeout(pool):
+    t0 = time.monotonic()
+    grades = pool.grade_many([boxed(1), ("HANG twice", "2")], timeout=30)
+    assert grades[1].reason == "timeout" and grades.retries == [0, 1]
+    assert time.monotonic() - t0 >= 2 * LIMIT  # it ran on two workers
+
+
+def test_pool_heals_after_failed_starts(tmp_path, monkeypatch):
+    """Regression: three failed starts in a row left the pool "broken" for good (503 forever)."""
+    flag = tmp_path / "fail-start"
+    monkeypatch.setenv("MATHRL_FAKE_FAIL_START", str(flag))  # spawned workers see it
+    with GradingPool(workers=1, timeout=LIMIT, grader="reward_service_fakes:flaky_start_grade", warmup=False,
+                     start_method="spawn", restart_backoff_max=0.5) as p:
+        assert p.wait_ready(60) and p.state == "ok"
+        flag.touch()  # from now on no worker can start
+        os.kill(p.worker_pids()[0], signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while p.state != "unavailable" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        h = p.health()
+        assert h["status"] == "unavailable" and h["workers_ready"] == 0 and h["failed_starts_in_a_row"] >= 3
+        assert "scripted start failure" in h["last_start_error"]
+        with pytest.raises(GradingPoolError, match="no grading worker can start"):
+            p.grade_many([boxed(1)])  # fails at once, does not hang
+        flag.unlink()  # the cause goes away: the pool starts a worker by itself (backoff at most 0.5 s)
+        deadline = time.monotonic() + 60
+        while p.state != "ok" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert p.state == "ok" and p.health()["failed_starts_in_a_row"] == 0
+        assert p.grade_many([boxed(1)])[0].verdict == "correct"

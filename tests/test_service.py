@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from benchmarks.procs import worker_pids
 from reward_service.adapters import TRLReward, compute_score, compute_score_batch
 from reward_service.client import (
     AsyncRewardClient,
@@ -91,6 +92,7 @@ def test_score_batch_real_grading(http):
     assert [x["reward"] for x in res] == pytest.approx([1.0, 1.0, 1.0, -0.5, -1.0, 1.0, 5.0, 1.1])
     assert res[2]["answer"] == "42" and res[4]["answer"] is None
     assert all(isinstance(x["reason"], str) and x["reason"] for x in res)
+    assert all(x["timed_out"] is False and x["retries"] == 0 for x in res)
 
 
 def test_openrlhf_get_reward(http):
@@ -103,7 +105,8 @@ def test_openrlhf_get_reward(http):
     assert out["rewards"] == pytest.approx([1.0, -0.5, -1.0])
     assert out["scores"] == [1.0, 0.0, 0.0]
     assert out["extra_logs"] == {"accuracy": [1.0, 0.0, 0.0], "no_answer": [0.0, 0.0, 1.0], "timeout": [0.0, 0.0, 0.0],
-                                 "prompt_not_found": [0.0, 0.0, 0.0]}
+                                 "retried": [0.0, 0.0, 0.0], "prompt_not_found": [0.0, 0.0, 0.0],
+                                 "split_at_assistant_marker": [0.0, 0.0, 0.0]}
     # the prompt is not graded: a boxed example in the prompt must not count as the answer
     q = "Example: \\boxed{3/4}. Question: 1/2+1/4? Answer: <think>no idea"
     out = http.post("/get_reward", json={"query": [q], "prompts": [q[: q.index("<think>")]], "labels": ["3/4"]}).json()
@@ -112,6 +115,20 @@ def test_openrlhf_get_reward(http):
     assert r.status_code == 422 and "'prompts' has 1 entries but 'query' has 2" in r.json()["message"]
     r = http.post("/get_reward", json={"query": ["a"]})
     assert r.status_code == 422 and "labels" in r.json()["message"]
+
+
+def test_truncated_prompt_grades_the_assistant_turn(http):
+    """OpenRLHF left-truncated a long prompt: it is not in the query. The system prompt's empty \\boxed{} must not be
+    read as the answer (it made a correct response no_answer, -1)."""
+    system = "Please reason step by step, and put your final answer within \\boxed{}."
+    prompt = (f"<|im_start|>system\n{system}<|im_end|>\n<|im_start|>user\n{'A long problem. ' * 200}What is 2+3?"
+              "<|im_end|>\n<|im_start|>assistant\n")
+    truncated = prompt[len(prompt) // 2:]  # the head (and the system prompt's tail end) cut off
+    queries = [truncated + "2+3=5, so \\boxed{5}<|im_end|>", system + "<|im_end|>" + truncated + "So \\boxed{6}"]
+    out = http.post("/get_reward", json={"query": queries, "prompts": [prompt, prompt], "labels": ["5", "5"]}).json()
+    assert out["rewards"] == [1.0, -0.5]
+    assert out["extra_logs"]["prompt_not_found"] == [1.0, 1.0]
+    assert out["extra_logs"]["split_at_assistant_marker"] == [1.0, 1.0]
 
 
 def test_auth(service):
@@ -193,35 +210,6 @@ def test_plugin_scheme_over_http(http):
     assert r.status_code == 500 and r.json()["detail"] == "reward scheme 'nan_scheme' returned nan for item 1"
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return out
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
-def _worker_pids(server_pid: int) -> list[int]:
-    """Grading workers of the server: forked by its multiprocessing fork server (or spawned directly)."""
-    pids = []
-    for child in _children(server_pid):
-        cmd = _cmdline(child)
-        if b"forkserver" in cmd:
-            pids += _children(child)
-        elif b"spawn_main" in cmd:
-            pids.append(child)
-    return pids
-
-
 def test_health_fast_during_pathological_batch(http, service):
     """Both workers stuck on items that never finish (killed at the limit) while /health is polled."""
     items = [{"completion": f"SPIN {i}", "gold": "1"} for i in range(2)]
@@ -253,7 +241,7 @@ def test_worker_killed_mid_batch_request_completes(http, service):
     t = threading.Thread(target=lambda: out.update(r=http.post("/v1/score", json={"items": items})))
     t.start()
     time.sleep(0.3)
-    pids = _worker_pids(service.process.pid)
+    pids = worker_pids(service.process.pid)
     assert len(pids) == 2
     os.kill(pids[0], signal.SIGKILL)
     t.join(60)
@@ -263,9 +251,9 @@ def test_worker_killed_mid_batch_request_completes(http, service):
     assert [x["answer"] for x in res] == [str(i) for i in range(40)]
     assert all(x["verdict"] == "correct" for x in res)
     deadline = time.time() + 30
-    while len(_worker_pids(service.process.pid)) < 2 and time.time() < deadline:
+    while len(worker_pids(service.process.pid)) < 2 and time.time() < deadline:
         time.sleep(0.1)
-    assert pids[0] not in _worker_pids(service.process.pid)
+    assert pids[0] not in worker_pids(service.process.pid)
 
 
 def test_real_pathological_items_do_not_hang(http):
