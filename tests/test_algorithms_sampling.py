@@ -83,3 +83,15 @@ def test_logprob_mismatch_stats():
     same = logprob_mismatch_stats(trainer, trainer, torch.ones(1, 3))
     close(same["max_abs_diff"], 0.0)
     close(same["k3_kl"], 0.0)
+
+
+def test_neutral_rewards_by_hand():
+    from trainer.algorithms import neutral_rewards
+
+    r = torch.tensor([1.0, -0.5, 0.0, -1.0, 1.0, 1.0])
+    drop = torch.tensor([False, True, False, True, True, True])
+    # group 1 (1, [-0.5], 0): the dropped one gets mean(1, 0) = 0.5; group 2 all dropped -> 0
+    assert torch.equal(neutral_rewards(r, drop, 3), torch.tensor([1.0, 0.5, 0.0, 0.0, 0.0, 0.0]))
+    assert torch.equal(neutral_rewards(r, torch.zeros(6, dtype=torch.bool), 3), r)
+    with pytest.raises(ValueError, match="whole number of groups"):
+        neutral_rewards(r, drop, 4)

@@ -92,6 +92,9 @@ class RewardConfig:
     retries: int = 5
     workers: int = 2                   # grading processes of a locally started service
     grading_timeout_s: float = 2.0     # per item, locally started service
+    # a sample the service could not grade in time (twice, on two workers: reward/timeout_rate) has no verdict:
+    # true leaves it out of the loss (and gives it its group's mean reward) instead of its scheme's wrong reward
+    exclude_timeouts: bool = False
 
 
 @dataclass

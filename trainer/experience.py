@@ -18,16 +18,20 @@ from mathrl_core.rollout.base import RolloutOutput
 @dataclass
 class ScoredRollout:
     """Rollouts and their grades, what ``RLLoop.collect`` hands to ``make_experience``: row ``j`` is the rollout
-    row ``out[j]`` with its gold ``golds[j]``, reward ``rewards[j]`` and verdict ``verdicts[j]``."""
+    row ``out[j]`` with its gold ``golds[j]``, reward ``rewards[j]``, verdict ``verdicts[j]`` and whether its grading
+    timed out (``timed_out[j]``: no verdict at all)."""
 
     out: RolloutOutput
     golds: list[Any]
     rewards: list[float]
     verdicts: list[str]
+    timed_out: Optional[list[bool]] = None  # grading timeouts (no verdict); None: none
 
     def __post_init__(self):
         n = len(self.out)
-        for name in ("golds", "rewards", "verdicts"):
+        if self.timed_out is None:
+            self.timed_out = [False] * n
+        for name in ("golds", "rewards", "verdicts", "timed_out"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"ScoredRollout.{name} has {len(getattr(self, name))} rows, expected {n}")
 
@@ -36,12 +40,13 @@ class ScoredRollout:
 
     def select(self, rows: Sequence[int]) -> "ScoredRollout":
         return ScoredRollout(self.out.select(rows), [self.golds[j] for j in rows], [self.rewards[j] for j in rows],
-                             [self.verdicts[j] for j in rows])
+                             [self.verdicts[j] for j in rows], [self.timed_out[j] for j in rows])
 
     @staticmethod
     def concat(parts: Sequence["ScoredRollout"]) -> "ScoredRollout":
         return ScoredRollout(RolloutOutput.concat([p.out for p in parts]), [g for p in parts for g in p.golds],
-                             [r for p in parts for r in p.rewards], [v for p in parts for v in p.verdicts])
+                             [r for p in parts for r in p.rewards], [v for p in parts for v in p.verdicts],
+                             [t for p in parts for t in p.timed_out])
 
 
 @dataclass

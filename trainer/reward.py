@@ -24,10 +24,13 @@ class ScoredBatch:
     rewards: list[float]
     verdicts: list[str]
     answers: list[str | None]
+    timed_out: list[bool]   # over the grading time limit on two workers: no verdict (an infrastructure fault)
+    retries: list[int]      # re-run on a fresh worker after a hang or a crash (a verdict all the same)
 
     @classmethod
     def from_results(cls, results: Sequence[ScoreResult]) -> "ScoredBatch":
-        return cls([r.reward for r in results], [r.verdict for r in results], [r.answer for r in results])
+        return cls([r.reward for r in results], [r.verdict for r in results], [r.answer for r in results],
+                   [r.timed_out for r in results], [r.retries for r in results])
 
 
 class RewardScorer:

@@ -22,7 +22,8 @@ from mathrl_core.sampling import SamplingConfig
 from mathrl_core.templates import build_prompt
 from trainer import checkpoint
 from trainer.algorithms import (explained_variance, filter_uniform_groups, kl_estimate, logprob_mismatch_stats,
-                                masked_mean, overlong_filter_mask, overlong_reward_shaping, tis_weights)
+                                masked_mean, neutral_rewards, overlong_filter_mask, overlong_reward_shaping,
+                                tis_weights)
 from trainer.algorithms.estimators import AdvantageInputs, get_estimator
 from trainer.config import RLConfig
 from trainer.experience import Experience, ScoredRollout
@@ -144,7 +145,7 @@ class RLLoop:
         kept: list[ScoredRollout] = []     # one entry per group of n samples
         dropped: list[ScoredRollout] = []
         rounds_seen: list[ScoredRollout] = []
-        rounds = 0
+        rounds = retries = 0
         while True:
             rounds += 1
             records = self.data.next_batch()
@@ -154,7 +155,8 @@ class RLLoop:
             golds = [records[i].answer for i in out.prompt_index]
             with timer("reward"):
                 graded = self.reward.score(out.texts, golds)
-            batch = ScoredRollout(out, golds, graded.rewards, graded.verdicts)
+            batch = ScoredRollout(out, golds, graded.rewards, graded.verdicts, graded.timed_out)
+            retries += sum(graded.retries)
             rounds_seen.append(batch)
             rewards = torch.tensor(batch.rewards, dtype=torch.float32)
             keep = (filter_uniform_groups(rewards, n) if a.dynamic_sampling
@@ -166,7 +168,10 @@ class RLLoop:
         seen = ScoredRollout.concat(rounds_seen)
         stats = {"reward/mean": sum(seen.rewards) / max(len(seen), 1), **verdict_rates(seen.verdicts),
                  **length_stats(seen.out.response_lengths, seen.out.finish_reasons),
-                 "response/reflection_rate": reflection_rate(seen.out.texts)}
+                 "response/reflection_rate": reflection_rate(seen.out.texts),
+                 # an infrastructure fault, not a worse policy: graded wrong (or left out) without a verdict
+                 "reward/timeout_rate": sum(seen.timed_out) / max(len(seen), 1),
+                 "reward/retry_rate": retries / max(len(seen), 1)}
         if a.dynamic_sampling:
             filled = max(0, want - len(kept))
             stats.update({"dynamic_sampling/rounds": float(rounds), "dynamic_sampling/filled_groups": float(filled),
@@ -189,6 +194,10 @@ class RLLoop:
                                                         a.overlong_penalty)
         if a.overlong_filter:
             mask = overlong_filter_mask(truncated, mask).float()
+        if self.cfg.reward.exclude_timeouts and any(scored.timed_out):
+            timed_out = torch.tensor(scored.timed_out)
+            rewards = neutral_rewards(rewards, timed_out, r.n)
+            mask = mask * (~timed_out).float().unsqueeze(1)
         exp = Experience(input_ids=batch.input_ids, attention_mask=batch.attention_mask, response_mask=mask,
                          prompt_len=batch.prompt_len, rewards=rewards, truncated=truncated,
                          rollout_logprobs=rollout_lp, old_logprobs_from_update=self.old_logprobs_from_update)

@@ -38,7 +38,7 @@ from .losses import (
 )
 from .masked import masked_mean, masked_sum, masked_var, masked_whiten
 from .mismatch import logprob_mismatch_stats, tis_weights
-from .sampling import filter_uniform_groups, overlong_filter_mask, overlong_reward_shaping
+from .sampling import filter_uniform_groups, neutral_rewards, overlong_filter_mask, overlong_reward_shaping
 
 __all__ = [
     "AGG_MODES",
@@ -63,6 +63,7 @@ __all__ = [
     "masked_sum",
     "masked_var",
     "masked_whiten",
+    "neutral_rewards",
     "overlong_filter_mask",
     "overlong_reward_shaping",
     "policy_loss",

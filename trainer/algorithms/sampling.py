@@ -7,6 +7,9 @@
   from the loss (``overlong_filter_mask``) avoids punishing reasoning that was merely long.
 - Soft overlong punishment: ``overlong_reward_shaping`` adds a length penalty that ramps up inside a buffer
   before the budget.
+
+Also here: ``neutral_rewards`` for samples left out of the loss because they have no verdict (a grading
+timeout, ``reward.exclude_timeouts``).
 """
 from __future__ import annotations
 
@@ -72,3 +75,23 @@ def overlong_reward_shaping(
     ramp = (start - L) / buffer_len * penalty_factor
     penalty = torch.where(L <= start, torch.zeros_like(L), ramp)
     return torch.where(L > max_len, torch.full_like(L, -penalty_factor), penalty)
+
+
+@torch.no_grad()
+def neutral_rewards(rewards: torch.Tensor, drop: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Rewards where each dropped sample (``drop`` [B] bool, e.g. a grading timeout: no verdict) gets the mean of
+    the kept samples of its group, so it neither raises nor lowers the group baseline:
+
+        r'_i = r_i                              if not drop_i
+        r'_i = mean_{j ∈ g(i), not drop_j} r_j  if drop_i   (0 when the whole group is dropped)
+
+    Its own loss is removed separately (its tokens leave the mask); this only keeps the others' advantages honest.
+    """
+    if rewards.shape != drop.shape or rewards.dim() != 1:
+        raise ValueError(f"rewards {tuple(rewards.shape)} and drop {tuple(drop.shape)} must both be [B]")
+    if group_size < 1 or rewards.numel() % group_size != 0:
+        raise ValueError(f"batch of {rewards.numel()} rewards is not a whole number of groups of {group_size}")
+    r = rewards.float().view(-1, group_size)
+    keep = (~drop.bool()).view(-1, group_size).float()
+    mean = (r * keep).sum(dim=1, keepdim=True) / keep.sum(dim=1, keepdim=True).clamp(min=1.0)
+    return torch.where(keep.bool(), r, mean.expand_as(r)).view(-1)
