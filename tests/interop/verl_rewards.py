@@ -3,14 +3,15 @@
     python tests/interop/verl_rewards.py URL TOKENIZER_DIR FLOW...       (one verl release first on PYTHONPATH)
 
 A FLOW is ``legacy:MANAGER:FUNCTION`` or ``loop:MANAGER:FUNCTION``. The config is verl's own generated trainer
-config (verl/trainer/config/_generated_ppo_trainer.yaml) with the overrides a user gives on the command line
-(``custom_reward_function.path=<adapters.py> custom_reward_function.name=FUNCTION
-reward_model.reward_manager=MANAGER``, and ``reward_model.use_reward_loop=False`` for a legacy flow on verl 0.7.0).
+config (verl/trainer/config/_generated_ppo_trainer.yaml) with the overrides docs/deploy.md gives on the command
+line: up to 0.7.0 ``custom_reward_function.path=<adapters.py> custom_reward_function.name=FUNCTION
+reward_model.reward_manager=MANAGER`` (and ``reward_model.use_reward_loop=False`` for a legacy flow on 0.7.0);
+from 0.7.1 ``reward.custom_reward_function.path=... reward.custom_reward_function.name=...
+reward.reward_manager.name=MANAGER``.
 
 - legacy: ``verl.trainer.ppo.reward.load_reward_manager`` (what main_ppo calls) builds the manager and loads the
   function from the file; the manager is called on the batch, as the trainer does with ``reward_fn(batch)``.
-- loop, verl >= 0.7.1: ``RewardLoopWorker(config)`` (the reward loop's worker class; the Ray actor wraps it),
-  after ``migrate_legacy_reward_impl`` (the legacy keys above become ``reward.*``), then
+- loop, verl >= 0.7.1: ``RewardLoopWorker(config)`` (the reward loop's worker class; the Ray actor wraps it), then
   ``compute_score_batch(batch)``: one ``run_single`` per sample, all concurrently.
 - loop, verl 0.7.0: its reward_loop package __init__ imports verl.workers.config, which needs
   transformers 4's ``AutoModelForVision2Seq`` (this environment has transformers 5); that __init__ is skipped and
@@ -78,11 +79,17 @@ def batch() -> DataProto:
 
 
 def config(manager: str, function: str, legacy: bool):
+    """verl's generated trainer config with the command-line overrides docs/deploy.md gives for this release."""
     base = OmegaConf.load(Path(verl.__file__).parent / "trainer/config/_generated_ppo_trainer.yaml")
-    over = [f"actor_rollout_ref.model.path={tokenizer_dir}", f"custom_reward_function.path={adapters.__file__}",
-            f"custom_reward_function.name={function}", f"reward_model.reward_manager={manager}"]
-    if legacy and VERSION[:2] == (0, 7):
-        over.append("reward_model.use_reward_loop=False")
+    over = [f"actor_rollout_ref.model.path={tokenizer_dir}"]
+    if VERSION >= (0, 7, 1):  # the reward config moved under `reward.` (0.9's main_ppo no longer migrates old keys)
+        over += [f"reward.custom_reward_function.path={adapters.__file__}",
+                 f"reward.custom_reward_function.name={function}", f"reward.reward_manager.name={manager}"]
+    else:
+        over += [f"custom_reward_function.path={adapters.__file__}", f"custom_reward_function.name={function}",
+                 f"reward_model.reward_manager={manager}"]
+        if legacy and VERSION >= (0, 7):
+            over.append("reward_model.use_reward_loop=False")
     return OmegaConf.merge(base, OmegaConf.from_dotlist(over))
 
 
@@ -104,9 +111,9 @@ async def reward_loop(manager: str, function: str) -> list:
     data = batch()
     cfg = config(manager, function, legacy=False)
     if VERSION >= (0, 7, 1):
-        from verl.experimental.reward_loop import RewardLoopWorker, migrate_legacy_reward_impl
+        from verl.experimental.reward_loop import RewardLoopWorker
 
-        outputs = await RewardLoopWorker(migrate_legacy_reward_impl(cfg)).compute_score_batch(data)
+        outputs = await RewardLoopWorker(cfg).compute_score_batch(data)
     else:
         import verl.experimental
 
