@@ -29,6 +29,8 @@ DEFAULT_DEST = ROOT / ".venv" / "upstream"
 # --actor.loss_agg_mode (0.11.2, the newest). 0.9.0 is the last release that sends a whole rollout batch in one
 # request (RemoteRewardModel); 0.9.10 and 0.11.2 are tested on the per-sample agent path.
 OPENRLHF = ("0.9.0", "0.9.1", "0.9.2", "0.9.7", "0.9.8", "0.9.10", "0.10.1", "0.10.2", "0.11.0", "0.11.1", "0.11.2")
+OPENRLHF_WHOLE_BATCH = ("0.9.0",)  # RemoteRewardModel: one request per rollout batch
+OPENRLHF_PER_SAMPLE = ("0.9.10", "0.11.2")  # SingleTurnAgentExecutor: one request per sample
 # 0.6.1: legacy reward managers only; 0.7.0: the reward loop by default, the legacy path with
 # reward_model.use_reward_loop=False; 0.9.1 (the newest): the reward loop only, config under `reward.`.
 VERL = ("0.6.1", "0.7.0", "0.9.1")

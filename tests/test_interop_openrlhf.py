@@ -154,7 +154,7 @@ def test_recipe_version_choice(tmp_path):
 
     r, newest = flags()  # nothing installed: the newest tested release, said so
     assert "--reward.remote_url" in newest and "--actor.loss_agg_mode" in newest
-    assert "flags for OpenRLHF 0.11.2" in r.stderr
+    assert f"flags for OpenRLHF {up.PINS.OPENRLHF[-1]}" in r.stderr  # NEWEST_TESTED
     assert "--bf16" in flags(OPENRLHF_FLAGS="v0.9")[1] and "--prompt_max_len" in flags(OPENRLHF_FLAGS="v0.9")[1]
     assert flags(OPENRLHF_FLAGS="v0.11")[1] == flags(OPENRLHF_VERSION="0.11.0")[1] == newest - {"--actor.loss_agg_mode"}
     mid = flags(OPENRLHF_VERSION="0.10.1.post2")[1]  # post releases sort before the next release
@@ -202,7 +202,8 @@ def whole_batch(service, tokenizer_dir):
     """OpenRLHF 0.9.0 on Ray: the SAMPLES batch and a 1024 x 8 batch, each in one request (one Ray session)."""
     ray_tmp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths have a length limit
     try:
-        return up.run_upstream("openrlhf_batch_rm.py", up.roots("openrlhf", "0.9.0"), service.url + "/get_reward",
+        (version,) = up.PINS.OPENRLHF_WHOLE_BATCH
+        return up.run_upstream("openrlhf_batch_rm.py", up.roots("openrlhf", version), service.url + "/get_reward",
                                str(tokenizer_dir), "samples", "batch8192", env={"RAY_TMPDIR": ray_tmp}, timeout=900)
     finally:
         subprocess.run(["rm", "-rf", ray_tmp])
@@ -236,7 +237,7 @@ def test_openrlhf_0_9_0_rollout_batch_of_8192_in_one_request(whole_batch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("version", ["0.9.10", "0.11.2"])
+@pytest.mark.parametrize("version", up.PINS.OPENRLHF_PER_SAMPLE)
 def test_openrlhf_agent_path_per_sample(service, tokenizer_dir, version):
     out = up.run_upstream("openrlhf_agent.py", up.roots("openrlhf", version), service.url + "/get_reward",
                           str(tokenizer_dir), "samples")
@@ -254,8 +255,8 @@ def test_openrlhf_agent_path_per_sample(service, tokenizer_dir, version):
 @pytest.mark.xfail(strict=False, reason="issue 12 item 3: a left-truncated prompt is graded as the whole query "
                                         "until grading after the last assistant marker lands")
 def test_openrlhf_truncated_prompt_grades_the_response(service, tokenizer_dir):
-    out = up.run_upstream("openrlhf_agent.py", up.roots("openrlhf", "0.11.2"), service.url + "/get_reward",
-                          str(tokenizer_dir), "truncated")
+    out = up.run_upstream("openrlhf_agent.py", up.roots("openrlhf", up.PINS.OPENRLHF[-1]),
+                          service.url + "/get_reward", str(tokenizer_dir), "truncated")
     (s,) = out["truncated"]
     assert s["truncated_prompt"] and not s["query"].startswith(s["prompt"])  # OpenRLHF cut the prompt's start
     assert "\\boxed{}" in s["query"]  # the instruction's empty box is in the query
@@ -298,7 +299,7 @@ def test_wrapper_starts_the_service_for_openrlhf_and_stops_it(tmp_path):
     out = tmp_path / "answer.json"
     env = {"OPENRLHF_PYTHON": str(fake), "REWARD_HOST": "127.0.0.1", "REWARD_PORT": str(port), "REWARD_WORKERS": "1",
            "OUTPUT_ROOT": str(tmp_path / "runs"), "STAND_IN_OUT": str(out), "TESTS_DIR": str(up.TESTS),
-           "PYTHONPATH": os.pathsep.join(map(str, up.roots("openrlhf", "0.11.2")))}
+           "PYTHONPATH": os.pathsep.join(map(str, up.roots("openrlhf", up.PINS.OPENRLHF[-1])))}
     r = recipe("run", env=env, timeout=300)
     assert r.returncode == 0, r.stderr + (tmp_path / "runs/openrlhf_simplerl_zero/reward_service.log").read_text()
     (answer,) = json.loads(out.read_text())
