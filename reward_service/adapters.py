@@ -219,10 +219,10 @@ class _Coalescer:
         try:
             results = await self.client.score([c for c, _, _, _ in batch], [g for _, g, _, _ in batch],
                                               schemes=schemes if any(schemes) else None)
-        except BaseException as e:  # every waiting caller gets the error (cancellation included)
+        except BaseException as e:  # every waiting caller gets the error, or is cancelled with the request
             for *_, future in batch:
                 if not future.done():
-                    future.set_exception(e)
+                    future.cancel() if isinstance(e, asyncio.CancelledError) else future.set_exception(e)
             if not isinstance(e, Exception):
                 raise
             return
@@ -240,9 +240,13 @@ def _coalescer() -> _Coalescer:
     url, token = os.environ.get("MATHRL_REWARD_URL", DEFAULT_URL), os.environ.get("MATHRL_REWARD_TOKEN")
     per_loop = _coalescers.setdefault(loop, {})
     if (url, token) not in per_loop:
-        window = float(os.environ.get("MATHRL_REWARD_BATCH_WINDOW", "0.05"))
+        raw = os.environ.get("MATHRL_REWARD_BATCH_WINDOW", "0.05")
+        try:
+            window = float(raw)
+        except ValueError:
+            window = float("nan")
         if not window >= 0:
-            raise ValueError(f"MATHRL_REWARD_BATCH_WINDOW must be a number of seconds >= 0, not {window!r}")
+            raise ValueError(f"MATHRL_REWARD_BATCH_WINDOW must be a number of seconds >= 0, not {raw!r}")
         per_loop[(url, token)] = _Coalescer(AsyncRewardClient(url, token=token), window)
     return per_loop[(url, token)]
 

@@ -122,6 +122,20 @@ def test_async_calls_on_one_loop_become_one_request(service, monkeypatch):
     assert rewards == want
 
 
+def test_async_cancelled_caller_leaves_the_others(service, monkeypatch):
+    monkeypatch.setenv("MATHRL_REWARD_URL", service.url)
+    monkeypatch.setenv("MATHRL_REWARD_BATCH_WINDOW", "0.2")
+
+    async def main():
+        tasks = [asyncio.ensure_future(compute_score_async("m", f"\\boxed{{{i}}}", str(i))) for i in range(3)]
+        await asyncio.sleep(0.05)  # all three are waiting for the same request
+        tasks[0].cancel()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    out = asyncio.run(main())
+    assert isinstance(out[0], asyncio.CancelledError) and out[1:] == [1.0, 1.0]
+
+
 def test_async_batch_failure_reaches_every_caller(monkeypatch):
     """A service that cannot be reached fails every waiting sample with the client's error, never a reward."""
     monkeypatch.setenv("MATHRL_REWARD_URL", "http://127.0.0.1:9")  # discard port: connection refused
@@ -135,8 +149,9 @@ def test_async_batch_failure_reaches_every_caller(monkeypatch):
     assert len(out) == 3 and all(isinstance(e, RewardServiceUnavailable) for e in out)
 
 
-def test_async_window_must_be_a_number(monkeypatch):
+@pytest.mark.parametrize("window", ["-1", "soon", "nan"])
+def test_async_window_must_be_a_number(monkeypatch, window):
     monkeypatch.setenv("MATHRL_REWARD_URL", "http://127.0.0.1:9")
-    monkeypatch.setenv("MATHRL_REWARD_BATCH_WINDOW", "-1")
-    with pytest.raises(ValueError, match="MATHRL_REWARD_BATCH_WINDOW"):
+    monkeypatch.setenv("MATHRL_REWARD_BATCH_WINDOW", window)
+    with pytest.raises(ValueError, match=f"MATHRL_REWARD_BATCH_WINDOW must be .* not '{window}'"):
         asyncio.run(compute_score_async("m", "\\boxed{1}", "1"))
