@@ -20,6 +20,7 @@ or {CASE: {"error": "..."}} for a case whose reward call failed.
 """
 import importlib.util
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -57,6 +58,7 @@ def rollouts(case):
     raise SystemExit(f"unknown case {case}")
 
 
+os.environ.pop("RAY_ADDRESS", None)  # a local Ray, never a cluster the caller's shell points at
 ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
 
 
