@@ -24,7 +24,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def service():
-    svc = start_service(workers=2, args=["--log-level", "warning"])  # the default limits
+    # the default size limits; a generous per-item time limit, so a loaded machine cannot turn a slow item into a
+    # timeout (timeouts have their own tests: test_pool, test_service_chaos)
+    svc = start_service(workers=2, timeout=30, args=["--log-level", "warning"])
     yield svc
     svc.stop()
 
@@ -57,7 +59,10 @@ def test_past_the_limits_is_413_naming_the_limit(service):
     with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:  # declared too large: refused unread
         sock.sendall(f"POST /get_reward HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                      f"Content-Length: {s.max_body_bytes + 1}\r\n\r\n".encode())
-        reply = sock.recv(4096).decode()
+        chunks = []
+        while chunk := sock.recv(4096):  # the reply says "connection: close": read until the server closes
+            chunks.append(chunk)
+        reply = b"".join(chunks).decode()
     assert reply.startswith("HTTP/1.1 413") and "max_body_bytes" in reply and "--max-body-bytes" in reply
 
 
