@@ -1,0 +1,659 @@
+r"""A generated should-accept / should-reject corpus for the grader, built from the golds of ../shared/data.
+
+    .venv/bin/python -m benchmarks.grader_corpus                     # build, grade with ours, print the table
+    .venv/bin/python -m benchmarks.grader_corpus --math-verify       # math-verify 0.9 side by side
+    .venv/bin/python -m benchmarks.grader_corpus --per-class 60 --seed 3 --write cases.jsonl --json out.json
+
+Golds: MATH train (7500), MATH test (MATH-500 and the rest of the test split kept in
+``math_l3to5_simplerl_approx``), OlympiadBench (675) and Minerva (the accepted-answer lists of
+``minerva_math_rllm``). Nothing from the data is stored in the repository: every run rebuilds the cases from
+the files, deterministically for a given ``--seed``.
+
+Each class below rewrites a sampled gold into an equivalent answer (``accept``) and builds near misses that
+must still be refused (``reject``): a false positive is worse than a false negative, so every widening has its
+twin. The rewritings are written here from the gold's text alone, independently of the grader's own parser:
+
+* ``spacing``: the answer wrapped in / separated by ``\,`` ``\;`` ``\ `` ``\quad`` (boxed, bare, after a phrase);
+* ``brackets``: ``\left( … \right)``, ``\big(``, ``\Bigl[`` around the gold's own brackets;
+* ``display``: a response that ends on a display-math block ``\[ … \]`` / ``$$ … $$`` with no box or answer
+  phrase, in six languages; rejects: a wrong value, or a block followed by more reasoning;
+* ``labelled``: list golds given as ``Maximum = 2, Minimum = 1``, ``Alice: 18, Bob: 14``, ``a_1 = …``;
+  rejects: one value changed, and a labelled pair whose last value alone is the (single) gold;
+* ``pm``: ``\pm`` / ``\mp`` written for the gold's sign pairs, inside lists, sets and tuples (and the
+  gold's own ``\pm`` expanded); rejects: ``\pm v`` for a gold ``v``, one sign left out;
+* ``qualifier``: "only", "for all x", "where n is an integer" around the gold; rejects: the same around a
+  wrong value, or a hedge ("G or W");
+* ``rename``: ``f(x) = E(x)`` golds with the bound variable renamed; rejects: the left side renamed alone,
+  and a free variable of an expression gold renamed (the problem fixes it);
+* ``notation``: ``\text{sin}`` / ``\operatorname{sin}``, degree marks (``^{\circ}``, ``°``, ``\degree``,
+  ``\textcirc``, degrees-minutes ``22^\circ 30'``), ordinal suffixes (``12^{\text{th}}``), ``\frac{a}{b}\pi``
+  for ``\frac{a\pi}{b}``, ``\dfrac``; rejects: the next ordinal, other minutes, another function, ``\frac{b}{a}\pi``;
+* ``order``: a bare list of solutions reordered (accept); a tuple or interval reversed (reject);
+* ``rounding``: a non-terminating exact gold as its correct 4-significant-digit rounding (accept, the
+  documented policy) and with the last digit off by one (reject);
+* ``words``: policy for a bare number inside random words ("lorem ipsum 9": reject) against a labelled
+  value ("Answer: 9", "Total: 9": accept);
+* ``near_miss``: the gold itself boxed (accept) and the gold with a digit or sign changed, an element
+  dropped or added (reject).
+
+Reported per class: ours and math-verify (``parse`` + ``verify``, the gold wrapped in ``$…$``; see
+``benchmarks/redteam_vs_math_verify.py``) as accepted-of-should-accept and false positives of should-reject.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import time
+from collections import Counter
+from fractions import Fraction
+from typing import Callable, Optional
+
+from benchmarks.bench_reward_service import _jsonl
+
+ACCEPT, REJECT = "accept", "reject"
+
+
+# ------------------------------------------------------------------------------------------------ golds
+def load_golds() -> list[dict]:
+    """Unique golds: {src, gold (as the data set gives it), g (the bare math string)}."""
+    raw = []
+    for r in _jsonl("math_train"):
+        raw.append(("math_train", r["answer"], r["answer"]))
+    for r in _jsonl("math500"):
+        raw.append(("math_test", r["answer"], r["answer"]))
+    for r in _jsonl("math_l3to5_simplerl_approx"):
+        if r["unique_id"].startswith("test/"):
+            raw.append(("math_test", r["answer"], r["answer"]))
+    for r in _jsonl("olympiadbench"):
+        raw.append(("olympiadbench", r["final_answer"], r["final_answer"][0]))
+    for r in _jsonl("minerva_math_rllm"):
+        raw.append(("minerva", [a.strip() for a in r["answer"]], r["answer"][0]))
+    out, seen = [], set()
+    for src, gold, g in raw:
+        g = bare(g)
+        if not g or g in seen or len(g) > 200:
+            continue
+        seen.add(g)
+        out.append({"src": src, "gold": gold, "g": g})
+    return out
+
+
+def bare(g: str) -> str:
+    """The gold's math: ``$…$`` removed, a trailing period dropped; OlympiadBench's ``$a$,$b$`` joined."""
+    g = g.strip()
+    g = re.sub(r"\$\s*,\s*\$", ", ", g)
+    g = g.strip("$ ").rstrip(".").strip()
+    return g if "$" not in g else ""
+
+
+def split_top(s: str) -> list[str]:
+    """Top-level comma split (brackets, braces and ``\\{ \\}`` respected)."""
+    out, depth, cur, i = [], 0, "", 0
+    while i < len(s):
+        if s.startswith("\\{", i) or s.startswith("\\}", i):
+            depth += 1 if s[i + 1] == "{" else -1
+            cur += s[i:i + 2]
+            i += 2
+            continue
+        c = s[i]
+        if c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        if c == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += c
+        i += 1
+    out.append(cur.strip())
+    return out
+
+
+def items(g: str) -> Optional[list[str]]:
+    """The items of a bare list gold (``1, 2, 3``; not a tuple, interval or set), else None."""
+    if re.fullmatch(r"-?\d{1,3}(?:,(?:\\!)?\s*\d{3})+(?:\.\d+)?", g) or g.startswith(("(", "[", "\\{", "\\left")):
+        return None  # a number with thousands separators, or a bracketed gold
+    parts = split_top(g)
+    if len(parts) < 2 or not all(parts) or any("=" in p or "\\text" in p for p in parts):
+        return None
+    return parts
+
+
+def wrapped(g: str) -> Optional[tuple[str, list[str], str]]:
+    """(open, items, close) of a tuple / interval gold ``(a, b)``, ``[a, b)``."""
+    m = re.fullmatch(r"(\\left)?([(\[])(.*?)(\\right)?([)\]])", g)
+    if not m:
+        return None
+    depth = 0
+    for ch in m.group(3):
+        depth += (ch in "([{") - (ch in ")]}")
+        if depth < 0:
+            return None  # "(a, b), (c, d)": two groups, not one
+    parts = split_top(m.group(3))
+    if len(parts) < 2 or depth or not all(parts):
+        return None
+    return m.group(2), parts, m.group(5)
+
+
+_NUM = re.compile(r"(-?)(?:(\d+)(?:\.(\d+))?|\\[dt]?frac\{(\d+)\}\{(\d+)\})")
+
+
+def value(g: str) -> Optional[Fraction]:
+    """Exact value of a plain number gold: integer, decimal or ``\\frac{a}{b}`` with an optional sign."""
+    m = _NUM.fullmatch(g.replace(" ", ""))
+    if not m:
+        return None
+    sign = -1 if m.group(1) else 1
+    if m.group(4):
+        return sign * Fraction(int(m.group(4)), int(m.group(5))) if int(m.group(5)) else None
+    return sign * Fraction(m.group(2) + (m.group(3) or "")) / 10 ** len(m.group(3) or "")
+
+
+def fmt(q: Fraction) -> str:
+    if q.denominator == 1:
+        return str(q.numerator)
+    return ("-" if q < 0 else "") + f"\\frac{{{abs(q.numerator)}}}{{{q.denominator}}}"
+
+
+def perturb(g: str, rng: random.Random) -> Optional[str]:
+    """A near miss: a different number, a digit changed, or the sign flipped (never equal to the gold)."""
+    v = value(g)
+    if v is not None:
+        choices = [v + 1, v - 1, -v if v else Fraction(1), v * 2 if v else Fraction(2)]
+        if v.denominator > 1:
+            choices.append(1 / v)
+        w = rng.choice([c for c in choices if c != v])
+        return fmt(w) if "." not in g or w.denominator != 1 else str(w.numerator) + ".5"
+    if "\\text" in g or "\\mathrm" in g:
+        return None
+    digits = [m for m in re.finditer(r"\d", g)]
+    if digits and rng.random() < 0.7:
+        m = rng.choice(digits)
+        d = int(m.group())
+        nd = (d + rng.choice([1, 2])) % 10
+        if nd == 0 and (m.start() == 0 or not g[m.start() - 1].isdigit()) and m.end() < len(g) and g[m.end()].isdigit():
+            nd = 1  # no new leading zero
+        if g[max(0, m.start() - 1): m.start()] in "_" or g[m.end(): m.end() + 1] == "!":
+            return "-\\left(" + g + "\\right)" if not items(g) else None  # a subscript or a factorial
+        return g[:m.start()] + str(nd) + g[m.end():]
+    if items(g) or wrapped(g):
+        return None
+    return "-\\left(" + g + "\\right)"
+
+
+# ------------------------------------------------------------------------------------------------ classes
+Case = tuple[str, str, str]  # (expected, completion, note)
+
+
+def _box(a: str) -> str:
+    return f"Working through the problem step by step gives the result.\n\n\\boxed{{{a}}}"
+
+
+def c_spacing(g: str, rng: random.Random) -> list[Case]:
+    wraps = [lambda a: f"\\boxed{{\\,{a}\\,}}", lambda a: f"\\boxed{{\\;{a}}}", lambda a: f"\\boxed{{\\quad {a} \\quad}}",
+             lambda a: f"\\ {a}\\ ", lambda a: f"$\\,{a}\\,$", lambda a: f"The final answer is $\\;{a}\\;$.",
+             lambda a: f"The answer is \\(\\ {a}\\ \\).", lambda a: f"\\boxed{{\\ {a}\\ }}"]
+    its = items(g)
+    w = perturb(g, rng)
+    out = []
+    if its and rng.random() < 0.5:
+        sep = rng.choice([",\\,", ",\\;", ",\\quad ", ",\\ "])
+        out.append((ACCEPT, _box(sep.join(its)), "list separators"))
+        if w:
+            out.append((REJECT, _box(sep.join(split_top(w)) if items(w) else w), "list separators, wrong"))
+        return out
+    f = rng.choice(wraps)
+    out.append((ACCEPT, f(g), "wrapped"))
+    if w:
+        out.append((REJECT, f(w), "wrapped, wrong"))
+    return out
+
+
+def _sized(g: str, rng: random.Random) -> Optional[str]:
+    pairs = [("\\left(", "\\right)"), ("\\big(", "\\big)"), ("\\Bigl(", "\\Bigr)"), ("\\bigg(", "\\bigg)")]
+    lo, ro = rng.choice(pairs)
+    if "\\left" in g or not re.search(r"[(\[|]|\\\{", g):
+        return None
+    s = g.replace("\\{", lo[:-1] + "\\{").replace("\\}", ro[:-1] + "\\}")
+    s = re.sub(r"(?<!\\)\(", lambda m: lo, s)
+    s = re.sub(r"(?<!\\)\)", lambda m: ro, s)
+    s = re.sub(r"(?<![\\a-z])\[", lambda m: lo[:-1] + "[", s)
+    s = re.sub(r"(?<![\\a-z])\]", lambda m: ro[:-1] + "]", s)
+    return s if s != g else None
+
+
+def c_brackets(g: str, rng: random.Random) -> list[Case]:
+    s = _sized(g, rng)
+    if s is None:
+        return []
+    out = [(ACCEPT, rng.choice([_box(s), s, f"The final answer is ${s}$."]), "sized brackets")]
+    w = perturb(g, rng)
+    ws = _sized(w, rng) if w else None
+    if ws:
+        out.append((REJECT, _box(ws), "sized brackets, wrong"))
+    return out
+
+
+_LEADS = [
+    "We combine the two cases and simplify the expression.",
+    "Combinando los dos casos y simplificando, obtenemos:",
+    "En combinant les deux cas et en simplifiant, on obtient :",
+    "Fasst man beide Fälle zusammen und vereinfacht, ergibt sich:",
+    "综合两种情况并化简，得到",
+    "Объединяя оба случая и упрощая, получаем:",
+]
+
+
+def c_display(g: str, rng: random.Random) -> list[Case]:
+    lead = rng.choice(_LEADS)
+    form = rng.choice(["\\[\n{a}\n\\]", "\\[ {a} \\]", "$$ {a} $$", "\\[\n\\{a}\n\\]".replace("\\{a}", "{a}")])
+    single = value(g) is not None and rng.random() < 0.4
+    body = (lambda a: f"x = {a}") if single else (lambda a: a)
+    out = [(ACCEPT, f"{lead}\n{form.format(a=body(g))}", "display block at the end")]
+    w = perturb(g, rng)
+    if w:
+        out.append((REJECT, f"{lead}\n{form.format(a=body(w))}", "display block, wrong"))
+    out.append((REJECT, f"{lead}\n{form.format(a=body(g))}\nNext we need to check the boundary case, where",
+                "display block followed by more reasoning"))
+    return out
+
+
+_LABELS = [(["\\text{Maximum}", "\\text{Minimum}"], " = "), (["Maximum", "Minimum"], " = "),
+           (["Alice", "Bob", "Carol", "Dave"], ": "), (["a_1", "a_2", "a_3", "a_4"], " = "),
+           (["x_1", "x_2", "x_3", "x_4"], " = "), (["\\text{first}", "\\text{second}", "\\text{third}", "\\text{fourth}"], " = ")]
+
+
+def _labelled(vals: list[str], rng: random.Random) -> Optional[str]:
+    names, sep = rng.choice([lab for lab in _LABELS if len(lab[0]) >= len(vals)])
+    return ", ".join(f"{n}{sep}{v}" for n, v in zip(names, vals))
+
+
+def c_labelled(g: str, rng: random.Random) -> list[Case]:
+    its = items(g)
+    ctx = rng.choice([lambda a: a, _box, lambda a: f"The answer is {a}."])
+    if its and 2 <= len(its) <= 4:
+        out = [(ACCEPT, ctx(_labelled(its, rng)), "labelled values")]
+        k = rng.randrange(len(its))
+        w = perturb(its[k], rng)
+        if w:
+            out.append((REJECT, ctx(_labelled(its[:k] + [w] + its[k + 1:], rng)), "labelled values, one wrong"))
+        return out
+    if its or wrapped(g) or "=" in g:
+        return []
+    w = perturb(g, rng)
+    out = [(ACCEPT, ctx(rng.choice(["\\text{Area} = ", "Total: ", "n = ", "\\text{the value} = "]) + g), "one labelled value")]
+    if w:
+        out.append((REJECT, ctx(_labelled([w, g], rng)), "two labelled values, the gold is the last one"))
+    return out
+
+
+def _pm_pairs(its: list[str]) -> Optional[list[str]]:
+    """``v, -v`` -> ``\\pm v`` and ``a + b, a - b`` -> ``a \\pm b`` (None when no pair is found)."""
+    flat = [x.replace(" ", "") for x in its]
+    partner = {}
+    for i, x in enumerate(its):
+        m = re.match(r"^(.+?[^\s(^{_])\s*\+\s*(.+)$", x)
+        for j, y in enumerate(flat):
+            if i == j or i in partner or j in partner:
+                continue
+            if y == "-" + flat[i]:
+                partner[i], partner[j] = ("\\pm " + x), None
+            elif m and "(" not in m.group(1) and y == (m.group(1) + "-" + m.group(2)).replace(" ", ""):
+                partner[i], partner[j] = f"{m.group(1)} \\pm {m.group(2)}", None
+    if not partner:
+        return None
+    return [partner[i] if i in partner else x for i, x in enumerate(its) if partner.get(i, x) is not None]
+
+
+def _pm_tuples(its: list[str]) -> Optional[str]:
+    """``(3,2),(-3,2),(3,-2),(-3,-2)`` -> ``(\\pm 3, \\pm 2)`` when the tuples are all the sign choices."""
+    rows = []
+    for t in its:
+        w = wrapped(t)
+        if not w or w[0] != "(" or w[2] != ")":
+            return None
+        rows.append([x.replace(" ", "") for x in w[1]])
+    if len({len(r) for r in rows}) != 1 or len(rows) < 2:
+        return None
+    cols = []
+    for k in range(len(rows[0])):
+        vals = {r[k] for r in rows}
+        pos = {v.lstrip("-") for v in vals}
+        if len(vals) == 1:
+            cols.append(rows[0][k])
+        elif len(vals) == 2 and len(pos) == 1 and pos.pop() not in ("0",):
+            cols.append("\\pm " + rows[0][k].lstrip("-"))
+        else:
+            return None
+    if 2 ** sum(c.startswith("\\pm") for c in cols) != len({tuple(r) for r in rows}):
+        return None
+    return "(" + ", ".join(cols) + ")"
+
+
+def c_pm(g: str, rng: random.Random) -> list[Case]:
+    out = []
+    if "\\pm" in g:  # the gold's own \pm: the answer lists both signs
+        m = re.fullmatch(r"(.*?)(-?[^,{}]*?)\s*\\pm\s*([^,{}]+?)(\s*,.*|\\\}.*|)", g)
+        if m:
+            a, b = m.group(2).strip(), m.group(3).strip()
+            both = f"{a} + {b}, {a} - {b}" if a else f"{b}, -{b}"
+            out.append((ACCEPT, _box(m.group(1) + both + m.group(4)), "the gold's \\pm expanded"))
+            out.append((REJECT, _box(m.group(1) + (f"{a} + {b}" if a else b) + m.group(4)), "one sign of the gold's \\pm"))
+        return out
+    its = items(g)
+    if not its:
+        v = value(g)
+        if v is not None and v > 0:
+            out.append((REJECT, _box(f"\\pm {g}"), "\\pm v for a gold v"))
+        return out
+    tup = _pm_tuples(its)
+    if tup:
+        out.append((ACCEPT, _box(tup), "sign choices of a tuple"))
+        m = re.search(r"\\pm ", tup)
+        out.append((REJECT, _box(tup[:m.start()] + tup[m.end():]), "a tuple with one \\pm left out"))
+        return out
+    pm = _pm_pairs(its)
+    if pm:
+        form = rng.choice(["list", "set", "x="])
+        body = ", ".join(pm)
+        acc = {"list": body, "set": f"\\{{{body}\\}}", "x=": f"x = {body}"}[form]
+        out.append((ACCEPT, _box(acc), f"\\pm in a {form}"))
+        k = next(i for i, x in enumerate(pm) if "\\pm" in x)
+        rej = pm[:k] + [pm[k].replace("\\pm ", "").replace(" \\pm ", " + ")] + pm[k + 1:]
+        out.append((REJECT, _box(", ".join(rej)), "one sign of a pair left out"))
+    return out
+
+
+_PARAM_Q = ["\\text{ for all positive integers } n", ",\\ n \\in \\mathbb{N}", "\\text{ for every integer } n \\ge 1"]
+
+
+def c_qualifier(g: str, rng: random.Random) -> list[Case]:
+    w = perturb(g, rng)
+    out = []
+    fm = re.fullmatch(r"([a-zA-Z])\(([a-z])\)\s*=\s*(.+)", g)
+    if fm:
+        v = fm.group(2)
+        q = rng.choice([f"\\text{{ for all }} {v} \\in \\mathbb{{R}}", f"\\text{{ for all real }} {v}",
+                        f"\\quad \\forall {v}", f"\\text{{ for every }} {v}"])
+        out.append((ACCEPT, _box(g + q), "for all x"))
+        if w:
+            out.append((REJECT, _box(w + q), "for all x, wrong"))
+        return out
+    if re.search(r"(?<![a-zA-Z\\])n(?![a-zA-Z])", g) and not items(g):
+        q = rng.choice(_PARAM_Q)
+        out.append((ACCEPT, _box(g + q), "for all n"))
+        if w:
+            out.append((REJECT, _box(w + q), "for all n, wrong"))
+        return out
+    if items(g) or "=" in g:
+        return []
+    form = rng.choice(["\\text{only } {a}", "{a} \\text{ only}", "x = {a} \\text{ only}", "{a} \\text{ (only)}"])
+    out.append((ACCEPT, _box(form.replace("{a}", g)), "only"))
+    if w:
+        out.append((REJECT, _box(form.replace("{a}", w)), "only, wrong"))
+        out.append((REJECT, _box(f"{g} \\text{{ or }} {w}"), "hedge"))
+    return out
+
+
+_FRESH = "tzuswyx"
+
+
+def _rename(expr: str, old: str, new: str) -> str:
+    return re.sub(r"(?<![a-zA-Z\\])" + old + r"(?![a-zA-Z])", new, expr)
+
+
+def c_rename(g: str, rng: random.Random) -> list[Case]:
+    fm = re.fullmatch(r"([a-zA-Z])\(([a-z])\)\s*=\s*(.+)", g)
+    out = []
+    if fm:
+        f, v, e = fm.groups()
+        new = next((c for c in rng.sample(_FRESH, len(_FRESH)) if c != v and not re.search(
+            r"(?<![a-zA-Z\\])" + c + r"(?![a-zA-Z])", e) and c != f), None)
+        if new is None:
+            return []
+        out.append((ACCEPT, _box(f"{f}({new}) = {_rename(e, v, new)}"), "bound variable renamed"))
+        if re.search(r"(?<![a-zA-Z\\])" + v + r"(?![a-zA-Z])", e):
+            out.append((REJECT, _box(f"{f}({new}) = {e}"), "left side renamed alone"))
+        return out
+    letters = set(re.findall(r"(?<![a-zA-Z\\])([a-df-hj-z])(?![a-zA-Z])", re.sub(r"\\[a-zA-Z]+", " ", g)))
+    if len(letters) == 1 and not re.search(r"[=<>]|\\(?:in|le|ge|leq|geq|geqslant|leqslant|ne)(?![a-z])", g) \
+            and not items(g) and "\\text" not in g:
+        (v,) = letters
+        new = next(c for c in "tuwz" if c != v)
+        out.append((REJECT, _box(_rename(g, v, new)), "free variable renamed"))
+    return out
+
+
+_TRIG = re.compile(r"\\(sin|cos|tan|cot|sec|csc|log|ln)(?![a-zA-Z])")
+_OTHER_FN = {"sin": "cos", "cos": "sin", "tan": "cot", "cot": "tan", "sec": "csc", "csc": "sec", "log": "ln", "ln": "log"}
+
+
+def _ordinal(n: int) -> str:
+    return "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+
+
+def c_notation(g: str, rng: random.Random) -> list[Case]:
+    out = []
+    if _TRIG.search(g):
+        wrap = rng.choice(["\\text{{{f}}}", "\\operatorname{{{f}}}", "\\mathrm{{{f}}}"])
+        acc = _TRIG.sub(lambda m: wrap.format(f=m.group(1)) + " ", g)
+        out.append((ACCEPT, _box(acc), "function name as text"))
+        m = _TRIG.search(g)
+        rej = g[:m.start()] + wrap.format(f=_OTHER_FN[m.group(1)]) + " " + g[m.end():]
+        out.append((REJECT, _box(rej), "another function as text"))
+        return out
+    dm = re.fullmatch(r"(\d+(?:\.\d+)?)\s*\^\s*\{?\\circ\}?", g)
+    if dm:
+        d = Fraction(dm.group(1))
+        if d.denominator > 1 and (d * 60).denominator == 1 and rng.random() < 0.7:
+            deg, mins = int(d), int((d - int(d)) * 60)
+            out.append((ACCEPT, _box(f"{deg}^\\circ {mins}'"), "degrees and minutes"))
+            out.append((REJECT, _box(f"{deg}^\\circ {(mins + 10) % 60}'"), "other minutes"))
+            return out
+        mark = rng.choice(["^{\\circ}", "°", "\\degree", "\\textcirc", "^\\circ", "\\text{ degrees}"])
+        out.append((ACCEPT, _box(dm.group(1) + mark), "degree mark"))
+        out.append((REJECT, _box(fmt(d + 1) + mark), "degree mark, wrong"))
+        return out
+    if re.fullmatch(r"\d{1,3}", g) and 0 < int(g):
+        n = int(g)
+        form = rng.choice(["^{{\\text{{{s}}}}}", "^{{\\mathrm{{{s}}}}}", "^{{{s}}}", "\\text{{{s}}}", "{s}"])
+        out.append((ACCEPT, _box(g + form.format(s=_ordinal(n))), "ordinal suffix"))
+        out.append((REJECT, _box(str(n + 1) + form.format(s=_ordinal(n + 1))), "the next ordinal"))
+        return out
+    pm = re.fullmatch(r"(-?)\\[dt]?frac\{(\d*)\s*\\pi\}\{(\d+)\}", g)
+    if pm:
+        a = pm.group(2) or "1"
+        out.append((ACCEPT, _box(f"{pm.group(1)}\\frac{{{a}}}{{{pm.group(3)}}}\\pi"), "\\frac{a}{b}\\pi"))
+        if a != pm.group(3):
+            out.append((REJECT, _box(f"{pm.group(1)}\\frac{{{pm.group(3)}}}{{{a}}}\\pi"), "\\frac{b}{a}\\pi"))
+        return out
+    if "\\frac" in g and "\\dfrac" not in g:
+        out.append((ACCEPT, _box(g.replace("\\frac", rng.choice(["\\dfrac", "\\tfrac"]))), "\\dfrac"))
+        w = perturb(g, rng)
+        if w:
+            out.append((REJECT, _box(w.replace("\\frac", "\\dfrac")), "\\dfrac, wrong"))
+    return out
+
+
+def c_order(g: str, rng: random.Random) -> list[Case]:
+    its = items(g)
+    if its and len(set(its)) > 1:
+        perm = its[:]
+        while perm == its:
+            rng.shuffle(perm)
+        return [(ACCEPT, _box(", ".join(perm)), "bare list reordered")]
+    w = wrapped(g)
+    if w and w[0] + w[2] == "()" and w[1] != w[1][::-1] and "\\infty" not in g:
+        # a point / tuple reversed (an open interval (a, b) reversed is another answer too)
+        return [(REJECT, _box("(" + ", ".join(reversed(w[1])) + ")"), "tuple reversed")]
+    return []
+
+
+def _round_sig(x: float, sig: int) -> str:
+    return f"{x:.{sig}g}" if "e" not in f"{x:.{sig}g}" else ""
+
+
+def c_rounding(g: str, rng: random.Random) -> list[Case]:
+    v = value(g)
+    if v is None or v.denominator == 1:
+        return []
+    d = v.denominator
+    for p in (2, 5):
+        while d % p == 0:
+            d //= p
+    if d == 1:
+        return []  # terminating: must be written in full
+    s = _round_sig(float(v), 4)
+    if not s or "." not in s:
+        return []
+    ulp = Fraction(1, 10 ** len(s.split(".")[1]))
+    off = Fraction(s) + ulp * rng.choice([1, -1])
+    digits = len(s.split(".")[1])
+    return [(ACCEPT, _box(s), "4 significant digits, correctly rounded"),
+            (REJECT, _box(f"{float(off):.{digits}f}"), "last digit off by one")]
+
+
+_JUNK = ["lorem ipsum", "random words here", "blue elephant sky", "apple banana", "hmm the cat"]
+
+
+def c_words(g: str, rng: random.Random) -> list[Case]:
+    if value(g) is None:
+        return []
+    return [(REJECT, f"{rng.choice(_JUNK)} {g}", "a number after random words"),
+            (ACCEPT, f"{rng.choice(['Answer:', 'Final answer:', 'Total:', 'Result:'])} {g}", "a labelled value")]
+
+
+def c_near_miss(g: str, rng: random.Random) -> list[Case]:
+    out = [(ACCEPT, _box(g), "the gold itself")]
+    its = items(g)
+    if its and rng.random() < 0.5:
+        if len(its) > 2:
+            k = rng.randrange(len(its))
+            out.append((REJECT, _box(", ".join(its[:k] + its[k + 1:])), "an element dropped"))
+        extra = perturb(its[0], rng)
+        if extra and extra not in its:
+            out.append((REJECT, _box(", ".join(its + [extra])), "an element added"))
+        return out
+    w = perturb(g, rng)
+    if w:
+        out.append((REJECT, _box(w), "digit or sign changed"))
+    return out
+
+
+CLASSES: dict[str, Callable[[str, random.Random], list[Case]]] = {
+    "spacing": c_spacing, "brackets": c_brackets, "display": c_display, "labelled": c_labelled, "pm": c_pm,
+    "qualifier": c_qualifier, "rename": c_rename, "notation": c_notation, "order": c_order,
+    "rounding": c_rounding, "words": c_words, "near_miss": c_near_miss,
+}
+
+
+def build(per_class: int = 150, seed: int = 0) -> list[dict]:
+    """The corpus: for every class, golds are drawn (seeded) until ``per_class`` of them gave a should-accept
+    case and ``per_class`` others gave should-reject cases only (or the golds run out)."""
+    golds = load_golds()
+    cases = []
+    for name, fn in CLASSES.items():
+        rng = random.Random(f"{seed}:{name}")
+        order = golds[:]
+        rng.shuffle(order)
+        n_acc = n_rej = 0  # golds that gave a should-accept case / only should-reject cases
+        for gd in order:
+            if n_acc >= per_class and n_rej >= per_class:
+                break
+            made = fn(gd["g"], rng)
+            has_acc = any(e == ACCEPT for e, _, _ in made)
+            if not made or (n_acc >= per_class if has_acc else n_rej >= per_class):
+                continue
+            n_acc, n_rej = n_acc + has_acc, n_rej + (not has_acc)
+            for expected, completion, note in made:
+                cases.append({"cls": name, "expected": expected, "completion": completion, "gold": gd["gold"],
+                              "src": gd["src"], "note": note})
+    return cases
+
+
+# ------------------------------------------------------------------------------------------------ report
+def grade_ours(cases: list[dict]) -> tuple[list[bool], list[str], float]:
+    from reward_service.grading import CORRECT, grade, warmup
+
+    warmup()
+    ok, reasons, worst = [], [], 0.0
+    for c in cases:
+        t = time.process_time()
+        g = grade(c["completion"], c["gold"])
+        worst = max(worst, time.process_time() - t)
+        ok.append(g.verdict == CORRECT)
+        reasons.append(f"{g.verdict}: {g.reason} [{g.answer!s:.60}]")
+    return ok, reasons, worst
+
+
+def table(cases: list[dict], cols: dict[str, list]) -> dict:
+    """Per class: should-accept accepted and should-reject accepted (false positives), for each grader."""
+    out = {}
+    for cls in list(CLASSES) + ["all"]:
+        idx = [i for i, c in enumerate(cases) if cls in ("all", c["cls"])]
+        acc = [i for i in idx if cases[i]["expected"] == ACCEPT]
+        rej = [i for i in idx if cases[i]["expected"] == REJECT]
+        row = {"accept": len(acc), "reject": len(rej)}
+        for name, col in cols.items():
+            row[name] = {"accepted": sum(bool(col[i]) for i in acc), "false_pos": sum(bool(col[i]) for i in rej),
+                         "right": sum(bool(col[i]) for i in acc) + sum(not col[i] for i in rej)}
+        out[cls] = row
+    names = list(cols)
+    head = f"{'class':10s} {'acc':>4s} {'rej':>4s} " + " ".join(f"{n + ' acc/FP':>18s}" for n in names)
+    print(head)
+    for cls, row in out.items():
+        cells = " ".join(f"{row[n]['accepted']:>8d} / {row[n]['false_pos']:<7d}" for n in names)
+        print(f"{cls:10s} {row['accept']:>4d} {row['reject']:>4d} {cells}")
+    for n in names:
+        a = out["all"]
+        print(f"{n}: right on {a[n]['right']}/{a['accept'] + a['reject']} "
+              f"({a[n]['right'] / (a['accept'] + a['reject']):.1%}); should-accept accepted {a[n]['accepted']}/{a['accept']}, "
+              f"false positives {a[n]['false_pos']}/{a['reject']}")
+    return out
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--per-class", type=int, default=150, help="golds drawn per class")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--math-verify", action="store_true", help="also grade with math-verify (~30 cases/s)")
+    ap.add_argument("--write", help="write the cases (JSONL) here")
+    ap.add_argument("--json", help="write the per-case verdicts and the table here")
+    ap.add_argument("--show", default="", help="print the cases ours gets wrong in these classes ('all' for every class)")
+    args = ap.parse_args(argv)
+
+    cases = build(args.per_class, args.seed)
+    print(f"{len(cases)} cases ({Counter(c['expected'] for c in cases)}) from seed {args.seed}")
+    if args.write:
+        with open(args.write, "w") as f:
+            for c in cases:
+                f.write(json.dumps(c) + "\n")
+    t = time.perf_counter()
+    ours, reasons, worst = grade_ours(cases)
+    print(f"ours: {time.perf_counter() - t:.1f}s, worst case {worst * 1000:.0f} ms CPU")
+    cols = {"ours": ours}
+    if args.math_verify:
+        from benchmarks.redteam_vs_math_verify import run_math_verify
+
+        t = time.perf_counter()
+        cols["math_verify"] = run_math_verify([(c["completion"], c["gold"]) for c in cases])
+        print(f"math-verify: {time.perf_counter() - t:.1f}s")
+    summary = table(cases, cols)
+    show = set(args.show.split(",")) if args.show else set()
+    for i, c in enumerate(cases):
+        if (c["cls"] in show or "all" in show) and ours[i] != (c["expected"] == ACCEPT):
+            print(f"  [{c['cls']}/{c['expected']}] {c['note']}: {c['completion'][-90:]!r} | gold {str(c['gold'])[:50]!r}"
+                  f" -> {reasons[i]}")
+    if args.json:
+        rows = [dict(c, ours=o, ours_reason=r, **({"math_verify": cols["math_verify"][i]} if args.math_verify else {}))
+                for i, (c, o, r) in enumerate(zip(cases, ours, reasons))]
+        with open(args.json, "w") as f:
+            json.dump({"summary": summary, "rows": rows}, f, indent=1)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
