@@ -7,8 +7,8 @@ Public API::
 ``gold`` may be a string, a list of accepted answers, an int / float, a GSM8K rationale ending in ``#### N``
 or a solution containing ``\\boxed{}`` (:mod:`.gold`). ``completion`` may be a full model output or a bare
 answer. The verdict is ``correct``, ``wrong`` or ``no_answer``; ``method`` says how the answer was found
-(``answer_tag``, ``boxed``, ``phrase``, ``minerva``, ``gsm8k``, ``last_number``, ``bare``) so a reward scheme
-can give a format bonus.
+(``answer_tag``, ``boxed``, ``phrase``, ``minerva``, ``gsm8k``, ``last_number``, ``bare``, ``display``) so a
+reward scheme can give a format bonus.
 
 Modules: :mod:`.extract` (find the answer), :mod:`.prose` (answers in sentences, bare answers, refusals,
 choice letters), :mod:`.normalize` (clean-up, unicode, units), :mod:`.numbers` (exact values),
@@ -30,7 +30,7 @@ from typing import Any, Optional
 
 CORRECT, WRONG, NO_ANSWER = "correct", "wrong", "no_answer"
 VERDICTS = (CORRECT, WRONG, NO_ANSWER)
-METHODS = ("answer_tag", "boxed", "phrase", "minerva", "gsm8k", "last_number", "bare")
+METHODS = ("answer_tag", "boxed", "phrase", "minerva", "gsm8k", "last_number", "bare", "display")
 
 MAX_COMPLETION_CHARS = 1_000_000  # longer completions are refused (wrong, "completion too long")
 MAX_ANSWER_CHARS = 5_000          # a longer extracted answer is compared as a string only (bounded cost)

@@ -26,7 +26,11 @@ Order (the first rule that finds something wins; see :func:`extract`):
    a value ("Therefore, the probability is 2/3."), see :func:`.prose.conclusion`.
 7. ``bare``: the completion itself is an answer only if it looks like one (:func:`.prose.bare_answer`: math on
    one line, a few words that are not filler, or one short statement that ends on its value).
-8. ``last_number``: only when asked (GSM8K-style schemes).
+8. ``display``: a response (in any language) whose last thing is a display-math block ``\\[ … \\]`` / ``$$ … $$``
+   (only punctuation after it) states its answer there: the block's content, the last row of an
+   ``aligned`` / ``gathered`` block (``&= 42``), a cut-off block (ending on an operator) is no answer. A block
+   followed by more text is a step of the reasoning, not the answer.
+9. ``last_number``: only when asked (GSM8K-style schemes).
 
 Anything else is ``no_answer``; so is an extracted answer that is a refusal or a placeholder
 (:func:`.prose.non_answer`), checked by :func:`reward_service.grading.grade`.
@@ -39,7 +43,7 @@ from typing import Optional
 
 from .normalize import fix_escapes
 from .prose import (MULTI, _NUMBER_IN_TEXT, answer_from_prose, bare_answer, conclusion, extract_choice, has_prose,
-                    joined_spans, math_span_at, non_answer)
+                    joined_spans, math_cut, math_span_at, non_answer)
 
 __all__ = ["Extraction", "extract", "extract_choice", "find_boxes", "split_think", "end_of_turn"]
 
@@ -390,7 +394,12 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
         bare = bare_answer(stripped)
         if bare is not None:
             return Extraction(bare[0], "bare", bare[1])
-    # 8. last number
+    # 8. a display block that ends the response
+    if not empty_box:
+        disp = final_display(tail)
+        if disp is not None:
+            return Extraction(disp, "display", "display math at the end")
+    # 9. last number
     if last_number_fallback:
         nums = list(_NUMBER_IN_TEXT.finditer(tail))
         if nums:
@@ -398,6 +407,38 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
     if stripped and non_answer(stripped):
         return Extraction(None, None, "refusal")
     return Extraction(None, None, "empty \\boxed" if empty_box else "no final answer found")
+
+
+_ROWS_ENV = re.compile(r"\\begin\{(aligned|align\*?|gathered|gather\*?|split|eqnarray\*?|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}", re.S)
+_DISPLAY_TAIL = " \t\n.。!！"
+
+
+def final_display(tail: str) -> Optional[str]:
+    """The content of a display-math block that ends the text (rule 8 of the module docstring), else None."""
+    t = tail.rstrip(_DISPLAY_TAIL)
+    if t.endswith("\\]"):
+        j = t.rfind("\\[")
+        inner = t[j + 2: -2] if j >= 0 else None
+    elif t.endswith("$$") and len(t) > 4:
+        j = t.rfind("$$", 0, len(t) - 2)
+        inner = t[j + 2: -2] if j >= 0 else None
+    else:
+        return None
+    if inner is None or not t[:j].strip() or len(inner) > 1000 or "\\[" in inner or "$$" in inner:
+        return None
+    inner = re.sub(r"\\(?:tag|label)\*?\{[^{}]*\}|\\(?:notag|nonumber)\b", " ", inner)
+    env = _ROWS_ENV.search(inner)
+    if env:  # the last row of an aligned derivation: "&= 42"
+        rows = [r for r in re.split(r"\\\\(?:\[[^\]]*\])?", env.group(2)) if r.strip()]
+        if not rows:
+            return None
+        inner = re.sub(r"^\s*=", "", rows[-1].replace("&", " ")).strip()
+    inner = inner.strip()
+    if not inner or len(inner) > 400 or math_cut(inner):
+        return None
+    if has_prose(inner):
+        return answer_from_prose(inner)
+    return inner
 
 
 def _gold_bare(stripped: str) -> Optional[Extraction]:

@@ -55,6 +55,7 @@ _UNICODE_TABLE = {ord(a): b for a, b in _UNICODE if len(a) == 1}
 _SIZING = re.compile(r"\\(?:m?left|m?right|[bB]igg?[lrm]?|middle)(?![a-zA-Z])\s*")
 _SIZING_DOT = re.compile(r"\\(?:m?left|m?right)\s*\.")
 _SPACING = re.compile(r"(?<!\\)\\(?:[,;:> ]|q?quad(?![a-zA-Z])|enspace|thinspace|medspace|thickspace|negthinspace|hspace\*?\{[^{}]*\}|kern\s*-?[\d.]+\w*)|~")
+_LONE_BACKSLASH_END = re.compile(r"(?<!\\)\\\s*$")  # a control space "\ " whose space was trimmed away
 _STYLE = re.compile(r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)(?![a-zA-Z])")
 _FRAC = re.compile(r"\\[dtc]frac(?![a-zA-Z])")
 _BINOM = re.compile(r"\\[dt]binom(?![a-zA-Z])")
@@ -156,6 +157,12 @@ def to_ascii_latex(s: str) -> str:
     return s
 
 
+def drop_spacing(s: str) -> str:
+    """LaTeX spacing commands (``\\,`` ``\\;`` ``\\:`` ``\\ `` ``\\quad`` ``~``...) as plain spaces; a trailing ``\\``
+    left by a control space whose space was trimmed (``\\ 12\\ `` stripped to ``\\ 12\\``) is dropped."""
+    return _LONE_BACKSLASH_END.sub("", _SPACING.sub(" ", s))
+
+
 def strip_delimiters(s: str) -> str:
     """Drop math-mode delimiters and escaped dollars (currency)."""
     s = s.replace("\\$", " ")
@@ -199,7 +206,7 @@ def clean(s: str) -> str:
     s = _SIZING_DOT.sub(" ", s)
     s = _SIZING.sub("", s)
     s = _STYLE.sub("", s)
-    s = _SPACING.sub(" ", s)
+    s = drop_spacing(s)
     s = _FRAC.sub(r"\\frac", s)
     s = _BINOM.sub(r"\\binom", s)
     if "\\frac" in s or "\\sqrt" in s:

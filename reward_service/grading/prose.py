@@ -29,7 +29,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from .normalize import _UNIT_ALT, strip_text_commands
+from .normalize import _UNIT_ALT, drop_spacing, strip_text_commands
 
 MULTI = "*"  # extract_choice: several different letters
 
@@ -276,9 +276,14 @@ def _one_line_math(s: str) -> Optional[str]:
         if all(re.fullmatch(r"\$*\s*\\?[A-Za-z]\w*(?:_\{?\w+\}?)?\s*=\s*[^=]+", ln) for ln in lines) and len(lines) <= 10:
             return ", ".join(ln.strip("$ ") for ln in lines)
         return None
-    if _MATH_CUT.search(s.replace("$", " ").rstrip()):
+    if math_cut(s):
         return None  # "3 + 4 =" : cut off
     return s
+
+
+def math_cut(s: str) -> bool:
+    """Math that ends on an operator, an opening bracket or ``\\frac`` (spacing ignored): a cut-off output."""
+    return bool(_MATH_CUT.search(drop_spacing(s.replace("$", " ")).rstrip()))
 
 
 def bare_answer(stripped: str) -> Optional[tuple[str, str]]:
