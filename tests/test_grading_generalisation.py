@@ -17,6 +17,7 @@ import pytest
 from reward_service.grading import CORRECT, NO_ANSWER, WRONG, grade
 from reward_service.grading.extract import extract, final_display
 from reward_service.grading.normalize import clean, drop_spacing
+from reward_service.grading.structure import parse, pm_variants
 
 C, W, N = CORRECT, WRONG, NO_ANSWER
 
@@ -52,7 +53,32 @@ DISPLAY = [
      "last row of an aligned block, wrong"),
 ]
 
-CASES = SPACING + DISPLAY
+SIGNS = [
+    ("\\boxed{\\{1\\pm\\sqrt5, -2\\}}", "\\{1+\\sqrt5, 1-\\sqrt5, -2\\}", C, "\\pm inside a set"),
+    ("\\boxed{1+\\sqrt5, 1-\\sqrt5, -2}", "\\{1\\pm\\sqrt{5},-2\\}", C, "a gold with \\pm in a set"),
+    ("\\boxed{-1, \\pm 2}", "-1,2,-2", C, "\\pm inside a list"),
+    ("\\boxed{(\\pm\\sqrt2, 0, \\pm\\sqrt2)}",
+     "(\\sqrt2,0,\\sqrt2),(\\sqrt2,0,-\\sqrt2),(-\\sqrt2,0,\\sqrt2),(-\\sqrt2,0,-\\sqrt2)", C, "a tuple with two \\pm"),
+    ("\\boxed{(\\pm 3, \\pm 2)}", "(3,2),(-3,2),(3,-2),(-3,-2)", C, "sign choices of a point"),
+    ("\\boxed{(\\pm 1, \\mp 1)}", "(1,-1),(-1,1)", C, "\\mp ties the signs"),
+    ("\\boxed{\\frac{3 \\pm \\sqrt{21}}{2}, 1}", "1, \\frac{3+\\sqrt{21}}{2}, \\frac{3-\\sqrt{21}}{2}", C, "\\pm inside a fraction"),
+    ("\\boxed{\\pm\\sqrt2 \\pm \\sqrt3}",
+     "\\sqrt2+\\sqrt3, \\sqrt2-\\sqrt3, -\\sqrt2+\\sqrt3, -\\sqrt2-\\sqrt3", C, "two independent \\pm"),
+    ("\\boxed{6, 2}", "1 \\pm 2 + 3", C, "\\pm binds like the sign it stands for"),
+    ("\\boxed{x = \\pm 2 + i}", "2 + i, -2 + i", C, "an assignment with \\pm"),
+    # twins
+    ("\\boxed{\\pm 2}", "2", W, "\\pm v for a gold v"),
+    ("\\boxed{2}", "\\pm 2", W, "v for a gold \\pm v"),
+    ("\\boxed{(\\pm\\sqrt2, 0, \\sqrt2)}",
+     "(\\sqrt2,0,\\sqrt2),(\\sqrt2,0,-\\sqrt2),(-\\sqrt2,0,\\sqrt2),(-\\sqrt2,0,-\\sqrt2)", W, "one \\pm left out"),
+    ("\\boxed{\\{1+\\sqrt5, -2\\}}", "\\{1\\pm\\sqrt{5},-2\\}", W, "one sign of the gold's \\pm"),
+    ("\\boxed{(\\pm 1, \\mp 1)}", "(1,1),(-1,-1)", W, "\\mp is the opposite sign"),
+    ("\\boxed{(\\pm 1, \\pm 1)}", "(1,-1),(-1,1)", W, "independent \\pm give four points"),
+    ("\\boxed{6, -4}", "1 \\pm 2 + 3", W, "\\pm does not bracket what follows"),
+    ("\\boxed{\\pm\\sqrt2 \\pm \\sqrt3}", "\\sqrt2+\\sqrt3, -\\sqrt2-\\sqrt3", W, "two \\pm are four values"),
+]
+
+CASES = SPACING + DISPLAY + SIGNS
 
 
 @pytest.mark.parametrize("completion,gold,expected,why", CASES, ids=[c[3] for c in CASES])
@@ -65,6 +91,15 @@ def test_drop_spacing_and_trailing_control_space():
     assert drop_spacing("\\ 12\\") == " 12"
     assert drop_spacing("5\\\\") == "5\\\\"  # a LaTeX line break is not a control space
     assert clean("\\ 12\\") == "12" and clean("\\;\\frac{1}{2}\\;") == "\\frac{1}{2}"
+
+
+def test_pm_variants():
+    assert pm_variants("a \\pm b") == ["a + b", "a - b"]
+    assert pm_variants("\\pm 1 \\mp 2") == ["+ 1 - 2", "- 1 + 2"]
+    assert len(pm_variants("\\pm a \\pm b \\pm c")) == 8
+    assert pm_variants("\\pmatrix") is None and pm_variants("5") is None
+    n = parse("(\\pm 1, 0)")
+    assert n.kind == "seq" and n.open == "" and [it.open for it in n.items] == ["(", "("]
 
 
 def test_final_display():

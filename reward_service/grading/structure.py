@@ -16,12 +16,19 @@
 A list of assignments to distinct variables (``y = 2, x = 1``) is read in the variables' order (``x, y``).
 
 Separators: ``,`` and ``;`` at top level, "and"/"or". ``1,000`` (groups of three digits) is one number;
-``1,5`` is read both as the list ``1, 5`` and the decimal ``1.5`` (:func:`alternatives`). ``a \\pm b`` is the
-list ``a + b, a - b``. A single-variable inequality with numeric bounds (``x \\ge 5``, ``-2 < x \\le 7``,
+``1,5`` is read both as the list ``1, 5`` and the decimal ``1.5`` (:func:`alternatives`).
+
+Signs (:func:`pm_variants`): ``\\pm`` / ``\\mp`` stand for the answers they expand to, wherever they are:
+``a \\pm b`` is the list ``a + b, a - b`` (``\\frac{1 \\pm \\sqrt5}{2}`` too); inside a list or a set the
+expansions join it (``\\{1 \\pm \\sqrt5, -2\\}`` has three elements); a tuple with signs is the list of the tuples
+it stands for: every combination when only ``\\pm`` occurs (``(\\pm 1, 0, \\pm 2)`` is four points), one sign for
+all when ``\\mp`` occurs too (``(\\pm 1, \\mp 1)`` is ``(1, -1), (-1, 1)``); several ``\\pm`` in one expression are
+independent (``\\pm\\sqrt2 \\pm \\sqrt3``: four values), unless a ``\\mp`` ties them. At most ``MAX_ITEMS`` variants. A single-variable inequality with numeric bounds (``x \\ge 5``, ``-2 < x \\le 7``,
 ``x \\ne 3``) becomes its interval(s), so it compares equal to the interval notation.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Optional
@@ -38,6 +45,7 @@ class Node:
     close: str = ""
     lhs: str = ""
     from_ineq: bool = False  # an interval written as an inequality (x >= 5)
+    pm: bool = False         # a bare list that a \pm / \mp expanded to (it joins an enclosing list or set)
 
 
 _OPEN = "([{"
@@ -262,7 +270,7 @@ def _parse(s: str, depth: int = 0) -> Node:
                 all(re.fullmatch(r"[A-Za-z](?:_\{?\w+\}?)?", n) for n in names):
             # "y = 2, x = 1": one solution named by its variables, read in the variables' order (x, y)
             commas = [c for _, c in sorted(zip(names, commas))]
-        return Node("seq", items=[parse(c, depth + 1) for c in commas][:MAX_ITEMS], open="", close="")
+        return Node("seq", items=_joined([parse(c, depth + 1) for c in commas]), open="", close="")
     if s in ("\\{\\}", "\\{ \\}"):
         return Node("seq", items=[], open="{", close="}")
     if ":" in s:
@@ -279,7 +287,9 @@ def _parse(s: str, depth: int = 0) -> Node:
             if op == "{" and not s.startswith("\\{"):
                 return parse(inner, depth + 1)
             items = [parse(x, depth + 1) for x in inner_items if x or op == "{"]
-            return Node("seq", items=items[:MAX_ITEMS], open=op, close=cl)
+            if op != "{" and any(it.pm for it in items):
+                return _sign_tuples(items, op, cl, inner)
+            return Node("seq", items=_joined(items), open=op, close=cl)
         if (op, cl) in (("(", ")"), ("{", "}"), ("[", "]")):
             return parse(inner, depth + 1)
     m = _MATRIX.match(s)
@@ -288,6 +298,9 @@ def _parse(s: str, depth: int = 0) -> Node:
         rows = [r for r in re.split(r"\\\\", body) if r.strip() and not re.fullmatch(r"\s*\\hline\s*", r)]
         return Node("matrix", items=[[parse(c, depth + 1) for c in split_top(r, ("&",))] for r in rows][:MAX_ITEMS],
                     lhs=m.group(1))
+    variants = pm_variants(s)
+    if variants:
+        return Node("seq", items=[parse(v, depth + 1) for v in variants], open="", close="", pm=True)
     # relations
     rel = _rel_split(s)
     if rel:
@@ -310,14 +323,53 @@ def _parse(s: str, depth: int = 0) -> Node:
             iv.from_ineq = True
             return iv
         return Node("atom", s)
-    # a \pm b
-    pm = split_top(s, ("\\pm",))
-    if len(pm) == 2 and pm[1]:
-        a, b = pm
-        if a:
-            return Node("seq", items=[Node("atom", f"{a} + {b}"), Node("atom", f"{a} - ({b})")], open="", close="")
-        return Node("seq", items=[Node("atom", b), Node("atom", f"-({b})")], open="", close="")
     return Node("atom", s)
+
+
+_SIGN = re.compile(r"\\(pm|mp)(?![a-zA-Z])")
+
+
+def pm_variants(s: str) -> Optional[list[str]]:
+    """The texts a ``\\pm`` / ``\\mp`` expression stands for (module docstring), or None when there is none."""
+    if "\\pm" not in s and "\\mp" not in s:
+        return None
+    signs = _SIGN.findall(s)
+    if not signs:
+        return None
+    if "mp" in signs:
+        patterns = [(1,) * len(signs), (-1,) * len(signs)]  # \mp ties the signs: one choice for all
+    elif 2 ** len(signs) <= MAX_ITEMS:
+        patterns = list(itertools.product((1, -1), repeat=len(signs)))
+    else:
+        return None
+    out = []
+    for pat in patterns:
+        it = iter(pat)
+        out.append(_SIGN.sub(lambda m: "+" if (next(it) > 0) == (m.group(1) == "pm") else "-", s))
+    return out
+
+
+def _joined(items: list) -> list:
+    """List / set items with the expansions of their signs joined in (``1 \\pm \\sqrt5, -2``: three items)."""
+    out = []
+    for it in items:
+        out.extend(it.items if it.pm and it.kind == "seq" else [it])
+    return out[:MAX_ITEMS]
+
+
+def _sign_tuples(items: list, op: str, cl: str, inner: str) -> Node:
+    """``(\\pm 1, 0, \\pm 2)``: the tuples the signs stand for (module docstring), as a bare list."""
+    choices = [it.items if it.pm and it.kind == "seq" else [it] for it in items]
+    if "\\mp" in inner and all(len(c) in (1, 2) for c in choices):
+        combos = [[c[k] if len(c) == 2 else c[0] for c in choices] for k in (0, 1)]  # one sign for all
+    else:
+        total = 1
+        for c in choices:
+            total *= len(c)
+        if total > MAX_ITEMS:
+            return Node("atom", f"{op}{inner}{cl}")
+        combos = [list(c) for c in itertools.product(*choices)]
+    return Node("seq", items=[Node("seq", items=c, open=op, close=cl) for c in combos], open="", close="", pm=True)
 
 
 def ratio(s: str) -> Node:
