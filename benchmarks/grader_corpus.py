@@ -102,7 +102,7 @@ def split_top(s: str) -> list[str]:
             depth += 1
         elif c in ")]}":
             depth -= 1
-        if c == "," and depth == 0:
+        if c == "," and depth == 0 and not cur.endswith("\\"):
             out.append(cur.strip())
             cur = ""
         else:
@@ -114,7 +114,7 @@ def split_top(s: str) -> list[str]:
 
 def items(g: str) -> Optional[list[str]]:
     """The items of a bare list gold (``1, 2, 3``; not a tuple, interval or set), else None."""
-    if re.fullmatch(r"-?\d{1,3}(?:,(?:\\!)?\s*\d{3})+(?:\.\d+)?", g) or g.startswith(("(", "[", "\\{", "\\left")):
+    if re.fullmatch(r"-?\d{1,3}(?:,\s*(?:\\!)?\s*\d{3})+(?:\.\d+)?", g) or g.startswith(("(", "[", "\\{", "\\left")):
         return None  # a number with thousands separators, or a bracketed gold
     parts = split_top(g)
     if len(parts) < 2 or not all(parts) or any("=" in p or "\\text" in p for p in parts):
@@ -367,13 +367,18 @@ def c_pm(g: str, rng: random.Random) -> list[Case]:
     return out
 
 
+def _definition(g: str) -> Optional[re.Match]:
+    """``f(x) = E`` with one definition (not a list of them)."""
+    return re.fullmatch(r"([a-zA-Z])\(([a-z])\)\s*=\s*(.+)", g) if len(split_top(g)) == 1 else None
+
+
 _PARAM_Q = ["\\text{ for all positive integers } n", ",\\ n \\in \\mathbb{N}", "\\text{ for every integer } n \\ge 1"]
 
 
 def c_qualifier(g: str, rng: random.Random) -> list[Case]:
     w = perturb(g, rng)
     out = []
-    fm = re.fullmatch(r"([a-zA-Z])\(([a-z])\)\s*=\s*(.+)", g)
+    fm = _definition(g)
     if fm:
         v = fm.group(2)
         q = rng.choice([f"\\text{{ for all }} {v} \\in \\mathbb{{R}}", f"\\text{{ for all real }} {v}",
@@ -406,7 +411,7 @@ def _rename(expr: str, old: str, new: str) -> str:
 
 
 def c_rename(g: str, rng: random.Random) -> list[Case]:
-    fm = re.fullmatch(r"([a-zA-Z])\(([a-z])\)\s*=\s*(.+)", g)
+    fm = _definition(g)
     out = []
     if fm:
         f, v, e = fm.groups()

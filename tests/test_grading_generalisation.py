@@ -16,7 +16,10 @@ import pytest
 
 from reward_service.grading import CORRECT, NO_ANSWER, WRONG, grade
 from reward_service.grading.extract import extract, final_display
+from reward_service.grading.bound import renamed
 from reward_service.grading.normalize import clean, drop_spacing
+from reward_service.grading.prose import stated_values
+from reward_service.grading.qualifiers import family_rename, split
 from reward_service.grading.structure import parse, pm_variants
 
 C, W, N = CORRECT, WRONG, NO_ANSWER
@@ -78,7 +81,73 @@ SIGNS = [
     ("\\boxed{\\pm\\sqrt2 \\pm \\sqrt3}", "\\sqrt2+\\sqrt3, -\\sqrt2-\\sqrt3", W, "two \\pm are four values"),
 ]
 
-CASES = SPACING + DISPLAY + SIGNS
+LABELLED = [
+    ("Maximum = 2, Minimum = 1", "2, 1", C, "labelled values, bare"),
+    ("\\boxed{\\text{Maximum} = 2, \\text{Minimum} = 1}", "2, 1", C, "labelled values, boxed"),
+    ("Alice: 18, Bob: 14, Carol: 7", "18, 14, 7", C, "colon labels"),
+    ("\\boxed{\\text{Alice: } 18, \\text{Bob: } 14}", "18, 14", C, "colon labels in text, boxed"),
+    ("\\boxed{a_1 = -1, a_2 = 1}", "-1, 1", C, "indexed labels"),
+    ("Therefore, the maximum is 2 and the minimum is 1.", "2, 1", C, "two clauses with is"),
+    ("The answer is: Maximum = 2, Minimum = 1.", "2, 1", C, "labelled values after a phrase"),
+    ("Result: \\frac{97}{36}", "\\frac{97}{36}", C, "one label, LaTeX outside $"),
+    ("\\boxed{Total: -20}", "-20", C, "a colon label in a box"),
+    ("The solutions are 1, 2, 3", "3, 1, 2", C, "a list after one label"),
+    ("\\boxed{\\text{Maximum} = 2, \\text{Minimum} = 1}", "\\text{Maximum} = 2, \\text{Minimum} = 1", C, "labelled gold"),
+    # twins: a labelled list is a list; it never answers the gold of one of its values
+    ("Maximum = 2, Minimum = 1", "1", W, "two labelled values for a one-value gold"),
+    ("Alice: 18, Bob: 14, Carol: 7", "7", W, "three labelled values for the last one"),
+    ("\\boxed{a_1 = -1, a_2 = 1}", "1", W, "two indexed values for one"),
+    ("Therefore, the maximum is 2 and the minimum is 1.", "1", W, "two clauses for one gold"),
+    ("Alice: 18, Bob: 15, Carol: 7", "18, 14, 7", W, "one labelled value wrong"),
+    ("\\boxed{\\text{Maximum} = 1, \\text{Minimum} = 2}", "\\text{Maximum} = 2, \\text{Minimum} = 1", W,
+     "labels swapped against a labelled gold"),
+    ("Result: \\frac{97}{37}", "\\frac{97}{36}", W, "one label, wrong fraction"),
+    ("Result: \\frac{97}{36}", "36", W, "a fraction is not its denominator"),
+    ("\\boxed{lambda: 5}", "5", W, "a lower-case word and a colon in a box is no label"),
+]
+
+QUALIFIERS = [
+    ("\\boxed{f(x) = 1 \\text{ for all } x \\in \\mathbb{Q}_{>0}}", "f(x)=1", C, "for all x in the domain"),
+    ("\\boxed{0}", "\\text{only } x = 0", C, "a gold with only"),
+    ("\\boxed{x = 0 \\text{ only}}", "0", C, "an answer with only"),
+    ("\\boxed{f(x)=x \\quad \\forall x}", "f(x) = x", C, "forall"),
+    ("\\boxed{n^2 + 1 \\text{ for every integer } n \\ge 1}", "n^2+1", C, "for every integer n"),
+    ("\\boxed{x = k\\pi, k \\in \\mathbb{Z}}", "k\\pi", C, "a parameter declared in Z"),
+    ("\\boxed{x = n\\pi \\text{ where } n \\text{ is an integer}}", "x = n\\pi", C, "where n is an integer"),
+    ("\\boxed{f(x) = ax + b \\text{ with } a, b \\in \\mathbb{R}}", "f(x)=ax+b", C, "real constants declared"),
+    # twins: a condition that restricts is kept, a hedge stays a hedge, a wrong value stays wrong
+    ("\\boxed{x = k\\pi \\text{ where } k \\text{ is even}}", "k\\pi", W, "a restriction is not dropped"),
+    ("\\boxed{f(x) = x \\text{ for } x > 0}", "f(x) = x", W, "a condition without for all is kept"),
+    ("\\boxed{f(x) = 2 \\text{ for all } x \\in \\mathbb{Q}_{>0}}", "f(x)=1", W, "for all, wrong value"),
+    ("\\boxed{0 \\text{ or } 1}", "\\text{only } x = 0", W, "a hedge against only"),
+    ("\\boxed{x = 1 \\text{ only}}", "0", W, "only, wrong value"),
+]
+
+RENAMED = [
+    ("\\boxed{f(z) = z}", "f(x)=x", C, "the argument renamed"),
+    ("\\boxed{f(m)=2m+1007}", "f(n) = 2 n+1007", C, "f(m) for f(n)"),
+    ("\\boxed{f(a, b) = a - b}", "f(x, y) = x - y", C, "two arguments renamed"),
+    ("\\boxed{f(y) = x + y}", "f(x) = x + y", W, "renaming would capture: y is the argument, x a constant"),
+    ("\\boxed{x = k\\pi}", "n\\pi", C, "a general solution with another integer parameter"),
+    ("The answer is $x = 2k\\pi$, where $k$ is an integer.", "2n\\pi", C, "parameter after the answer"),
+    ("\\boxed{x = \\frac{\\pi}{6} + n\\pi}", "x=\\frac{1}{6} \\pi+\\pi k", C, "a family written differently"),
+    ("\\boxed{t + 1, t \\in \\mathbb{Z}}", "n + 1, n \\in \\mathbb{Z}", C, "declared integer parameters"),
+    # twins
+    ("\\boxed{f(z) = x}", "f(x)=x", W, "the left side renamed alone"),
+    ("\\boxed{f(t) = 2t + 1}", "f(n) = 2n + 1007", W, "renamed, different function"),
+    ("\\boxed{t^2 + 1}", "x^2 + 1", W, "a free variable of an expression is not renamed"),
+    ("\\boxed{2k + 1}", "2n + 1", W, "no pi and no declaration: n is the problem's variable"),
+    ("\\boxed{x = k\\pi}", "2n\\pi", W, "a family with another step"),
+    ("\\boxed{x = k\\pi + n}", "n\\pi", W, "two letters: nothing is renamed"),
+]
+
+DECIMAL_COMMA = [
+    ("\\boxed{4, 0}", "0,4", C, "a MATH list gold that looks like a decimal comma"),
+    ("\\boxed{0.4}", "0,4", C, "the decimal reading stays"),
+    ("\\boxed{4}", "0,4", W, "one of two solutions"),
+]
+
+CASES = SPACING + DISPLAY + SIGNS + LABELLED + QUALIFIERS + RENAMED + DECIMAL_COMMA
 
 
 @pytest.mark.parametrize("completion,gold,expected,why", CASES, ids=[c[3] for c in CASES])
@@ -100,6 +169,39 @@ def test_pm_variants():
     assert pm_variants("\\pmatrix") is None and pm_variants("5") is None
     n = parse("(\\pm 1, 0)")
     assert n.kind == "seq" and n.open == "" and [it.open for it in n.items] == ["(", "("]
+
+
+def test_stated_values():
+    assert stated_values("Maximum = 2, Minimum = 1") == "\\text{Maximum} = 2, \\text{Minimum} = 1"
+    assert stated_values("The maximum is 2 and the minimum is 1.") == "\\text{maximum} = 2, \\text{minimum} = 1"
+    assert stated_values("$a_1$ is -1 and $a_2$ is 1") == "a_1 = -1, a_2 = 1"
+    assert stated_values("Result: \\frac{97}{36}") == "\\frac{97}{36}"
+    assert stated_values("The solutions are 1, 2, 3") == "1, 2, 3"
+    assert stated_values("The function is odd") == "odd"
+    for t in ("lorem ipsum 9", "If x = 2, then y = 3", "The answer is not 5", "The total is 42 apples",
+              "The sum is 5, the sum is 6", "We get x = 3 +"):
+        assert stated_values(t) is None, t
+
+
+def test_qualifiers_split():
+    assert split("f(x) = 1 \\text{ for all } x \\in \\mathbb{Q}_{>0}") == ("f(x) = 1", frozenset())
+    assert split("x = k\\pi, k \\in \\mathbb{Z}") == ("x = k\\pi", frozenset({"k"}))
+    assert split("x=2k\\pi,\\text{ where }k\\text{ is any integer}") == ("x=2k\\pi", frozenset({"k"}))
+    assert split("\\text{only } x = 0")[0] == "x = 0" and split("5 (only)")[0] == "5"
+    for kept in ("x = k\\pi \\text{ where } k \\text{ is even}", "f(x) = x \\text{ for } x > 0", "1, 2, 3"):
+        assert split(kept) == (kept, frozenset())
+    assert family_rename("n\\pi", "x = k\\pi", frozenset()) == "x = n\\pi"
+    assert family_rename("x^2 + n", "x^2 + k", frozenset()) is None  # no pi, nothing declared
+    assert family_rename("n + 1", "k + 1", frozenset({"k", "n"})) == "n + 1"
+    assert family_rename("n + 1", "k + 1", frozenset({"k"})) is None  # the gold's n is not declared a parameter
+
+
+def test_bound_renamed():
+    assert renamed("f(x)", "f(z)", "z^2") == "x^2"
+    assert renamed("f(x)", "f(z)", "x + z") == "q + x"  # the free x is not captured
+    assert renamed("f(x, y)", "f(y, x)", "y - x") == "x - y"
+    assert renamed("f(x)", "f(x)", "x") is None and renamed("f(x)", "g", "x") is None
+    assert renamed("f(e)", "f(x)", "x") is None  # e is a constant
 
 
 def test_final_display():

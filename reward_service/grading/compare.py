@@ -8,8 +8,13 @@
   duplicates do not count (``\\boxed{2}\\boxed{2}`` is ``{2}``); a two-element interval compares its brackets
   (``[a, b)`` != ``(a, b)``); ``[5, \\infty)`` answers a gold ``x \\ge 5``, but an inequality does not answer a gold
   written in interval notation (as math-verify's default);
-* ``x = 5`` / ``f(x) = 5`` / ``(p, q) = (3, 2)`` compare by their right side (``y = 2`` != ``x = 2``; a gold
-  without a variable accepts any name: ``y = 2`` = ``2``); an assignment to an expression (``x + y = 2``) and
+* qualifying text is dropped first (:mod:`.qualifiers`: "only", "for all x", "where n is an integer"); two
+  families of solutions in one integer parameter compare with the answer's parameter renamed to the gold's
+  (``x = k\\pi`` = ``n\\pi``);
+* ``x = 5`` / ``f(x) = 5`` / ``(p, q) = (3, 2)`` / ``Maximum = 2`` / ``Alice: 18`` compare by their right side
+  (``y = 2`` != ``x = 2``; two word labels must agree; a gold without a variable accepts any name: ``y = 2`` =
+  ``2``); function definitions compare with the answer's arguments renamed to the gold's (:mod:`.bound`:
+  ``f(z) = z`` = ``f(x) = x``, ``f(z) = x`` != ``f(x) = x``); an assignment to an expression (``x + y = 2``) and
   other equations compare up to a nonzero factor (``y = 2 - x`` = ``x + y = 2``); a chain ``a = b = c`` given for a plain gold is read by its last member;
 * scalars (:func:`atom_equal`): identical text; then units (different units are different answers); base-b
   numerals (``2516_8``) by digits and base; then exact arithmetic (:mod:`expr`); then, with variables, the
@@ -41,7 +46,7 @@ from fractions import Fraction
 
 import mpmath
 
-from . import screen, structure, symbolic
+from . import bound, qualifiers, screen, structure, symbolic
 from .normalize import clean, short_cache, split_unit, strip_text_commands, units_conflict
 from .expr import evaluate, free_vars
 from .identity import close, equations_proportional, refine, same_function
@@ -262,6 +267,13 @@ def node_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
             return False, f"different variable ({p.lhs} vs {g.lhs})"
         if gl != pl and (_OPERATOR.search(gl) or _OPERATOR.search(pl)):
             return _equations(g.text, p.text)  # "y = 2 - x" against "x + y = 2"
+        gw, pw = _label_word(g.lhs), _label_word(p.lhs)
+        if gw and pw and gw != pw:
+            return False, f"different label ({p.lhs} vs {g.lhs})"
+        renamed = bound.renamed(g.lhs, p.lhs, p.items[0].text)
+        if renamed is not None:  # f(z) = z against f(x) = x: the argument is a bound variable
+            ok, why = node_equal(g.items[0], parse_cached(renamed))
+            return ok, "same function, argument renamed" if ok else why
         return node_equal(g.items[0], p.items[0])
     if g.kind == "assign" and p.kind != "eq":
         return node_equal(g.items[0], p)
@@ -299,6 +311,13 @@ def node_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
 
 
 _OPERATOR = re.compile(r"[-+*/^]|\\(?:cdot|times)")
+_WORD_LABEL = re.compile(r"\\(?:text|textbf|mathrm|textrm|mbox)\{\s*([A-Za-z][A-Za-z '’-]*?)\s*\}|([A-Za-z][a-z]{2,})")
+
+
+def _label_word(lhs: str):
+    """The lower-case words of a word label (``\\text{Maximum}``, ``Alice``), None for a math name."""
+    m = _WORD_LABEL.fullmatch(lhs.strip())
+    return re.sub(r"\s+", " ", (m.group(1) or m.group(2))).lower() if m else None
 
 
 def _clock(n: structure.Node):
@@ -441,7 +460,9 @@ def _matrix_equal(g, p) -> tuple[bool, str]:
 # entry point
 # --------------------------------------------------------------------------------------------------------
 def answers_equal(gold: str, pred: str) -> tuple[bool, str]:
-    """Compare a predicted answer with one gold answer (raw extracted strings)."""
+    """Compare a predicted answer with one gold answer (raw extracted strings): cleaned, qualifying text
+    removed (:mod:`.qualifiers`), then structure by structure; two families of solutions in one integer
+    parameter are compared with the answer's parameter renamed to the gold's."""
     g, p = clean(gold), clean(pred)
     if not p:
         return False, "empty answer"
@@ -450,6 +471,18 @@ def answers_equal(gold: str, pred: str) -> tuple[bool, str]:
     why = screen.too_deep(p) or screen.too_deep(g)
     if why:
         return False, why
+    (g, gd), (p, pd) = qualifiers.split(g), qualifiers.split(p)
+    res = _structures_equal(g, p)
+    if not res[0]:
+        renamed = qualifiers.family_rename(g, p, gd | pd)
+        if renamed is not None and _structures_equal(g, renamed)[0]:
+            return True, "same family of solutions"
+    return res
+
+
+def _structures_equal(g: str, p: str) -> tuple[bool, str]:
+    if squash(g) == squash(p):
+        return True, "identical"
     best = (False, "different")
     for ga in structure.alternatives(g):
         for pa in structure.alternatives(p):

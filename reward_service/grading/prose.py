@@ -2,8 +2,12 @@ r"""Reading answers out of prose: math spans, sentences, bare completions, refus
 
 Rules:
 
-* :func:`answer_from_prose`: the math span or number right after the last copula ("is", "=", "are"...), else
-  the last one (the first one right after an answer phrase). A value right after a negation ("not 5", "isn't
+* :func:`stated_values`: a statement made of labelled clauses states its values: "The maximum is 2 and the
+  minimum is 1", "Maximum = 2, Minimum = 1", "Alice: 18, Bob: 14" are the list ``label = value, ...`` (so they
+  answer the list gold, never the gold of their last value alone); one clause "Result: \\frac{97}{36}" is its
+  value (LaTeX written outside ``$`` included).
+* :func:`answer_from_prose`: the stated values, else the math span or number right after the last copula ("is",
+  "=", "are"...), else the last one (the first one right after an answer phrase). A value right after a negation ("not 5", "isn't
   10", "\ne 3") is never the answer; values joined by "or" / "and" / commas / "maybe" form one list answer, so
   "either 5 or 6" and "5 (or maybe 6)" match neither 5 nor 6.
 * :func:`non_answer`: refusals ("I don't know", "not sure", "no idea", "I cannot solve it"...) and placeholders
@@ -16,9 +20,11 @@ Rules:
   - a few words of text (at most 4, none of them a filler such as "I", "wait", "answer", "think"):
     ``Evelyn``, ``odd``, ``no solution``;
   - one short complete statement (at most 100 characters of prose, one sentence, no step words such as
-    "first", "then", "next", "let", not ending on a conjunction, comma or operator) that *ends on its value*:
-    only units or "is the answer" may follow it. "The total is 42 apples." is an answer; "We first compute
-    3+4=7 and then we get stuck." is not.
+    "first", "then", "next", "let", not ending on a conjunction, comma or operator) that *states its value*:
+    only units or "is the answer" may follow it, and what comes before it is a copula ("The total is 42
+    apples."), an answer label ("Answer 9", "Total: 9") or a conclusion word ("Thus 9"). "We first compute
+    3+4=7 and then we get stuck." is not an answer; neither are random words and a number ("lorem ipsum 9":
+    a reward hacker's dream, ``no_answer``).
 * :func:`conclusion`: a last complete sentence starting with "Therefore/Thus/So/Hence..." that states a value
   with a copula, with no step words ("then", "next", "so far"...) after the value.
 * :func:`extract_choice`: a multiple-choice letter from ``(B)``, ``B:``, ``\text{(B)}``, ``B.``, "the answer is
@@ -214,12 +220,74 @@ def _pick(t: str, cands, first: bool = False) -> Optional[tuple[int, int, str]]:
 
 
 def answer_from_prose(t: str, first: bool = False) -> Optional[str]:
-    """Reduce a sentence to its answer: the math span or number right after the last copula ("is", "=",
-    "are"...), else the last (``first``: the first) math span or number; negated values never count; values
-    joined by "or" / "and" form a list. None when there is none."""
+    """Reduce a sentence to its answer: its stated values (:func:`stated_values`), else the math span or number
+    right after the last copula ("is", "=", "are"...), else the last (``first``: the first) math span or number;
+    negated values never count; values joined by "or" / "and" form a list. None when there is none."""
     t = t.strip()
+    sv = stated_values(t)
+    if sv is not None:
+        return sv
     c = _pick(t, _candidates(t), first) if t else None
     return _with_unit(t, c) if c else None
+
+
+# one clause "<label> <is | = | :> <value>": the label is a few words or a math name, the value is math
+_LABEL = (r"(?:(?:and|so|thus|hence|therefore|finally|then)\b[\s,]*)?(?:(?:the|our|its|their|a|an)\s+)?"
+          r"(?P<label>[A-Za-z][A-Za-z'’-]*(?:\s+[A-Za-z][A-Za-z'’-]*){0,3}|\$\s*[A-Za-z](?:_\{?\w+\}?)?\s*\$|"
+          r"\\text\{[^{}$]{1,40}\})\s*(?P<sep>:=|=|:|(?<![A-Za-z])(?:is|are|was|were|equals?|equal\s+to)(?![A-Za-z]))")
+_CLAUSE = re.compile(r"^" + _LABEL + r"\s*(?P<value>\S.*?)\s*$", re.S | re.I)
+_NEXT_CLAUSE = re.compile(r"(?:[,;]\s*(?:and\s+)?|\s+and\s+)(?=" + _LABEL + r")", re.I)
+_NOT_LABEL = re.compile(r"(?i)\b(?:not|no|never|if|since|because|when|where|let|suppose|assume|we|i|you|it|this|that|"
+                        r"there|which|then|than|after|before|for|of|to|in|on|at|by|with|from|or)\b")
+
+
+def stated_values(t: str) -> Optional[str]:
+    """The values a statement states with labels: "The maximum is 2 and the minimum is 1", "Maximum = 2,
+    Minimum = 1", "Alice: 18, Bob: 14, Carol: 7", "Result: \\frac{97}{36}". The statement is split into clauses
+    before every comma / semicolon / "and" (outside math spans and brackets) that a new "<label> <is | = | :>"
+    follows; every clause must be "<label> <is | = | :> <value>" with a label of at most four words (or a math
+    name) and a value that is math (no English words, not cut off). One clause gives its value; several give
+    the list ``label = value, ...`` (labels distinct), so that the statement answers a list gold and never the
+    gold of one of its values alone. None when the text is not such a statement."""
+    t = t.strip().rstrip(".!").strip()
+    if not t or len(t) > 400 or "\n" in t:
+        return None
+    masked = t
+    for a, b, _ in find_spans(t):  # no clause starts inside a math span
+        masked = masked[:a] + re.sub(r"[,;]|\band\b", lambda m: "#" * len(m.group()), masked[a:b]) + masked[b:]
+    clauses, start = [], 0
+    for m in _NEXT_CLAUSE.finditer(masked):
+        seg = masked[start: m.start()]
+        if sum(seg.count(c) for c in "([{") == sum(seg.count(c) for c in ")]}"):
+            clauses.append(t[start: m.start()])
+            start = m.end()
+    clauses.append(t[start:])
+    out = []
+    for c in clauses:
+        m = _CLAUSE.match(c.strip())
+        if not m:
+            return None
+        label, value = m.group("label").strip(), m.group("value").strip()
+        words = label.replace("$", " ")
+        if _NOT_LABEL.search(re.sub(r"\\text\{([^{}]*)\}", r"\1", words)) or has_prose(value) or math_cut(value):
+            return None
+        if not re.search(r"[\d\\^_]|^[A-Za-z]$|[A-Za-z]\s*[-+*/]", value) and not (value.isalpha() and len(clauses) == 1):
+            return None  # a word is a value only in a one-clause statement ("The function is odd")
+        out.append((label, value))
+    if len(out) == 1:
+        return out[0][1]
+    names = [re.sub(r"\\text\{([^{}]*)\}|\$", r"\1", lab).strip().lower() for lab, _ in out]
+    if len(set(names)) != len(names):
+        return None
+    return ", ".join(f"{_label_tex(lab)} = {val}" for lab, val in out)
+
+
+def _label_tex(label: str) -> str:
+    """A clause label as the left side of an assignment: a math name as it is, words as ``\\text{…}``."""
+    s = label.strip().strip("$").strip()
+    if s.startswith("\\text{") or re.fullmatch(r"[A-Za-z](?:_\{?\w+\}?)?", s):
+        return s
+    return "\\text{" + s + "}"
 
 
 def _with_unit(t: str, cand) -> str:
@@ -238,7 +306,7 @@ def _has_words(t: str) -> bool:
     return any(not _UNIT_WORDS_OK.match(w) for w in re.findall(r"[A-Za-z]{3,}", s))
 
 
-_FUNCTION_WORD = re.compile(r"(?<![A-Za-z\\])(?:is|it|so|be|we|to|of|an|as|at|by|if|on|my|me|do|am|us)(?![A-Za-z])", re.I)
+_FUNCTION_WORD = re.compile(r"(?<![A-Za-z\\{^_])(?:is|it|so|be|we|to|of|an|as|at|by|if|on|my|me|do|am|us)(?![A-Za-z}])", re.I)
 
 
 def has_prose(t: str) -> bool:
@@ -266,6 +334,19 @@ def _tail_ok(tail: str) -> bool:
     """Only units, punctuation or "is the answer" after the value of a short statement."""
     words = [w for w in _words(strip_spans(tail)) if len(w) > 1]
     return all(w in _TAIL_OK or _UNIT_WORDS_OK.match(w) or re.fullmatch(_UNIT_ALT, w) for w in words)
+
+
+_LEAD_OK = {"answer", "answers", "final", "result", "results", "total", "solution", "solutions", "thus", "so",
+            "therefore", "hence", "finally", "approximately", "about", "roughly", "exactly", "only", "just", "the",
+            "our", "my", "a", "an", "value"}
+
+
+def _lead_ok(lead: str) -> bool:
+    """The words before a bare statement's value state it as the answer: a copula ("The total is 9"), an answer
+    label ("Answer 9") or a conclusion word ("Thus 9"). Random words ("lorem ipsum 9") do not."""
+    if _COPULA.search(strip_spans(lead)):
+        return True
+    return all(w in _LEAD_OK for w in _words(strip_spans(lead)))
 
 
 def _one_line_math(s: str) -> Optional[str]:
@@ -307,10 +388,15 @@ def bare_answer(stripped: str) -> Optional[tuple[str, str]]:
     if not one_sentence:
         return None
     t = stripped.strip()
+    sv = stated_values(t)
+    if sv is not None:
+        return sv, "short statement"
     cand = _pick(t, _candidates(t))
     if cand is not None:
         if not _tail_ok(t[cand[1]:]):
             return None  # "3+4=7 and then we get stuck": the value does not close the statement
+        if not _lead_ok(t[:cand[0]]):
+            return None  # "lorem ipsum 9": words and a number, nothing states it as the answer
         return _with_unit(t, cand), "short statement"
     # a text statement: "The function is odd."
     m = list(_COPULA.finditer(t))
@@ -344,6 +430,9 @@ def conclusion(tail: str) -> Optional[str]:
     body = _CONCLUDE.sub("", sent, count=1).lstrip(" ,:")
     if body and not has_prose(body) and re.search(r"\d", body) and not _MATH_CUT.search(body):
         return body  # "Therefore x = 5 and y = 6": the statement is all math
+    sv = stated_values(body)
+    if sv is not None:
+        return sv
     cand = _pick(sent, _candidates(sent))
     if cand is None or _STEP.search(strip_spans(sent[cand[1]:])):
         return None

@@ -16,15 +16,19 @@
 A list of assignments to distinct variables (``y = 2, x = 1``) is read in the variables' order (``x, y``).
 
 Separators: ``,`` and ``;`` at top level, "and"/"or". ``1,000`` (groups of three digits) is one number;
-``1,5`` is read both as the list ``1, 5`` and the decimal ``1.5`` (:func:`alternatives`).
+``1,5`` (and ``0,4``: MATH golds list the solutions 0 and 4 so) is read both as the list ``1, 5`` and the decimal
+``1.5`` (:func:`alternatives`). A labelled value (``Alice: 18``, ``\\text{Total:} 5``, ``Maximum = 2``) is an
+``assign`` node: it compares by its value.
 
 Signs (:func:`pm_variants`): ``\\pm`` / ``\\mp`` stand for the answers they expand to, wherever they are:
 ``a \\pm b`` is the list ``a + b, a - b`` (``\\frac{1 \\pm \\sqrt5}{2}`` too); inside a list or a set the
 expansions join it (``\\{1 \\pm \\sqrt5, -2\\}`` has three elements); a tuple with signs is the list of the tuples
 it stands for: every combination when only ``\\pm`` occurs (``(\\pm 1, 0, \\pm 2)`` is four points), one sign for
 all when ``\\mp`` occurs too (``(\\pm 1, \\mp 1)`` is ``(1, -1), (-1, 1)``); several ``\\pm`` in one expression are
-independent (``\\pm\\sqrt2 \\pm \\sqrt3``: four values), unless a ``\\mp`` ties them. At most ``MAX_ITEMS`` variants. A single-variable inequality with numeric bounds (``x \\ge 5``, ``-2 < x \\le 7``,
-``x \\ne 3``) becomes its interval(s), so it compares equal to the interval notation.
+independent (``\\pm\\sqrt2 \\pm \\sqrt3``: four values), unless a ``\\mp`` ties them. At most ``MAX_ITEMS`` variants.
+
+A single-variable inequality with numeric bounds (``x \\ge 5``, ``-2 < x \\le 7``, ``x \\ne 3``) becomes its
+interval(s), so it compares equal to the interval notation.
 """
 from __future__ import annotations
 
@@ -147,7 +151,8 @@ _DEC_COMMA = re.compile(r"^([+-]?\d+),(\d+)$")
 _MATRIX = re.compile(r"^\\begin\{(pmatrix|bmatrix|Bmatrix|vmatrix|Vmatrix|matrix|smallmatrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.S)
 _IN_PREFIX = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*\\in\s*")
 _SYMBOLIC_LHS = re.compile(
-    r"^(?:[A-Za-z](?:_\{?[\w,]+\}?|_\d)?'*|\\[a-zA-Z]+(?:_\{?\w+\}?)?|[A-Za-z]{1,6}(?:_\{?\w+\}?)?|"
+    r"^(?:[A-Za-z](?:_\{?[\w,]+\}?|_\d)?'*|\\[a-zA-Z]+(?:_\{?\w+\}?)?|[A-Za-z]{1,6}(?:_\{?\w+\}?)?|[A-Za-z][a-z]{2,19}|"
+    r"\\(?:text|textbf|mathrm|textrm|mbox)\{\s*[A-Za-z][A-Za-z '’-]{0,40}\}|"
     r"[A-Za-z]+\s*\([A-Za-z0-9,\s]*\)|\|[A-Za-z\s]+\||\\frac\{[A-Za-z]+\}\{[A-Za-z]+\}|"
     r"[A-Za-z](?:_\{?\w+\}?)?\s*:\s*[A-Za-z](?:_\{?\w+\}?)?|[A-Z]{1,4}|\\overline\{[A-Z]+\}|"
     r"[A-Za-z]_?\{?\w*\}?\s*\+\s*[A-Za-z]_?\{?\w*\}?|"
@@ -156,7 +161,8 @@ _SYMBOLIC_LHS = re.compile(
 
 
 def is_symbolic_lhs(lhs: str) -> bool:
-    """``x``, ``f(x)``, ``|AB|``, ``(p,q)``, ``V_{1}:V_{2}``, ``\\frac{NO}{BO}``: names, not values."""
+    """``x``, ``f(x)``, ``|AB|``, ``(p,q)``, ``V_{1}:V_{2}``, ``\\frac{NO}{BO}``, ``Maximum``, ``\\text{the area}``:
+    names, not values."""
     return bool(_SYMBOLIC_LHS.match(lhs.strip())) and not re.search(r"\d", re.sub(r"_\{?\w+\}?", "", lhs))
 
 
@@ -216,6 +222,9 @@ def _ineq_to_intervals(parts, ops) -> Optional[Node]:
     return None
 
 
+# "Alice: 18" / "\text{Alice:} 18" / "\text{Alice}: 18": a capitalised word or a \text label ("x:y" is a ratio)
+_COLON_LABEL = re.compile(r"^(?:\\(?:text|textbf|mathrm|textrm|mbox)\{\s*(?P<t>[A-Za-z][A-Za-z '’-]{0,40}?)\s*(?P<c1>:)?\s*\}|"
+                          r"(?P<w>[A-Z][a-z]{2,19}))\s*(?(c1)|:)\s*(?P<v>[^:\s].*)$")
 _SET_BUILDER = re.compile(r"^\\\{\s*([A-Za-z])\s*(?:\||\\mid|:)\s*(.+?)\s*\\\}$")
 
 
@@ -273,6 +282,10 @@ def _parse(s: str, depth: int = 0) -> Node:
         return Node("seq", items=_joined([parse(c, depth + 1) for c in commas]), open="", close="")
     if s in ("\\{\\}", "\\{ \\}"):
         return Node("seq", items=[], open="{", close="}")
+    lab = _COLON_LABEL.match(s) if ":" in s else None
+    if lab:  # "Alice: 18", "\text{Total:} 5": a labelled value
+        return Node("assign", lhs=lab.group("w") or "\\text{" + lab.group("t") + "}", items=[parse(lab.group("v"), depth + 1)],
+                    text=s)
     if ":" in s:
         tm = clock_time(s)
         if tm is not None:
@@ -411,15 +424,12 @@ _CHOICE_VALUE = re.compile(r"^(?:\\text(?:bf)?\{)?\(\s*[A-E]\s*\)\}?\s*(.+)$")
 
 
 def alternatives(s: str) -> list[str]:
-    """Readings of an ambiguous answer: ``1,5`` is the list and the decimal comma; ``0,111`` is a decimal;
+    """Readings of an ambiguous answer: ``1,5`` and ``0,4`` are the list and the decimal comma;
     ``\\textbf{(B)} 12`` (a choice with its value) is also read as ``12``."""
     m = _CHOICE_VALUE.match(s.strip())
     if m:
         return [s, m.group(1)]
     m = _DEC_COMMA.match(s.strip())
     if m and not _THOUSANDS.match(s.strip()):
-        dec = f"{m.group(1)}.{m.group(2)}"
-        if m.group(1).lstrip("+-") == "0":
-            return [dec]
-        return [s, dec]
+        return [s, f"{m.group(1)}.{m.group(2)}"]  # "0,4" too: MATH golds list the solutions 0 and 4 so
     return [s]
