@@ -18,6 +18,8 @@ from reward_service.grading import CORRECT, NO_ANSWER, WRONG, grade
 from reward_service.grading.extract import extract, final_display
 from reward_service.grading.bound import renamed
 from reward_service.grading.normalize import clean, drop_spacing
+from reward_service.grading.notation import circled_numerals, rewrite
+from reward_service.grading.screen import too_complex
 from reward_service.grading.prose import stated_values
 from reward_service.grading.qualifiers import family_rename, split
 from reward_service.grading.structure import parse, pm_variants
@@ -147,7 +149,73 @@ DECIMAL_COMMA = [
     ("\\boxed{4}", "0,4", W, "one of two solutions"),
 ]
 
-CASES = SPACING + DISPLAY + SIGNS + LABELLED + QUALIFIERS + RENAMED + DECIMAL_COMMA
+NOTATION = [
+    ("\\boxed{\\text{sin} x}", "\\sin x", C, "function name in text"),
+    ("\\boxed{\\mathrm{cos}(2t)}", "\\cos 2t", C, "function name in mathrm"),
+    ("\\boxed{2 sin x cos x}", "\\sin 2x", C, "bare function names"),
+    ("\\boxed{\\ln 2 + \\operatorname{ln} 3}", "\\ln 6", C, "operatorname"),
+    ("\\boxed{\\bigg( 1, 2 \\bigg]}", "(1, 2]", C, "bigg sizing"),
+    ("\\boxed{\\Bigl\\{ 1, 2 \\Bigr\\}}", "\\{1, 2\\}", C, "Bigl braces"),
+    ("\\boxed{30\\textcirc}", "30^\\circ", C, "textcirc"),
+    ("\\boxed{48^\\circ 42'}", "48.7^\\circ", C, "degrees and minutes"),
+    ("\\boxed{22^{\\circ} 30^{\\prime}}", "22.5", C, "degrees and minutes with prime"),
+    ("\\boxed{10^\\circ 20'}", "\\frac{31}{3}^\\circ", C, "minutes that do not terminate"),
+    ("\\boxed{12^{\\mathrm{th}}}", "12", C, "ordinal suffix"),
+    ("\\boxed{21^{\\text{st}}}", "21", C, "ordinal st"),
+    ("The answer is the 3rd.", "3", C, "ordinal in prose"),
+    ("\\boxed{①③}", "1, 3", C, "circled numerals are a list"),
+    ("\\boxed{③①}", "①③", C, "circled numerals, unordered"),
+    ("\\boxed{\\frac{7}{5}\\pi > 1 > 0}", "\\frac{7\\pi}{5} > 1 > 0", C, "a chain with equal members"),
+    ("\\boxed{f(4) > f(1) > f(2)}", "f(2) < f(1) < f(4)", C, "a chain read backwards"),
+    # twins
+    ("\\boxed{\\text{cos} x}", "\\sin x", W, "another function in text"),
+    ("\\boxed{48^\\circ 24'}", "48.7^\\circ", W, "24 minutes is not .4 degrees"),
+    ("\\boxed{48^\\circ 42'}", "48.42", W, "minutes are not decimals"),
+    ("\\boxed{13^{\\text{th}}}", "12", W, "the next ordinal"),
+    ("\\boxed{12st}", "12", W, "a wrong suffix is not an ordinal"),
+    ("\\boxed{13}", "①③", W, "circled numerals are not a number"),
+    ("\\boxed{①②③}", "①③", W, "one statement too many"),
+    ("\\boxed{1 > \\frac{7}{5}\\pi > 0}", "\\frac{7\\pi}{5} > 1 > 0", W, "a chain in another order"),
+    ("\\boxed{f(4) < f(1) < f(2)}", "f(2) < f(1) < f(4)", W, "a chain reversed without flipping"),
+    ("\\boxed{a \\ge b > c}", "a > b \\ge c", W, "a chain with other relations"),
+]
+
+SCREEN = [
+    ("\\boxed{e^{\\sec^2 t}}", "e^{1+\\tan^2 t}", C, "a power of a function inside an exponent is no tower"),
+    ("\\boxed{e^{x^2}}", "e^{x \\cdot x}", C, "e^{x^2}"),
+    ("\\boxed{\\sqrt{a^2 - 2ab + b^2}}", "|b-a|", C, "a square root of a square is an absolute value"),
+    ("\\boxed{\\sqrt{(\\ln x - 1)^2}}", "|1-\\ln x|", C, "sqrt of a square with a sign flip inside"),
+    # twins
+    ("\\boxed{e^{\\sec^2 t}}", "e^{\\tan^2 t}", W, "a different function in the exponent"),
+    ("\\boxed{\\sqrt{(m-2)^2}}", "2-m", W, "a square root of a square is not the inner value"),
+    ("\\boxed{10^{10^{100}}}", "10^{10^{100}}+1", W, "a numeric tower stays refused"),
+    ("\\boxed{|x-1000|}", "1000 - x", W, "an absolute value is not its inside, even where points agree"),
+    ("\\boxed{\\sqrt{x}}", "|x|", W, "a root is not an absolute value"),
+    ("\\boxed{|x - 1|}", "\\sqrt{x^2 + 1}", W, "different squares"),
+]
+
+WORDS = [
+    ("lorem ipsum 9", "9", N, "random words and a number state no answer"),
+    ("blue elephant sky -74", "-74", N, "random words, negative number"),
+    ("Answer: 9", "9", C, "an answer label"),
+    ("Total: 9", "9", C, "a colon label"),
+    ("The total is 9", "9", C, "a copula"),
+    ("Thus 9", "9", C, "a conclusion word"),
+    ("Answer 9", "9", C, "an answer word"),
+    ("9 apples", "9", C, "a value and its unit"),
+]
+
+ROUNDING = [
+    ("\\boxed{85.71}", "\\frac{600}{7}", C, "correct rounding at 4 significant digits"),
+    ("\\boxed{85.714}", "600/7", C, "correct rounding at 5 significant digits"),
+    ("\\boxed{85.72}", "600/7", W, "the last digit off by one"),
+    ("\\boxed{85.7142}", "600/7", W, "truncated, not rounded (85.71428...)"),
+    ("\\boxed{86}", "600/7", W, "an integer never approximates"),
+    ("\\boxed{0.13}", "\\frac{1}{8}", W, "a terminating value must be written in full"),
+]
+
+CASES = (SPACING + DISPLAY + SIGNS + LABELLED + QUALIFIERS + RENAMED + DECIMAL_COMMA + NOTATION + SCREEN + WORDS
+         + ROUNDING)
 
 
 @pytest.mark.parametrize("completion,gold,expected,why", CASES, ids=[c[3] for c in CASES])
@@ -202,6 +270,20 @@ def test_bound_renamed():
     assert renamed("f(x, y)", "f(y, x)", "y - x") == "x - y"
     assert renamed("f(x)", "f(x)", "x") is None and renamed("f(x)", "g", "x") is None
     assert renamed("f(e)", "f(x)", "x") is None  # e is a constant
+
+
+def test_notation_rewrite():
+    assert rewrite("\\text{sin} x") == "\\sin x" and rewrite("2 sin x cos x") == "2 \\sin x \\cos x"
+    assert rewrite("48° 42'") == "48.7°" and rewrite("10° 20'") == "\\frac{31}{3}°" and rewrite("10° 75'") == "10° 75'"
+    assert rewrite("12^{\\text{th}}") == "12" and rewrite("2nd") == "2" and rewrite("2rd") == "2rd"
+    assert rewrite("cosine") == "cosine" and rewrite("x^{\\prime\\prime}") == "x''"
+    assert circled_numerals("①②③") == "1, 2, 3" and circled_numerals("⑴、⑶") == "1, 3"
+
+
+def test_exponent_towers():
+    assert too_complex("e^{\\sec^2 t}") is None and too_complex("e^{x^2}") is None
+    for t in ("9^{9^{9^9}}", "10^{10^{100}}", "x^{2^{100}}", "2^{(10)^{3}}", "e^{e^{e^{x}}}"):
+        assert too_complex(t) == "exponent tower", t
 
 
 def test_final_display():

@@ -47,7 +47,7 @@ from fractions import Fraction
 import mpmath
 
 from . import bound, qualifiers, screen, structure, symbolic
-from .normalize import clean, short_cache, split_unit, strip_text_commands, units_conflict
+from .normalize import balanced, clean, short_cache, split_unit, strip_text_commands, units_conflict
 from .expr import evaluate, free_vars
 from .identity import close, equations_proportional, refine, same_function
 from .numbers import NotNumeric, Num, TooLarge
@@ -223,6 +223,14 @@ def atom_equal(g: str, p: str) -> tuple[bool, str]:
     # floor / ceil / mod / |.| with variables are piecewise: agreeing at random points proves nothing, so
     # such answers are equal only when sympy builds the same expression
     step = bool(_STEP.search(gv) or _STEP.search(pv)) and _has_vars(gv, pv)
+    if step:
+        squares = _nonneg_squares(gv, pv)
+        if squares is not None:
+            try:
+                if same_function(*squares):
+                    return True, "equal absolute values"
+            except RecursionError:
+                pass
     try:
         fast = same_function(gv, pv)
     except RecursionError:
@@ -235,6 +243,27 @@ def atom_equal(g: str, p: str) -> tuple[bool, str]:
             return False, "different text"
         return False, "could not be compared"
     return bool(res), "symbolically equal" if res else "symbolically different"
+
+
+def _nonneg_form(s: str):
+    """The square of a whole-answer absolute value or square root, as text without either: ``|A|`` -> ``(A)^2``,
+    ``\\sqrt{P}`` -> ``(P)``; None for anything else."""
+    s = s.strip()
+    if len(s) > 2 and s[0] == "|" and s[-1] == "|" and "|" not in s[1:-1]:
+        return f"({s[1:-1]})^{{2}}"
+    m = re.fullmatch(r"\\sqrt\s*\{(.*)\}", s)
+    if m and balanced(m.group(1)) and "|" not in m.group(1):
+        return f"({m.group(1)})"
+    return None
+
+
+def _nonneg_squares(gv: str, pv: str):
+    """Two non-negative answers (``|A|``, ``\\sqrt{P}``) are equal exactly when their squares are, and the squares
+    have no absolute value left: ``\\sqrt{a^2 - 2ab + b^2}`` = ``|b - a|``, ``|1 - \\ln x|`` = ``\\sqrt{(\\ln x - 1)^2}``."""
+    a, b = _nonneg_form(gv), _nonneg_form(pv)
+    if a is None or b is None or _STEP.search(a) or _STEP.search(b):
+        return None
+    return a, b
 
 
 def _has_vars(*texts) -> bool:
@@ -288,6 +317,8 @@ def node_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
     if p.kind == "eq":
         return node_equal(g, parse_cached(p.items[-1].text))
     if g.kind == "atom" and p.kind == "atom":
+        if _chain_equal(g.text, p.text):
+            return True, "same chain of inequalities"
         return atom_equal(g.text, p.text)
     if (p.from_ineq or p.kind == "atom" and _RELATION.search(p.text)) and not g.from_ineq and g.kind in ("seq", "union"):
         # the gold is written in interval notation; an inequality answer does not follow it (Math-Verify's
@@ -318,6 +349,26 @@ def _label_word(lhs: str):
     """The lower-case words of a word label (``\\text{Maximum}``, ``Alice``), None for a math name."""
     m = _WORD_LABEL.fullmatch(lhs.strip())
     return re.sub(r"\s+", " ", (m.group(1) or m.group(2))).lower() if m else None
+
+
+_FLIP = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le"}
+
+
+def _chain_equal(gt: str, pt: str) -> bool:
+    """``a > b > c`` against ``c < b < a`` or ``a > b > c`` with each member equal in another form
+    (``\\frac{7}{5}\\pi > 1`` = ``\\frac{7\\pi}{5} > 1``): the same relations between equal members, read in either
+    direction. Only a proof of equality; anything else goes on to the other rules."""
+    if not (_RELATION.search(gt) and _RELATION.search(pt)):
+        return False
+    rg, rp = structure.rel_split(gt), structure.rel_split(pt)
+    if not rg or not rp or len(rg[0]) != len(rp[0]) or not all(o in _FLIP for o in rg[1] + rp[1]):
+        return False
+    (gparts, gops), (pparts, pops) = rg, rp
+    if pops != gops:
+        if [_FLIP[o] for o in reversed(pops)] != gops:
+            return False
+        pparts = pparts[::-1]
+    return all(a and b and atom_equal(a, b)[0] for a, b in zip(gparts, pparts))
 
 
 def _clock(n: structure.Node):

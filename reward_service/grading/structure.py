@@ -166,7 +166,7 @@ def is_symbolic_lhs(lhs: str) -> bool:
     return bool(_SYMBOLIC_LHS.match(lhs.strip())) and not re.search(r"\d", re.sub(r"_\{?\w+\}?", "", lhs))
 
 
-def _rel_split(s: str):
+def rel_split(s: str):
     """Split at top-level relation signs; returns (parts, ops) or None when there is no relation."""
     parts = split_top(s, ("=", "<", ">", "\\le", "\\ge", "\\ne", "\\approx"))
     if len(parts) == 1:
@@ -315,7 +315,7 @@ def _parse(s: str, depth: int = 0) -> Node:
     if variants:
         return Node("seq", items=[parse(v, depth + 1) for v in variants], open="", close="", pm=True)
     # relations
-    rel = _rel_split(s)
+    rel = rel_split(s)
     if rel:
         parts, ops = rel
         if "\\approx" in ops:
