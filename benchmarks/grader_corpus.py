@@ -33,8 +33,15 @@ twin. The rewritings are written here from the gold's text alone, independently 
   documented policy) and with the last digit off by one (reject);
 * ``words``: policy for a bare number inside random words ("lorem ipsum 9": reject) against a labelled
   value ("Answer: 9", "Total: 9": accept);
-* ``near_miss``: the gold itself boxed (accept) and the gold with a digit or sign changed, an element
-  dropped or added (reject).
+* ``forms``: the value in another form (``27.0``, ``\\frac{54}{2}``, ``a/b``, a decimal for a terminating
+  fraction, ``−`` / ``√`` / ``π``, a set or "x = a or x = b" for a list); rejects: a wrong value in that form,
+  a set missing an element;
+* ``near_miss``: the gold itself (accept) and the gold with a digit or sign changed, an element dropped or
+  added (reject).
+
+Boxed answers are written in one of six formats (a box after reasoning, "the final answer is $\\boxed{}$", an
+``<answer>`` tag, Minerva's "Final Answer: … I hope it is correct.", a markdown "**Final Answer**" with a display
+box, a Chinese sentence), picked by a checksum of the answer.
 
 Reported per class: ours and math-verify (``parse`` + ``verify``, the gold wrapped in ``$…$``; see
 ``benchmarks/redteam_vs_math_verify.py``) as accepted-of-should-accept and false positives of should-reject.
@@ -46,6 +53,7 @@ import json
 import random
 import re
 import time
+import zlib
 from collections import Counter
 from fractions import Fraction
 from typing import Callable, Optional
@@ -84,7 +92,7 @@ def bare(g: str) -> str:
     """The gold's math: ``$…$`` removed, a trailing period dropped; OlympiadBench's ``$a$,$b$`` joined."""
     g = g.strip()
     g = re.sub(r"\$\s*,\s*\$", ", ", g)
-    g = g.strip("$ ").rstrip(".").strip()
+    g = g.strip("$ ").rstrip(".,;").strip()
     return g if "$" not in g else ""
 
 
@@ -179,8 +187,8 @@ def perturb(g: str, rng: random.Random) -> Optional[str]:
         if g[max(0, m.start() - 1): m.start()] in "_" or g[m.end(): m.end() + 1] == "!":
             return "-\\left(" + g + "\\right)" if not items(g) else None  # a subscript or a factorial
         return g[:m.start()] + str(nd) + g[m.end():]
-    if items(g) or wrapped(g):
-        return None
+    if items(g) or wrapped(g) or re.fullmatch(r"(?:\\text\{)?\(?[A-J]\)?\}?", g) or "matrix" in g:
+        return None  # a choice letter or a matrix (which may be zero) has no safe sign flip
     return "-\\left(" + g + "\\right)"
 
 
@@ -188,8 +196,20 @@ def perturb(g: str, rng: random.Random) -> Optional[str]:
 Case = tuple[str, str, str]  # (expected, completion, note)
 
 
+_FORMATS = [
+    "Working through the problem step by step gives the result.\n\n\\boxed{{{a}}}",
+    "Combining the cases, the final answer is $\\boxed{{{a}}}$.",
+    "<think>Check the cases one by one.</think>\n<answer>{a}</answer>",
+    "Final Answer: The final answer is ${a}$. I hope it is correct.",
+    "**Final Answer**\n\\[ \\boxed{{{a}}} \\]",
+    "综上所述，答案是 $\\boxed{{{a}}}$。",
+]
+
+
 def _box(a: str) -> str:
-    return f"Working through the problem step by step gives the result.\n\n\\boxed{{{a}}}"
+    """The answer in one of six answer formats (box, phrase, answer tag, Minerva, markdown, Chinese), chosen by
+    a checksum of the answer (deterministic)."""
+    return _FORMATS[zlib.crc32(a.encode()) % len(_FORMATS)].format(a=a)
 
 
 def c_spacing(g: str, rng: random.Random) -> list[Case]:
@@ -281,7 +301,7 @@ def c_labelled(g: str, rng: random.Random) -> list[Case]:
         if w:
             out.append((REJECT, ctx(_labelled(its[:k] + [w] + its[k + 1:], rng)), "labelled values, one wrong"))
         return out
-    if its or wrapped(g) or "=" in g:
+    if its or wrapped(g) or re.search(r"[=<>]|\\(?:le|ge|leq|geq|geqslant|leqslant|ne|in)(?![a-z])", g):
         return []
     w = perturb(g, rng)
     out = [(ACCEPT, ctx(rng.choice(["\\text{Area} = ", "Total: ", "n = ", "\\text{the value} = "]) + g), "one labelled value")]
@@ -393,7 +413,7 @@ def c_qualifier(g: str, rng: random.Random) -> list[Case]:
         if w:
             out.append((REJECT, _box(w + q), "for all n, wrong"))
         return out
-    if items(g) or "=" in g:
+    if items(g) or re.search(r"[=<>]|\\(?:le|ge|leq|geq|geqslant|leqslant|ne|in)(?![a-z])", g):
         return []
     form = rng.choice(["\\text{only } {a}", "{a} \\text{ only}", "x = {a} \\text{ only}", "{a} \\text{ (only)}"])
     out.append((ACCEPT, _box(form.replace("{a}", g)), "only"))
@@ -433,7 +453,7 @@ def c_rename(g: str, rng: random.Random) -> list[Case]:
 
 
 _TRIG = re.compile(r"\\(sin|cos|tan|cot|sec|csc|log|ln)(?![a-zA-Z])")
-_OTHER_FN = {"sin": "cos", "cos": "sin", "tan": "cot", "cot": "tan", "sec": "csc", "csc": "sec", "log": "ln", "ln": "log"}
+_OTHER_FN = {"sin": "cos", "cos": "sin", "tan": "cot", "cot": "tan", "sec": "csc", "csc": "sec", "log": "sin", "ln": "cos"}
 
 
 def _ordinal(n: int) -> str:
@@ -535,7 +555,7 @@ def c_near_miss(g: str, rng: random.Random) -> list[Case]:
     out = [(ACCEPT, _box(g), "the gold itself")]
     its = items(g)
     if its and rng.random() < 0.5:
-        if len(its) > 2:
+        if len(its) > 2 and len(set(its)) == len(its):
             k = rng.randrange(len(its))
             out.append((REJECT, _box(", ".join(its[:k] + its[k + 1:])), "an element dropped"))
         extra = perturb(its[0], rng)
@@ -548,10 +568,49 @@ def c_near_miss(g: str, rng: random.Random) -> list[Case]:
     return out
 
 
+def c_forms(g: str, rng: random.Random) -> list[Case]:
+    """The same value in another form: ``27.0``, ``\\frac{54}{2}``, ``a/b``, a decimal for a terminating fraction,
+    unicode (``−``, ``√``, ``π``), a set or "x = a or x = b" for a list."""
+    v, its = value(g), items(g)
+    forms = []
+    if v is not None and v.denominator == 1 and abs(v) < 10 ** 6:
+        n = v.numerator
+        forms += [f"{n}.0", f"\\frac{{{2 * n}}}{{2}}"] + ([f"{n:,}"] if abs(n) >= 1000 else []) + (
+            [f"\u2212{-n}"] if n < 0 else [])
+    elif v is not None:
+        forms += [f"{v.numerator}/{v.denominator}", f"\\frac{{{2 * v.numerator}}}{{{2 * v.denominator}}}"]
+        d = v.denominator
+        while d % 2 == 0:
+            d //= 2
+        while d % 5 == 0:
+            d //= 5
+        if d == 1 and "." not in g:
+            forms.append(str(float(v)))
+        if "." in g:
+            forms.append(fmt(v))
+    elif its and 2 <= len(its) <= 4 and not any(re.search(r"[=<>]", x) for x in its):
+        forms += [f"\\{{{', '.join(its)}\\}}"] + ([f"x = {its[0]} \\text{{ or }} x = {its[1]}"] if len(its) == 2 else [])
+    elif re.search(r"\\sqrt\{\d+\}|\\pi", g) and "\\text" not in g:
+        forms.append(re.sub(r"\\sqrt\{(\d+)\}", "\u221a\\1", g).replace("\\pi", "\u03c0"))
+    if not forms:
+        return []
+    out = [(ACCEPT, _box(rng.choice(forms)), "another form of the value")]
+    w = perturb(g, rng)
+    if w and v is not None:
+        wv = value(w)
+        if wv is not None and wv.denominator == 1:
+            out.append((REJECT, _box(f"{wv.numerator}.0"), "another form, wrong value"))
+        elif wv is not None:
+            out.append((REJECT, _box(f"{wv.numerator}/{wv.denominator}"), "another form, wrong value"))
+    elif its and 2 <= len(its) <= 4 and len(set(its)) == len(its):
+        out.append((REJECT, _box(f"\\{{{', '.join(its[:-1])}\\}}"), "a set missing an element"))
+    return out
+
+
 CLASSES: dict[str, Callable[[str, random.Random], list[Case]]] = {
     "spacing": c_spacing, "brackets": c_brackets, "display": c_display, "labelled": c_labelled, "pm": c_pm,
     "qualifier": c_qualifier, "rename": c_rename, "notation": c_notation, "order": c_order,
-    "rounding": c_rounding, "words": c_words, "near_miss": c_near_miss,
+    "rounding": c_rounding, "words": c_words, "forms": c_forms, "near_miss": c_near_miss,
 }
 
 

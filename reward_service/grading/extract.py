@@ -382,8 +382,9 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
         return Extraction(concl, "phrase", "conclusion sentence")
     # 7. bare answer (whole text) -- before last_number so that "x = 5" stays an equation
     stripped = tail.strip()
-    if choice:
-        ch = extract_choice(stripped) if len(stripped) <= 300 else None
+    if choice:  # a choice letter on the last line ("... we get\n(B)"), not one met on the way
+        last = stripped.rsplit("\n", 1)[-1].strip() if len(stripped) <= 300 else ""
+        ch = extract_choice(stripped if last == stripped else last) if last else None
         if ch:
             return Extraction(ch if ch != MULTI else stripped, "bare", "choice letter")
     if is_gold and not empty_box:

@@ -341,6 +341,11 @@ _LEAD_OK = {"answer", "answers", "final", "result", "results", "total", "solutio
             "our", "my", "a", "an", "value"}
 
 
+def _step_word(t: str) -> bool:
+    """A word marking a step of the reasoning, outside math spans and LaTeX commands (``\\begin`` is no "begin")."""
+    return bool(_STEP.search(re.sub(r"\\[a-zA-Z]+", " ", strip_spans(t))))
+
+
 def _lead_ok(lead: str) -> bool:
     """The words before a bare statement's value state it as the answer: a copula ("The total is 9"), an answer
     label ("Answer 9") or a conclusion word ("Thus 9"). Random words ("lorem ipsum 9") do not."""
@@ -380,7 +385,7 @@ def bare_answer(stripped: str) -> Optional[tuple[str, str]]:
             return stripped.rstrip(".!"), "bare text answer"
         one = _one_line_math(stripped)
         return (one, "bare answer") if one is not None else None
-    if _STEP.search(strip_spans(stripped)):
+    if _step_word(stripped):
         return None  # a step of the reasoning, not its conclusion
     prose_len = len(strip_spans(stripped, "$"))
     one_sentence = (prose_len <= 100 and "\n" not in stripped and not re.search(r"[.!]\s+[A-Za-z]", stripped)
@@ -434,7 +439,7 @@ def conclusion(tail: str) -> Optional[str]:
     if sv is not None:
         return sv
     cand = _pick(sent, _candidates(sent))
-    if cand is None or _STEP.search(strip_spans(sent[cand[1]:])):
+    if cand is None or _step_word(sent[cand[1]:]):
         return None
     return _with_unit(sent, cand)
 

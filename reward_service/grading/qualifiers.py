@@ -27,6 +27,7 @@ import re
 from typing import Optional
 
 from .bound import free_letters, rename
+from .normalize import strip_outer_text
 
 _TEXT = re.compile(r"\\(?:text|mbox|textrm|mathrm|textnormal)\s*\{([^{}]*)\}")
 _ONLY_HEAD = re.compile(r"^(?:\\text\{\s*only\s*\}|only\b)\s*", re.I)
@@ -96,7 +97,7 @@ def split(s: str) -> tuple[str, frozenset]:
             core = core[: m.start()].rstrip(" ,;")
             break
     core = _ONLY_TAIL.sub("", core).strip() or s
-    return core, frozenset(ints)
+    return (strip_outer_text(core) if core != s else s), frozenset(ints)
 
 
 def family_rename(gold: str, pred: str, declared: frozenset) -> Optional[str]:

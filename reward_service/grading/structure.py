@@ -37,6 +37,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Optional
 
+from .normalize import strip_outer_text
+
 MAX_ITEMS = 64
 
 
@@ -284,7 +286,8 @@ def _parse(s: str, depth: int = 0) -> Node:
         return Node("seq", items=[], open="{", close="}")
     lab = _COLON_LABEL.match(s) if ":" in s else None
     if lab:  # "Alice: 18", "\text{Total:} 5": a labelled value
-        return Node("assign", lhs=lab.group("w") or "\\text{" + lab.group("t") + "}", items=[parse(lab.group("v"), depth + 1)],
+        return Node("assign", lhs=lab.group("w") or "\\text{" + lab.group("t") + "}",
+                    items=[parse(strip_outer_text(lab.group("v")), depth + 1)],
                     text=s)
     if ":" in s:
         tm = clock_time(s)
@@ -329,7 +332,7 @@ def _parse(s: str, depth: int = 0) -> Node:
             return parse(parts[-1], depth + 1)
         if all(o == "=" for o in ops):
             if is_symbolic_lhs(parts[0]) and parts[-1]:
-                return Node("assign", lhs=parts[0], items=[parse(parts[-1], depth + 1)], text=s)
+                return Node("assign", lhs=parts[0], items=[parse(strip_outer_text(parts[-1]), depth + 1)], text=s)
             return Node("eq", text=s, items=[Node("atom", p) for p in parts])
         iv = _ineq_to_intervals(parts, ops)
         if iv is not None:
