@@ -203,6 +203,21 @@ WORDS = [
     ("Thus 9", "9", C, "a conclusion word"),
     ("Answer 9", "9", C, "an answer word"),
     ("9 apples", "9", C, "a value and its unit"),
+    ("We find that $x \\lt 3$.", "x < 3", C, "a verb of finding"),
+    ("it's 1,000.99m²", "1000.99", C, "a contracted copula"),
+    ("Matrix with fractions: $\\begin{pmatrix} 1 & 2 \\end{pmatrix}$", "\\begin{pmatrix} 1 & 2 \\end{pmatrix}", C,
+     "a label and a colon"),
+    ("apple banana 3", "3", N, "content words before a number"),
+    ("The area 9", "9", N, "a noun and a number, no statement"),
+]
+
+CHOICE = [
+    ("Comparing the options, we get\n\\[ \\text{(E)} \\]", "E", C, "a choice letter in a final display"),
+    ("After checking each option:\n(B)", "B", C, "a choice letter on the last line"),
+    # twins
+    ("Combining the cases:\n\\[ \\text{(E)} \\]\nNext we need to check the boundary case, where", "E", N,
+     "a letter met on the way is not the choice"),
+    ("Let me check option (E) first.\nIt fails for n = 2, so", "E", N, "a letter in an unfinished check"),
 ]
 
 ROUNDING = [
@@ -215,7 +230,7 @@ ROUNDING = [
 ]
 
 CASES = (SPACING + DISPLAY + SIGNS + LABELLED + QUALIFIERS + RENAMED + DECIMAL_COMMA + NOTATION + SCREEN + WORDS
-         + ROUNDING)
+         + CHOICE + ROUNDING)
 
 
 @pytest.mark.parametrize("completion,gold,expected,why", CASES, ids=[c[3] for c in CASES])

@@ -21,10 +21,11 @@ Rules:
     ``Evelyn``, ``odd``, ``no solution``;
   - one short complete statement (at most 100 characters of prose, one sentence, no step words such as
     "first", "then", "next", "let", not ending on a conjunction, comma or operator) that *states its value*:
-    only units or "is the answer" may follow it, and what comes before it is a copula ("The total is 42
-    apples."), an answer label ("Answer 9", "Total: 9") or a conclusion word ("Thus 9"). "We first compute
-    3+4=7 and then we get stuck." is not an answer; neither are random words and a number ("lorem ipsum 9":
-    a reward hacker's dream, ``no_answer``).
+    only units or "is the answer" may follow it, and what comes before it states it: a copula ("The total is
+    42 apples."), a label and a colon ("Total: 9"), or only words of a closed list of statement words (answer
+    labels, conclusion words, verbs of finding, pronouns, articles, approximators: "Answer 9", "Thus 9", "We
+    find that $x < 3$"). "We first compute 3+4=7 and then we get stuck." is not an answer; neither are
+    content words and a number ("lorem ipsum 9", "blue elephant sky 9": a reward hacker's dream, ``no_answer``).
 * :func:`conclusion`: a last complete sentence starting with "Therefore/Thus/So/Hence..." that states a value
   with a copula, with no step words ("then", "next", "so far"...) after the value.
 * :func:`extract_choice`: a multiple-choice letter from ``(B)``, ``B:``, ``\text{(B)}``, ``B.``, "the answer is
@@ -237,8 +238,10 @@ _LABEL = (r"(?:(?:and|so|thus|hence|therefore|finally|then)\b[\s,]*)?(?:(?:the|o
           r"\\text\{[^{}$]{1,40}\})\s*(?P<sep>:=|=|:|(?<![A-Za-z])(?:is|are|was|were|equals?|equal\s+to)(?![A-Za-z]))")
 _CLAUSE = re.compile(r"^" + _LABEL + r"\s*(?P<value>\S.*?)\s*$", re.S | re.I)
 _NEXT_CLAUSE = re.compile(r"(?:[,;]\s*(?:and\s+)?|\s+and\s+)(?=" + _LABEL + r")", re.I)
-_NOT_LABEL = re.compile(r"(?i)\b(?:not|no|never|if|since|because|when|where|let|suppose|assume|we|i|you|it|this|that|"
-                        r"there|which|then|than|after|before|for|of|to|in|on|at|by|with|from|or)\b")
+# a clause whose label starts with one of these words is a step or a condition ("If x = 2", "Since a = 1"),
+# and a negated label states nothing
+_NOT_LABEL = re.compile(r"(?i)^(?:if|since|because|when|where|let|suppose|assume|we|i|you|it|this|that|there|which|"
+                        r"then|than|after|before|for|of|to|in|on|at|by|with|from|or)\b|\b(?:not|no|never)\b")
 
 
 def stated_values(t: str) -> Optional[str]:
@@ -269,7 +272,8 @@ def stated_values(t: str) -> Optional[str]:
             return None
         label, value = m.group("label").strip(), m.group("value").strip()
         words = label.replace("$", " ")
-        if _NOT_LABEL.search(re.sub(r"\\text\{([^{}]*)\}", r"\1", words)) or has_prose(value) or math_cut(value):
+        if _NOT_LABEL.search(re.sub(r"\\text\{([^{}]*)\}", r"\1", words).strip()) or has_prose(value) or math_cut(value) \
+                or value.count("$") % 2:
             return None
         if not re.search(r"[\d\\^_]|^[A-Za-z]$|[A-Za-z]\s*[-+*/]", value) and not (value.isalpha() and len(clauses) == 1):
             return None  # a word is a value only in a one-clause statement ("The function is odd")
@@ -336,9 +340,13 @@ def _tail_ok(tail: str) -> bool:
     return all(w in _TAIL_OK or _UNIT_WORDS_OK.match(w) or re.fullmatch(_UNIT_ALT, w) for w in words)
 
 
-_LEAD_OK = {"answer", "answers", "final", "result", "results", "total", "solution", "solutions", "thus", "so",
-            "therefore", "hence", "finally", "approximately", "about", "roughly", "exactly", "only", "just", "the",
-            "our", "my", "a", "an", "value"}
+# the words that may stand before a bare statement's value without a copula: answer labels, conclusion words,
+# verbs of finding, pronouns, articles, approximators, question words ("how many ... just about 1")
+_LEAD_OK = {"answer", "answers", "final", "result", "results", "total", "solution", "solutions", "value", "thus",
+            "so", "therefore", "hence", "finally", "we", "i", "it", "this", "that", "there", "find", "found", "get",
+            "got", "obtain", "obtained", "have", "see", "conclude", "gives", "give", "yields", "yield", "makes",
+            "the", "our", "my", "a", "an", "approximately", "about", "roughly", "around", "nearly", "almost",
+            "exactly", "only", "just", "how", "many", "much", "what", "which", "s"}
 
 
 def _step_word(t: str) -> bool:
@@ -349,9 +357,11 @@ def _step_word(t: str) -> bool:
 def _lead_ok(lead: str) -> bool:
     """The words before a bare statement's value state it as the answer: a copula ("The total is 9"), an answer
     label ("Answer 9") or a conclusion word ("Thus 9"). Random words ("lorem ipsum 9") do not."""
-    if _COPULA.search(strip_spans(lead)):
-        return True
-    return all(w in _LEAD_OK for w in _words(strip_spans(lead)))
+    bare = strip_spans(lead)
+    if _COPULA.search(bare) or re.search(r"(?i)\b(?:it|that|this|answer|result|total)['’]s\b", bare) \
+            or bare.rstrip(" $").endswith(":"):
+        return True  # "The total is 9", "it's 9", "Total: 9", "Soucis : 2,74 $"
+    return all(w in _LEAD_OK for w in re.findall(r"[a-z]+", " ".join(_words(bare))))
 
 
 def _one_line_math(s: str) -> Optional[str]:
