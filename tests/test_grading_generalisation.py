@@ -49,6 +49,13 @@ DISPLAY = [
     ("Putting it together:\n\\[\n\\begin{aligned} S &= 3 + 4 \\\\ &= 7 \\end{aligned}\n\\]", "7", C,
      "last row of an aligned block"),
     ("Hence\n\\[ a_n = 2^n - 1 \\tag{1} \\]", "2^n - 1", C, "a tagged display"),
+    ("Por lo tanto, la respuesta es 42.", "42", C, "Spanish answer phrase"),
+    ("Donc la réponse est $42$.", "42", C, "French answer phrase"),
+    ("Die Antwort ist 42.", "42", C, "German answer phrase"),
+    ("Ответ: 42", "42", C, "Russian answer label"),
+    ("答え：42", "42", C, "Japanese answer label"),
+    ("Die Antwort ist 41.", "42", W, "German answer phrase, wrong"),
+    ("Correspondence: 42 is what we check next", "42", N, "no answer word inside another word"),
     # twins
     ("Some reasoning here.\n\\[ 41 \\]", "42", W, "display block with a wrong value"),
     ("We set up the equation.\n\\[ 3x + 4 = \\]", "7", N, "a cut-off display block"),

@@ -18,7 +18,8 @@ Order (the first rule that finds something wins; see :func:`extract`):
    Empty boxes are ignored ("put the final answer in ``\\boxed{}``"); only empty boxes is ``no_answer``.
    A strong "final answer is $X$" statement *after* the last box overrides it.
 4. ``minerva`` ("Final Answer: The final answer is X. I hope it is correct.") and ``phrase``
-   ("final answer is", "the answer is", "Answer:", "答案是"; not "the answer is not"): the last occurrence; the answer
+   ("final answer is", "the answer is", "Answer:", "答案是", "答え:", "Ответ:", "la respuesta es", "la réponse est",
+   "Antwort:"; not "the answer is not"): the last occurrence; the answer
    is the math span right after it (several spans joined by ``,`` / and / or form one list answer:
    ``$6764$,$10945$``), else the rest of the sentence (reduced by :func:`.prose.answer_from_prose`).
 5. ``gsm8k``: the last ``#### N`` line.
@@ -73,6 +74,8 @@ _PHRASE = re.compile(
     r"|(?<![a-z])answer\s*(?:\*\*)?\s*:"
     r"|(?:^|\n)[ \t]*(?:#+[ \t]*|\*\*)?(?:final[ \t]+)?answer[ \t]*(?:\*\*)?[ \t]*(?=\n)"  # "**Final Answer**\n42"
     r"|(?:最终)?答案\s*(?:是|为|:|：)"  # Chinese "the answer is"
+    r"|答え\s*(?:は|:|：)|ответ\s*(?::|：|—|-)"  # Japanese, Russian
+    r"|(?<![a-z])(?:respuesta|r[ée]ponse|antwort|risposta|resposta)(?:\s+(?:final|finale|finalmente))?\s*(?:es|est|ist|è|é|:)(?![a-z])"
     r"|(?<![a-z])answer\s*(?=\\\(|\\\[|\$))",
     re.I,
 )
