@@ -130,6 +130,8 @@ QUALIFIERS = [
     ("\\boxed{f(x) = 2 \\text{ for all } x \\in \\mathbb{Q}_{>0}}", "f(x)=1", W, "for all, wrong value"),
     ("\\boxed{0 \\text{ or } 1}", "\\text{only } x = 0", W, "a hedge against only"),
     ("\\boxed{x = 1 \\text{ only}}", "0", W, "only, wrong value"),
+    ("\\boxed{5 \\text{ for all } n \\text{ even}, 6 \\text{ otherwise}}", "5", W, "a piecewise answer is no domain"),
+    ("\\boxed{f(x) = x \\text{ for all } x \\text{ except } 0}", "f(x) = x", W, "an exception is kept"),
 ]
 
 RENAMED = [

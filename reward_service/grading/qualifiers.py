@@ -41,7 +41,15 @@ _SETS = (r"(?:(?:an?|any|some|arbitrary|all)\s+)*(?:(?:positive|nonnegative|non-
          r"constants?)")
 _MATHBB = r"\\in\s*\\mathbb\s*\{?\s*([ZNRQC])\s*\}?(?:\s*(?:\^\s*\{?\s*[+*]\s*\}?|_\s*\{?\s*(?:>|\\ge|\\geq)\s*0\s*\}?))?"
 _VARS = r"([a-zA-Z](?:\s*(?:,|and)\s*[a-zA-Z])*)"
-_UNIVERSAL = re.compile(r"^(?:\\forall|for\s+(?:all|any|every|each))\b(?P<rest>.*)$", re.I | re.S)
+_SET = (r"(?:\\mathbb\s*\{?\s*[ZNRQC]\s*\}?(?:\s*(?:\^\s*\{?\s*[+*]\s*\}?|_\s*\{?\s*(?:[+*]|(?:>|<|\\ge|\\geq|\\le|\\leq)\s*-?\d+)\s*\}?))?"
+        r"(?:\s*\\setminus\s*\\\{[^{}]*\\\})?)")
+# "for all x", "for every integer n \ge 1", "\forall x \in \mathbb{Q}_{>0}", "for all positive integers n": one
+# quantified variable list with at most one bound or set, and nothing after it ("for all n even, 6 otherwise" is
+# a piecewise answer, not a domain)
+_UNIVERSAL = re.compile(
+    r"^(?:\\forall|for\s+(?:all|any|every|each))\s*(?P<rest>(?:(?:real|positive|negative|nonnegative|non-negative|natural|"
+    r"rational|complex|whole|integer)\s+)*(?:(?:numbers?|integers?|reals?|values?)\s+)?" + _VARS +
+    r"(?:\s*(?:(?:\\in|∈)\s*" + _SET + r"|(?:\\ge|\\geq|\\le|\\leq|>|<|\\ne|\\neq)\s*-?\d+))?)\s*$", re.I | re.S)
 _DECLARED = re.compile(r"^(?:(?:where|with)\s+)?" + _VARS + r"\s*(?:(?:is|are|be)\s+" + _SETS + r"|" + _MATHBB + r")\s*$",
                        re.I | re.S)
 _INT_WORDS = re.compile(r"integer|natural|\\mathbb\s*\{?\s*[ZN]", re.I)
