@@ -113,6 +113,9 @@ LABELLED = [
     ("Result: \\frac{97}{37}", "\\frac{97}{36}", W, "one label, wrong fraction"),
     ("Result: \\frac{97}{36}", "36", W, "a fraction is not its denominator"),
     ("\\boxed{lambda: 5}", "5", W, "a lower-case word and a colon in a box is no label"),
+    ("Thus, n = 5 and the answer is 10.", "10", C, "the clause labelled as the answer"),
+    ("Therefore, x = 2, so y = 3.", "3", C, "clauses before so are premises"),
+    ("Thus, n = 5 and the answer is 10.", "5", W, "a premise is not the answer"),
 ]
 
 QUALIFIERS = [

@@ -238,6 +238,8 @@ _LABEL = (r"(?:(?:and|so|thus|hence|therefore|finally|then)\b[\s,]*)?(?:(?:the|o
           r"\\text\{[^{}$]{1,40}\})\s*(?P<sep>:=|=|:|(?<![A-Za-z])(?:is|are|was|were|equals?|equal\s+to)(?![A-Za-z]))")
 _CLAUSE = re.compile(r"^" + _LABEL + r"\s*(?P<value>\S.*?)\s*$", re.S | re.I)
 _NEXT_CLAUSE = re.compile(r"(?:[,;]\s*(?:and\s+)?|\s+and\s+)(?=" + _LABEL + r")", re.I)
+_CONSEQUENCE = re.compile(r"(?i)(?:so|thus|hence|therefore|then|finally)\b")
+_ANSWER_LABEL = re.compile(r"(?:final\s+)?(?:answer|result)s?")
 # a clause whose label starts with one of these words is a step or a condition ("If x = 2", "Since a = 1"),
 # and a negated label states nothing
 _NOT_LABEL = re.compile(r"(?i)^(?:if|since|because|when|where|let|suppose|assume|we|i|you|it|this|that|there|which|"
@@ -251,10 +253,13 @@ def stated_values(t: str) -> Optional[str]:
     follows; every clause must be "<label> <is | = | :> <value>" with a label of at most four words (or a math
     name) and a value that is math (no English words, not cut off). One clause gives its value; several give
     the list ``label = value, ...`` (labels distinct), so that the statement answers a list gold and never the
-    gold of one of its values alone. None when the text is not such a statement."""
+    gold of one of its values alone. A clause after "so" / "thus" / "hence" / "therefore" states a consequence:
+    the clauses before it are premises ("x = 3, so y = 6" is 6); a clause labelled "answer" / "result" is the
+    answer ("n = 5 and the answer is 10" is 10). None when the text is not such a statement."""
     t = t.strip().rstrip(".!").strip()
     if not t or len(t) > 400 or "\n" in t:
         return None
+    t = re.sub(r"^(?:so|thus|hence|therefore|finally|in\s+conclusion)\b[\s,:]*", "", t, flags=re.I)
     masked = t
     for a, b, _ in find_spans(t):  # no clause starts inside a math span
         masked = masked[:a] + re.sub(r"[,;]|\band\b", lambda m: "#" * len(m.group()), masked[a:b]) + masked[b:]
@@ -270,6 +275,8 @@ def stated_values(t: str) -> Optional[str]:
         m = _CLAUSE.match(c.strip())
         if not m:
             return None
+        if _CONSEQUENCE.match(c.strip()):
+            out = []  # "x = 3, so y = 6": what comes before "so" is a premise, not part of the answer
         label, value = m.group("label").strip(), m.group("value").strip()
         words = label.replace("$", " ")
         if _NOT_LABEL.search(re.sub(r"\\text\{([^{}]*)\}", r"\1", words).strip()) or has_prose(value) or math_cut(value) \
@@ -278,9 +285,12 @@ def stated_values(t: str) -> Optional[str]:
         if not re.search(r"[\d\\^_]|^[A-Za-z]$|[A-Za-z]\s*[-+*/]", value) and not (value.isalpha() and len(clauses) == 1):
             return None  # a word is a value only in a one-clause statement ("The function is odd")
         out.append((label, value))
+    names = [re.sub(r"\\text\{([^{}]*)\}|\$", r"\1", lab).strip().lower() for lab, _ in out]
+    answers = [val for name, (_, val) in zip(names, out) if _ANSWER_LABEL.fullmatch(name)]
+    if len(answers) == 1:
+        return answers[0]  # "n = 5 and the answer is 10": the clause labelled as the answer
     if len(out) == 1:
         return out[0][1]
-    names = [re.sub(r"\\text\{([^{}]*)\}|\$", r"\1", lab).strip().lower() for lab, _ in out]
     if len(set(names)) != len(names):
         return None
     return ", ".join(f"{_label_tex(lab)} = {val}" for lab, val in out)
