@@ -96,7 +96,7 @@ LABELLED = [
     ("Alice: 18, Bob: 14, Carol: 7", "18, 14, 7", C, "colon labels"),
     ("\\boxed{\\text{Alice: } 18, \\text{Bob: } 14}", "18, 14", C, "colon labels in text, boxed"),
     ("\\boxed{a_1 = -1, a_2 = 1}", "-1, 1", C, "indexed labels"),
-    ("Therefore, the maximum is 2 and the minimum is 1.", "2, 1", C, "two clauses with is"),
+    ("The roots are $-3$ and $5$, and their sum is $2$.", "2", C, "in a sentence, premises then the result"),
     ("The answer is: Maximum = 2, Minimum = 1.", "2, 1", C, "labelled values after a phrase"),
     ("Result: \\frac{97}{36}", "\\frac{97}{36}", C, "one label, LaTeX outside $"),
     ("\\boxed{Total: -20}", "-20", C, "a colon label in a box"),
@@ -106,7 +106,7 @@ LABELLED = [
     ("Maximum = 2, Minimum = 1", "1", W, "two labelled values for a one-value gold"),
     ("Alice: 18, Bob: 14, Carol: 7", "7", W, "three labelled values for the last one"),
     ("\\boxed{a_1 = -1, a_2 = 1}", "1", W, "two indexed values for one"),
-    ("Therefore, the maximum is 2 and the minimum is 1.", "1", W, "two clauses for one gold"),
+    ("The roots are $-3$ and $5$, and their sum is $2$.", "-3, 5", W, "a premise is not the result"),
     ("Alice: 18, Bob: 15, Carol: 7", "18, 14, 7", W, "one labelled value wrong"),
     ("\\boxed{\\text{Maximum} = 1, \\text{Minimum} = 2}", "\\text{Maximum} = 2, \\text{Minimum} = 1", W,
      "labels swapped against a labelled gold"),
@@ -194,6 +194,8 @@ NOTATION = [
 
 SCREEN = [
     ("\\boxed{e^{\\sec^2 t}}", "e^{1+\\tan^2 t}", C, "a power of a function inside an exponent is no tower"),
+    ("Thus\n$$8!-6!\\times 3! = (50)(720) = 36000.$$", "36000", C, "a factorial before = is no not-equal"),
+    ("\\boxed{x != 3}", "x \\ne 3", C, "!= with a space is not-equal"),
     ("\\boxed{e^{x^2}}", "e^{x \\cdot x}", C, "e^{x^2}"),
     ("\\boxed{\\sqrt{a^2 - 2ab + b^2}}", "|b-a|", C, "a square root of a square is an absolute value"),
     ("\\boxed{\\sqrt{(\\ln x - 1)^2}}", "|1-\\ln x|", C, "sqrt of a square with a sign flip inside"),
@@ -208,6 +210,8 @@ SCREEN = [
 
 WORDS = [
     ("lorem ipsum 9", "9", N, "random words and a number state no answer"),
+    ("He can choose 3 marbles from 7 in $\\binom{7}{3}=35$ ways.", "35", C, "a value typeset as math is stated"),
+    ("Because $3 \\ge -2$, we determine that $f(3) = 5-2(3) = -1$.", "-1", C, "a verb of finding"),
     ("blue elephant sky -74", "-74", N, "random words, negative number"),
     ("Answer: 9", "9", C, "an answer label"),
     ("Total: 9", "9", C, "a colon label"),
@@ -268,13 +272,13 @@ def test_pm_variants():
 
 def test_stated_values():
     assert stated_values("Maximum = 2, Minimum = 1") == "\\text{Maximum} = 2, \\text{Minimum} = 1"
-    assert stated_values("The maximum is 2 and the minimum is 1.") == "\\text{maximum} = 2, \\text{minimum} = 1"
-    assert stated_values("$a_1$ is -1 and $a_2$ is 1") == "a_1 = -1, a_2 = 1"
+    assert stated_values("The maximum is 2 and the minimum is 1.") == "1"  # a sentence: its last clause
+    assert stated_values("$a_1$: -1, $a_2$: 1") == "a_1 = -1, a_2 = 1"
     assert stated_values("Result: \\frac{97}{36}") == "\\frac{97}{36}"
     assert stated_values("The solutions are 1, 2, 3") == "1, 2, 3"
     assert stated_values("The function is odd") == "odd"
     for t in ("lorem ipsum 9", "If x = 2, then y = 3", "The answer is not 5", "The total is 42 apples",
-              "The sum is 5, the sum is 6", "We get x = 3 +"):
+              "Sum = 5, Sum = 6", "We get x = 3 +"):
         assert stated_values(t) is None, t
 
 

@@ -440,9 +440,7 @@ def final_display(tail: str) -> Optional[str]:
     inner = inner.strip()
     if not inner or len(inner) > 400 or math_cut(inner):
         return None
-    if has_prose(inner):
-        return answer_from_prose(inner)
-    return inner
+    return _box_answer(inner)  # math (point names such as ABQ are no prose); "\\text{The answer is } 5" is 5
 
 
 def _gold_bare(stripped: str) -> Optional[Extraction]:

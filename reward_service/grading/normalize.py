@@ -234,7 +234,9 @@ def clean(s: str) -> str:
     s = re.sub(r"\\(?:leq|leqslant|le)(?![a-zA-Z])", r"\\le ", s)
     s = re.sub(r"\\(?:geq|geqslant|ge)(?![a-zA-Z])", r"\\ge ", s)
     s = re.sub(r"\\(?:neq|ne)(?![a-zA-Z])", r"\\ne ", s)
-    s = s.replace("<=", "\\le ").replace(">=", "\\ge ").replace("!=", "\\ne ")
+    s = s.replace("<=", "\\le ").replace(">=", "\\ge ")
+    if "!=" in s:  # "x != 3" is "not equal"; "3!=6" and "n!=120" are factorials
+        s = re.sub(r"(?<![\w)}\]])\s*!=|(?<=\s)!=", " \\\\ne ", s)
     s = _WS.sub(" ", s).strip()
     s = re.sub(r"^(?:\\approx|\\sim|≈|~)\s*", "", s)  # "≈ 3.14"
     s = _DIGIT_SPACE.sub(lambda m: m.group().replace(" ", ""), s)

@@ -22,10 +22,10 @@ Rules:
   - one short complete statement (at most 100 characters of prose, one sentence, no step words such as
     "first", "then", "next", "let", not ending on a conjunction, comma or operator) that *states its value*:
     only units or "is the answer" may follow it, and what comes before it states it: a copula ("The total is
-    42 apples."), a label and a colon ("Total: 9"), or only words of a closed list of statement words (answer
-    labels, conclusion words, verbs of finding, pronouns, articles, approximators: "Answer 9", "Thus 9", "We
-    find that $x < 3$"). "We first compute 3+4=7 and then we get stuck." is not an answer; neither are
-    content words and a number ("lorem ipsum 9", "blue elephant sky 9": a reward hacker's dream, ``no_answer``).
+    42 apples."), a label and a colon ("Total: 9"), or a statement word (an answer label, a conclusion word, a
+    verb of finding, an approximator: "Answer 9", "Thus 9", "We find that $x < 3$", "we have $f(3) = -1$").
+    "We first compute 3+4=7 and then we get stuck." is not an answer; neither are content words and a number
+    ("lorem ipsum 9", "blue elephant sky 9": a reward hacker's dream, ``no_answer``).
 * :func:`conclusion`: a last complete sentence starting with "Therefore/Thus/So/Hence..." that states a value
   with a copula, with no step words ("then", "next", "so far"...) after the value.
 * :func:`extract_choice`: a multiple-choice letter from ``(B)``, ``B:``, ``\text{(B)}``, ``B.``, "the answer is
@@ -247,13 +247,14 @@ _NOT_LABEL = re.compile(r"(?i)^(?:if|since|because|when|where|let|suppose|assume
 
 
 def stated_values(t: str) -> Optional[str]:
-    """The values a statement states with labels: "The maximum is 2 and the minimum is 1", "Maximum = 2,
-    Minimum = 1", "Alice: 18, Bob: 14, Carol: 7", "Result: \\frac{97}{36}". The statement is split into clauses
-    before every comma / semicolon / "and" (outside math spans and brackets) that a new "<label> <is | = | :>"
-    follows; every clause must be "<label> <is | = | :> <value>" with a label of at most four words (or a math
-    name) and a value that is math (no English words, not cut off). One clause gives its value; several give
-    the list ``label = value, ...`` (labels distinct), so that the statement answers a list gold and never the
-    gold of one of its values alone. A clause after "so" / "thus" / "hence" / "therefore" states a consequence:
+    """The values a statement states with labels: "Maximum = 2, Minimum = 1", "Alice: 18, Bob: 14, Carol: 7",
+    "Result: \\frac{97}{36}", "The total is 42". The statement is split into clauses before every comma /
+    semicolon / "and" (outside math spans and brackets) that a new "<label> <is | = | :>" follows; every clause
+    must be "<label> <is | = | :> <value>" with a label of at most four words (or a math name) and a value that
+    is math (no English words, not cut off). One clause gives its value. Several clauses written as a labelled
+    list (every separator ``=`` or ``:``) give the list ``label = value, ...`` (labels distinct), so that the
+    statement answers a list gold and never the gold of one of its values alone; in sentences ("the roots are
+    -3 and 5, and their sum is 2") the last clause is the result and the earlier ones its premises. A clause after "so" / "thus" / "hence" / "therefore" states a consequence:
     the clauses before it are premises ("x = 3, so y = 6" is 6); a clause labelled "answer" / "result" is the
     answer ("n = 5 and the answer is 10" is 10). None when the text is not such a statement."""
     t = t.strip().rstrip(".!").strip()
@@ -270,14 +271,15 @@ def stated_values(t: str) -> Optional[str]:
             clauses.append(t[start: m.start()])
             start = m.end()
     clauses.append(t[start:])
-    out = []
+    out, seps = [], []
     for c in clauses:
         m = _CLAUSE.match(c.strip())
         if not m:
             return None
         if _CONSEQUENCE.match(c.strip()):
-            out = []  # "x = 3, so y = 6": what comes before "so" is a premise, not part of the answer
+            out, seps = [], []  # "x = 3, so y = 6": what comes before "so" is a premise, not part of the answer
         label, value = m.group("label").strip(), m.group("value").strip()
+        seps.append(m.group("sep"))
         words = label.replace("$", " ")
         if _NOT_LABEL.search(re.sub(r"\\text\{([^{}]*)\}", r"\1", words).strip()) or has_prose(value) or math_cut(value) \
                 or value.count("$") % 2:
@@ -289,8 +291,8 @@ def stated_values(t: str) -> Optional[str]:
     answers = [val for name, (_, val) in zip(names, out) if _ANSWER_LABEL.fullmatch(name)]
     if len(answers) == 1:
         return answers[0]  # "n = 5 and the answer is 10": the clause labelled as the answer
-    if len(out) == 1:
-        return out[0][1]
+    if len(out) == 1 or any(not re.fullmatch(r"\s*(?::=|=|:)\s*", sep) for sep in seps[-len(out):]):
+        return out[-1][1]  # "the roots are -3 and 5, and the sum is 2": a premise, then the result
     if len(set(names)) != len(names):
         return None
     return ", ".join(f"{_label_tex(lab)} = {val}" for lab, val in out)
@@ -350,13 +352,14 @@ def _tail_ok(tail: str) -> bool:
     return all(w in _TAIL_OK or _UNIT_WORDS_OK.match(w) or re.fullmatch(_UNIT_ALT, w) for w in words)
 
 
-# the words that may stand before a bare statement's value without a copula: answer labels, conclusion words,
-# verbs of finding, pronouns, articles, approximators, question words ("how many ... just about 1")
-_LEAD_OK = {"answer", "answers", "final", "result", "results", "total", "solution", "solutions", "value", "thus",
-            "so", "therefore", "hence", "finally", "we", "i", "it", "this", "that", "there", "find", "found", "get",
-            "got", "obtain", "obtained", "have", "see", "conclude", "gives", "give", "yields", "yield", "makes",
-            "the", "our", "my", "a", "an", "approximately", "about", "roughly", "around", "nearly", "almost",
-            "exactly", "only", "just", "how", "many", "much", "what", "which", "s"}
+# words that make the text before a bare statement's value a statement of it (besides a copula or a colon):
+# answer labels, conclusion words, verbs of finding, approximators ("Answer 9", "Thus 9", "we have $x = 9$",
+# "just about 1"); content words alone ("lorem ipsum 9", "blue elephant sky 9") state nothing
+_LEAD_MARKERS = {"answer", "answers", "final", "result", "results", "total", "solution", "solutions", "thus", "so",
+                 "therefore", "hence", "finally", "find", "finds", "found", "get", "gets", "got", "obtain", "obtains",
+                 "obtained", "have", "has", "conclude", "gives", "give", "yields", "yield", "makes", "equal", "equals",
+                 "approximately", "about", "roughly", "around", "nearly", "almost", "exactly", "just", "only", "determine",
+                 "determines", "see", "sees", "know", "show", "shows", "deduce", "deduces"}
 
 
 def _step_word(t: str) -> bool:
@@ -365,13 +368,15 @@ def _step_word(t: str) -> bool:
 
 
 def _lead_ok(lead: str) -> bool:
-    """The words before a bare statement's value state it as the answer: a copula ("The total is 9"), an answer
-    label ("Answer 9") or a conclusion word ("Thus 9"). Random words ("lorem ipsum 9") do not."""
+    """The words before a bare statement's plain number state it as the answer: a copula ("The total is 9"), a
+    colon ("Total: 9") or a statement word ("Answer 9", "Thus 9"). Random words ("lorem ipsum 9") do not. (A value
+    typeset as math, ``$…$``, is stated by the typesetting: "He can choose them in $\\binom{7}{3} = 35$ ways.")"""
     bare = strip_spans(lead)
     if _COPULA.search(bare) or re.search(r"(?i)\b(?:it|that|this|answer|result|total)['’]s\b", bare) \
             or bare.rstrip(" $").endswith(":"):
         return True  # "The total is 9", "it's 9", "Total: 9", "Soucis : 2,74 $"
-    return all(w in _LEAD_OK for w in re.findall(r"[a-z]+", " ".join(_words(bare))))
+    words = re.findall(r"[a-z]+", " ".join(_words(bare)))
+    return not words or any(w in _LEAD_MARKERS for w in words)
 
 
 def _one_line_math(s: str) -> Optional[str]:
@@ -420,7 +425,7 @@ def bare_answer(stripped: str) -> Optional[tuple[str, str]]:
     if cand is not None:
         if not _tail_ok(t[cand[1]:]):
             return None  # "3+4=7 and then we get stuck": the value does not close the statement
-        if not _lead_ok(t[:cand[0]]):
+        if cand[2] == t[cand[0]: cand[1]].strip() and "$" not in t[:cand[1]] and not _lead_ok(t[:cand[0]]):
             return None  # "lorem ipsum 9": words and a number, nothing states it as the answer
         return _with_unit(t, cand), "short statement"
     # a text statement: "The function is odd."
