@@ -3,6 +3,7 @@ r"""A generated should-accept / should-reject corpus for the grader, built from 
     .venv/bin/python -m benchmarks.grader_corpus                     # build, grade with ours, print the table
     .venv/bin/python -m benchmarks.grader_corpus --math-verify       # math-verify 0.9 side by side
     .venv/bin/python -m benchmarks.grader_corpus --per-class 60 --seed 3 --write cases.jsonl --json out.json
+    .venv/bin/python -m benchmarks.grader_corpus --solutions 3000    # drift check on real reference solutions
 
 Golds: MATH train (7500), MATH test (MATH-500 and the rest of the test split kept in
 ``math_l3to5_simplerl_approx``), OlympiadBench (675) and Minerva (the accepted-answer lists of
@@ -679,6 +680,32 @@ def table(cases: list[dict], cols: dict[str, list]) -> dict:
     return out
 
 
+def solutions_check(n: int, seed: int = 0) -> dict:
+    """Drift check on real text: the first ``n`` MATH train reference solutions with ``\\boxed{`` unwrapped (so
+    the answer must be read from phrases, conclusions, statements or a display block), graded against their
+    own answer and against another problem's answer. Prints the verdict counts and every "correct" against
+    another problem's answer (a false positive unless the two answers agree)."""
+    from reward_service.grading import grade
+
+    rows = _jsonl("math_train")[:n]
+    rng = random.Random(seed)
+    own, other, fps = Counter(), Counter(), []
+    for r in rows:
+        text = re.sub(r"\\boxed\{", "{", r["solution"])
+        own[grade(text, r["answer"]).verdict] += 1
+        o = rng.choice(rows)["answer"]
+        if o.strip() != r["answer"].strip():
+            g = grade(text, o)
+            other[g.verdict] += 1
+            if g.verdict == "correct":
+                fps.append((r["answer"], o, g.answer))
+    print(f"{len(rows)} MATH solutions, box unwrapped: against their own answer {dict(own)}; against another "
+          f"problem's answer {dict(other)}")
+    for a, o, got in fps:
+        print(f"  correct against another answer: own {a!r}, other {o!r}, read {got!r}")
+    return {"own": dict(own), "other": dict(other)}
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--per-class", type=int, default=150, help="golds drawn per class")
@@ -687,7 +714,10 @@ def main(argv=None) -> dict:
     ap.add_argument("--write", help="write the cases (JSONL) here")
     ap.add_argument("--json", help="write the per-case verdicts and the table here")
     ap.add_argument("--show", default="", help="print the cases ours gets wrong in these classes ('all' for every class)")
+    ap.add_argument("--solutions", type=int, default=0, help="only run the drift check on N real MATH solutions")
     args = ap.parse_args(argv)
+    if args.solutions:
+        return solutions_check(args.solutions, args.seed)
 
     cases = build(args.per_class, args.seed)
     print(f"{len(cases)} cases ({Counter(c['expected'] for c in cases)}) from seed {args.seed}")
