@@ -10,8 +10,10 @@ answer. The verdict is ``correct``, ``wrong`` or ``no_answer``; ``method`` says 
 (``answer_tag``, ``boxed``, ``phrase``, ``minerva``, ``gsm8k``, ``last_number``, ``bare``, ``display``) so a
 reward scheme can give a format bonus.
 
-Modules: :mod:`.extract` (find the answer), :mod:`.prose` (answers in sentences, bare answers, refusals,
-choice letters), :mod:`.normalize` (clean-up, unicode, units), :mod:`.numbers` (exact values),
+Modules: :mod:`.extract` (find the answer), :mod:`.prose` (answers in sentences, labelled statements, bare
+answers, refusals), :mod:`.choice` (choice letters), :mod:`.normalize` (clean-up, unicode, units),
+:mod:`.notation` (alternative notations), :mod:`.qualifiers` ("only", "for all x", parameter declarations),
+:mod:`.bound` (bound variables), :mod:`.numbers` (exact values), :mod:`.numeric` (numeric equality, rounding),
 :mod:`.expr` (our expression parser) and :mod:`.arith` (its arithmetic), :mod:`.identity` (equality of values
 and of functions at points of both signs), :mod:`.structure` (lists, intervals, equations, matrices, times),
 :mod:`.compare` (equivalence rules), :mod:`.symbolic` (sympy through latex2sympy2-extended), :mod:`.screen`
@@ -57,7 +59,8 @@ def grade(completion: str, gold: Any, *, last_number_fallback: bool = False) -> 
     from .extract import extract
     from .gold import gold_answers
     from .normalize import clean
-    from .prose import MULTI, extract_choice, non_answer
+    from .choice import MULTI, extract_choice
+    from .prose import non_answer
 
     if not isinstance(completion, str):
         raise TypeError(f"completion must be a string, not {type(completion).__name__}")

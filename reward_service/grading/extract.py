@@ -43,7 +43,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .normalize import fix_escapes
-from .prose import (MULTI, _NUMBER_IN_TEXT, answer_from_prose, bare_answer, conclusion, extract_choice, has_prose,
+from .choice import MULTI, extract_choice
+from .prose import (_NUMBER_IN_TEXT, answer_from_prose, bare_answer, conclusion, has_prose,
                     joined_spans, math_cut, math_span_at, non_answer)
 
 __all__ = ["Extraction", "extract", "extract_choice", "find_boxes", "split_think", "end_of_turn"]

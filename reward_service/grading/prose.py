@@ -1,14 +1,15 @@
-r"""Reading answers out of prose: math spans, sentences, bare completions, refusals and choice letters.
+r"""Reading answers out of prose: math spans, sentences, bare completions and refusals (choice letters:
+:mod:`.choice`).
 
 Rules:
 
-* :func:`stated_values`: a statement made of labelled clauses states its values: "The maximum is 2 and the
-  minimum is 1", "Maximum = 2, Minimum = 1", "Alice: 18, Bob: 14" are the list ``label = value, ...`` (so they
-  answer the list gold, never the gold of their last value alone); one clause "Result: \\frac{97}{36}" is its
-  value (LaTeX written outside ``$`` included).
+* :func:`stated_values`: a labelled list states its values: "Maximum = 2, Minimum = 1", "Alice: 18, Bob: 14"
+  are the list ``label = value, ...`` (so they answer the list gold, never the gold of their last value
+  alone); one clause "Result: \\frac{97}{36}" is its value (LaTeX written outside ``$`` included); in a
+  sentence ("the roots are -3 and 5, and their sum is 2", "x = 3, so y = 6") the last clause is the result.
 * :func:`answer_from_prose`: the stated values, else the math span or number right after the last copula ("is",
-  "=", "are"...), else the last one (the first one right after an answer phrase). A value right after a negation ("not 5", "isn't
-  10", "\ne 3") is never the answer; values joined by "or" / "and" / commas / "maybe" form one list answer, so
+  "=", "are"...), else the last one (the first one right after an answer phrase). A value right after a
+  negation ("not 5", "isn't 10", "\ne 3") is never the answer; values joined by "or" / "and" / commas / "maybe" form one list answer, so
   "either 5 or 6" and "5 (or maybe 6)" match neither 5 nor 6.
 * :func:`non_answer`: refusals ("I don't know", "not sure", "no idea", "I cannot solve it"...) and placeholders
   (``?``, ``...``, "answer", "N/A", ``___``) are not answers: the verdict is ``no_answer`` wherever they stand
@@ -28,8 +29,6 @@ Rules:
     ("lorem ipsum 9", "blue elephant sky 9": a reward hacker's dream, ``no_answer``).
 * :func:`conclusion`: a last complete sentence starting with "Therefore/Thus/So/Hence..." that states a value
   with a copula, with no step words ("then", "next", "so far"...) after the value.
-* :func:`extract_choice`: a multiple-choice letter from ``(B)``, ``B:``, ``\text{(B)}``, ``B.``, "the answer is
-  B"; two letters joined by "or" / "and" / "," (``B or C``, ``\boxed{B, C}``) are a hedge: :data:`MULTI`.
 """
 from __future__ import annotations
 
@@ -38,16 +37,12 @@ from typing import Optional
 
 from .normalize import _UNIT_ALT, drop_spacing, strip_text_commands
 
-MULTI = "*"  # extract_choice: several different letters
 
 _NUMBER_IN_TEXT = re.compile(
     r"(?<![A-Za-z0-9.\\])(?:[-+]\s?)?[$€£¥]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:[.,]\d+)?(?:\s*/\s*\d+)?(?:\s*(?:%|\\%|percent\b))?(?![\d])"
 )
 _COPULA = re.compile(r"(?<![A-Za-z])(?:is|are|was|were|be|equals?|gives?|by|=|\\approx|≈)(?![A-Za-z])", re.I)
 _NEGATION = re.compile(r"(?:\bnot|n['’]t|\\neq?|\\not\s*=|≠)\s*(?:equal\s+to\s+|be\s+)?[$(\\\[]*\s*$", re.I)
-_CHOICE = re.compile(r"(?<![A-Za-z\\])\(?([A-J])\)?(?![A-Za-z])")
-_JOINED_LETTER = re.compile(r"^\)?\s*(?:,|/|&|\bor\b|\band\b|\\text\{\s*(?:or|and)\s*\}|\\(?:lor|vee|land|wedge)\b)\s*"
-                            r"(?:\\text(?:bf)?\{)?\(?[A-J]\)?(?![A-Za-z])", re.I)
 _UNIT_WORDS_OK = re.compile(
     r"^(?:and|or|of|the|units?|square|cubic|sq|cm|mm|km|m|in|ft|feet|inch(?:es)?|miles?|meters?|hours?|minutes?|seconds?|"
     r"days?|weeks?|years?|dollars?|cents?|degrees?|pi|sqrt|frac|text|mbox|infty|cup|cap|le|ge|ne|pm|cdot|"
@@ -472,42 +467,3 @@ def conclusion(tail: str) -> Optional[str]:
 _CONCLUDE = re.compile(r"^(?:therefore|thus|so|hence|finally|in\s+conclusion|in\s+summary|consequently|as\s+a\s+result|"
                        r"overall|the\s+answer)\b", re.I)
 _CONCLUDE_INNER = re.compile(r"\$\s+(?=(?:Therefore|Thus|So|Hence|Finally|Consequently)\b)")
-
-
-# ------------------------------------------------------------------------------------------------ choices
-def _letter_at(t: str, m: re.Match) -> str:
-    """The letter matched by m, or MULTI when another letter is joined to it ("B or C", "B, C")."""
-    if _JOINED_LETTER.match(t[m.end(1):]):
-        return MULTI
-    return m.group(1).upper()
-
-
-def _is_word(t: str, m: re.Match) -> bool:
-    """The pronoun "I" or the article "A" ("I choose B", "A good choice is C"), not an option letter."""
-    return (m.group(1) in "AI" and t[m.start(1) - 1: m.start(1)] != "(" and t[m.end(1): m.end(1) + 1] != ")"
-            and bool(re.match(r"(?:\s+(?!(?:or|and|nor)\b)[a-z]|['’])", t[m.end(1):])))
-
-
-def _choices(t: str, start: int = 0, end: Optional[int] = None):
-    return [m for m in _CHOICE.finditer(t, start, len(t) if end is None else end) if not _is_word(t, m)]
-
-
-def extract_choice(text: str) -> Optional[str]:
-    """A multiple-choice letter from a short text: ``(B)``, ``B:``, ``\\text{(B)}``, ``B.``, "the answer is B";
-    :data:`MULTI` for several letters joined by or / and / commas. "I" and "A" used as words do not count."""
-    t = re.sub(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}", r"\1", text)
-    t = t.replace("$", " ").strip()
-    if re.fullmatch(r"\(?[a-j]\)?", t):
-        return t.strip("()").upper()  # a lone lower-case letter in a box
-    m = re.match(r"^\**\s*\(?([A-J])\)?(?:[.:,)\s*]|$)", t)
-    if m and not _is_word(t, m):
-        return _letter_at(t, m)
-    anchors = list(re.finditer(r"answer(?:\s+is|\s*:)?|option|choice|choose", t, re.I))
-    for a in reversed(anchors):
-        found = _choices(t, a.end(), a.end() + 60)
-        if found:
-            return _letter_at(t, found[0])
-    letters = [m.group(1) for m in _choices(t)]
-    if letters and len(t) <= 200:
-        return letters[-1] if len(set(letters)) == 1 or len(t) > 40 else MULTI
-    return None
