@@ -75,11 +75,17 @@ _PHRASE = re.compile(
     r"|(?<![a-z])answer\s*(?:\*\*)?\s*:"
     r"|(?:^|\n)[ \t]*(?:#+[ \t]*|\*\*)?(?:final[ \t]+)?answer[ \t]*(?:\*\*)?[ \t]*(?=\n)"  # "**Final Answer**\n42"
     r"|(?:最终)?答案\s*(?:是|为|:|：)"  # Chinese "the answer is"
-    r"|答え\s*(?:は|:|：)|ответ\s*(?::|：|—|-)"  # Japanese, Russian
-    r"|(?<![a-z])(?:respuesta|r[ée]ponse|antwort|risposta|resposta)(?:\s+(?:final|finale|finalmente))?\s*(?:es|est|ist|è|é|:)(?![a-z])"
     r"|(?<![a-z])answer\s*(?=\\\(|\\\[|\$))",
     re.I,
 )
+# answer phrases in other languages: a separate pattern, scanned only when one of its words occurs (every extra
+# alternative in _PHRASE costs a little at every position of every completion)
+_PHRASE_INTL = re.compile(
+    r"答え\s*(?:は|:|：)|ответ\s*(?::|：|—|-)"  # Japanese, Russian
+    r"|(?<![a-z])(?:respuesta|r[ée]ponse|antwort|risposta|resposta)(?:\s+(?:final|finale|finalmente))?\s*"
+    r"(?:es|est|ist|è|é|:)(?![a-z])", re.I)
+_INTL_LATIN = ("espuesta", "ponse", "ntwort", "sposta")
+_INTL_OTHER = ("твет", "ТВЕТ", "答え")
 _GSM = re.compile(r"####\s*([^\n]*)")
 
 
@@ -350,6 +356,10 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
     pm = None
     for m in _PHRASE.finditer(tail):
         pm = m
+    if any(w in tail for w in _INTL_LATIN) or not tail.isascii() and any(w in tail for w in _INTL_OTHER):
+        for m in _PHRASE_INTL.finditer(tail):
+            if pm is None or m.start() > pm.start():
+                pm = m
     if boxed is not None:
         for m, method in ((mv, "minerva"), (pm, "phrase")):
             if m is not None and m.start() > box_end and re.match(r"(?i)final", m.group()):

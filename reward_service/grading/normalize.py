@@ -165,7 +165,8 @@ def to_ascii_latex(s: str) -> str:
 def drop_spacing(s: str) -> str:
     """LaTeX spacing commands (``\\,`` ``\\;`` ``\\:`` ``\\ `` ``\\quad`` ``~``...) as plain spaces; a trailing ``\\``
     left by a control space whose space was trimmed (``\\ 12\\ `` stripped to ``\\ 12\\``) is dropped."""
-    return _LONE_BACKSLASH_END.sub("", _SPACING.sub(" ", s))
+    s = _SPACING.sub(" ", s)
+    return _LONE_BACKSLASH_END.sub("", s) if s.rstrip().endswith("\\") else s
 
 
 def strip_delimiters(s: str) -> str:

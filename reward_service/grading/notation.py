@@ -22,6 +22,7 @@ from fractions import Fraction
 _FN = ("arcsin|arccos|arctan|arccot|arcsec|arccsc|sinh|cosh|tanh|coth|sin|cos|tan|cot|sec|csc|ln|log|exp")
 _FN_AS_TEXT = re.compile(r"\\(?:text|mathrm|textrm|textnormal|operatorname\*?)\s*\{\s*(" + _FN + r")\s*\}")
 _FN_BARE = re.compile(r"(?<![A-Za-z\\])(" + _FN + r")(?=\s*[({\[\\0-9]|\s+[A-Za-z0-9])")
+_FN_ANY = re.compile(r"(?<![A-Za-z\\])(?:" + _FN + r")")
 _PRIME = re.compile(r"\^\s*\{\s*((?:\\prime\s*)+)\}|\^\s*\\prime(?![a-zA-Z])")
 _NUM = r"(\d+(?:\.\d+)?)"
 _DMS = re.compile(_NUM + r"\s*°\s*" + _NUM + r"\s*'(?!')(?:\s*" + _NUM + r"\s*(?:''|\"))?")
@@ -71,10 +72,11 @@ def _dms(m: re.Match) -> str:
 def rewrite(s: str) -> str:
     """Apply the rules of the module docstring to a cleaned answer (degrees already written ``°``)."""
     if "\\" in s:
-        s = _FN_AS_TEXT.sub(lambda m: "\\" + m.group(1) + " ", s)
+        if "{" in s and ("text" in s or "rm" in s or "operatorname" in s):
+            s = _FN_AS_TEXT.sub(lambda m: "\\" + m.group(1) + " ", s)
         if "prime" in s:
             s = _PRIME.sub(lambda m: "'" * max(1, (m.group(1) or "").count("\\prime")), s)
-    if re.search(r"(?<![A-Za-z\\])(?:" + _FN + r")", s):
+    if any(f in s for f in ("sin", "cos", "tan", "cot", "sec", "csc", "ln", "log", "exp")) and _FN_ANY.search(s):
         s = _FN_BARE.sub(lambda m: "\\" + m.group(1) + " ", s)
     if "°" in s and "'" in s:
         s = _DMS.sub(_dms, s)

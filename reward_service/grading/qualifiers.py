@@ -54,6 +54,7 @@ _DECLARED = re.compile(r"^(?:(?:where|with)\s+)?" + _VARS + r"\s*(?:(?:is|are|be
                        re.I | re.S)
 _INT_WORDS = re.compile(r"integer|natural|\\mathbb\s*\{?\s*[ZN]", re.I)
 _PARAM_LETTERS = {"k", "n", "m"}
+_ANY = re.compile(r"only|for|where|with|\\in(?![a-zA-Z])", re.I)  # no qualifier can start without one of these
 
 
 def _flat(q: str) -> str:
@@ -92,7 +93,7 @@ def _harmless(q: str) -> bool:
 def split(s: str) -> tuple[str, frozenset]:
     """(core, letters declared as integers) of a cleaned answer: "only" and a trailing harmless qualifier
     removed (module docstring); the answer itself when there is nothing to remove."""
-    if len(s) > 2000:
+    if len(s) > 2000 or not _ANY.search(s):
         return s, frozenset()
     core = _ONLY_HEAD.sub("", _ONLY_TAIL.sub("", s)).strip() or s
     ints: set[str] = set()
@@ -120,6 +121,8 @@ def family_rename(gold: str, pred: str, declared: frozenset) -> Optional[str]:
 
 
 def _params(text: str, declared: frozenset) -> set[str]:
+    if not declared and "\\pi" not in text:
+        return set()
     letters = free_letters(text)
     found = letters & declared
     if not found and "\\pi" in text:
