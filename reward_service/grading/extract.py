@@ -229,6 +229,14 @@ def _box_group(boxes, text) -> tuple[list[str], int]:
     return uniq or [""], last[1]
 
 
+def _phrase_start(tail: str) -> int:
+    """Where a scan for answer phrases may start: every phrase of _PHRASE contains "answer" or "答案", so the scan
+    starts a little before the first of them (the whole tail when there is none: the scan then finds nothing)."""
+    low = tail.lower()
+    first = min((k for k in (low.find("answer"), tail.find("答案")) if k >= 0), default=len(tail))
+    return max(0, first - 64)
+
+
 def _phrase_answer(text: str, m: re.Match) -> Optional[str]:
     """The answer stated right after a phrase match."""
     rest = text[m.end():]
@@ -354,7 +362,7 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
     for m in _MINERVA.finditer(tail):
         mv = m
     pm = None
-    for m in _PHRASE.finditer(tail):
+    for m in _PHRASE.finditer(tail, _phrase_start(tail)):
         pm = m
     if any(w in tail for w in _INTL_LATIN) or not tail.isascii() and any(w in tail for w in _INTL_OTHER):
         for m in _PHRASE_INTL.finditer(tail):
