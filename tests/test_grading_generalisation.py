@@ -234,6 +234,8 @@ CHOICE = [
     ("Combining the cases:\n\\[ \\text{(E)} \\]\nNext we need to check the boundary case, where", "E", N,
      "a letter met on the way is not the choice"),
     ("Let me check option (E) first.\nIt fails for n = 2, so", "E", N, "a letter in an unfinished check"),
+    ("\\boxed{C}", "\\text{(C)}\\ 12", C, "a choice gold with a control space before its value"),
+    ("\\boxed{D}", "\\text{(C)}\\ 12", W, "another letter for that gold"),
 ]
 
 ROUNDING = [
