@@ -116,6 +116,8 @@ LABELLED = [
     ("Thus, n = 5 and the answer is 10.", "10", C, "the clause labelled as the answer"),
     ("Therefore, x = 2, so y = 3.", "3", C, "clauses before so are premises"),
     ("Thus, n = 5 and the answer is 10.", "5", W, "a premise is not the answer"),
+    ("The answer is 5, and the remainder is 2.", "5", C, "the value right after the answer phrase"),
+    ("The answer is 5, and the remainder is 2.", "2", W, "a remark after the answer is not the answer"),
 ]
 
 QUALIFIERS = [

@@ -196,14 +196,16 @@ _JOINER = re.compile(r"^[\s$]*(?:(?:,|;|/|\bor\b|\band\b|\beither\b|\bmaybe\b|\b
 
 def _pick(t: str, cands, first: bool = False) -> Optional[tuple[int, int, str]]:
     """The value of a sentence: the first candidate after the last copula, else the first (``first``: the
-    sentence follows an answer phrase) or the last one. Candidates that follow it joined only by "or" / "and" /
+    sentence follows an answer phrase; a value that opens it is the answer) or the last one. Candidates that follow it joined only by "or" / "and" /
     commas / "maybe" ("5 or 6", "5 (or maybe 6)") are part of it: the answer is then their list."""
     if not cands:
         return None
     spans = find_spans(t)
     cops = [m for m in _COPULA.finditer(t) if not any(a <= m.start() < b for a, b, _ in spans)]
     k = len(cands) - 1 if not first else 0
-    if cops:
+    if first and not t[:cands[0][0]].strip(" $"):
+        pass  # right after an answer phrase: "The answer is 5, and the remainder is 2" states 5
+    elif cops:
         after = [i for i, c in enumerate(cands) if c[0] >= cops[-1].end()]
         if after:
             k = after[0]
