@@ -1,6 +1,8 @@
-"""Our grader against math-verify on the hand-decided red-team cases (``tests/test_grading_redteam.py``).
+"""Our grader against math-verify on the hand-decided red-team cases (``tests/test_grading_redteam.py``) and the
+generalisation cases of issue 13 (``tests/test_grading_generalisation.py``: answers written the way other
+people's models write them, each widening with its must-still-reject twins).
 
-    .venv/bin/python -m benchmarks.redteam_vs_math_verify            # red-team suite
+    .venv/bin/python -m benchmarks.redteam_vs_math_verify            # red-team + generalisation suites
     .venv/bin/python -m benchmarks.redteam_vs_math_verify --all      # + tests/test_grading_adversarial.py
     .venv/bin/python -m benchmarks.redteam_vs_math_verify --json out.json
     .venv/bin/python -m benchmarks.redteam_vs_math_verify --pathological   # CPU time of the hostile inputs only
@@ -49,6 +51,7 @@ def load_cases(include_old: bool) -> list[tuple]:
         return mod
 
     cases = [(c, g, e, why, "redteam") for c, g, e, why in module("test_grading_redteam").CASES]
+    cases += [(c, g, e, why, "generalisation") for c, g, e, why in module("test_grading_generalisation").CASES]
     if include_old:
         old = module("test_grading_adversarial")
         cases += [(c, g, e, why, "adversarial") for c, g, e, why in old.HACKS + old.FORMS + old.EXTRACTION]
@@ -169,6 +172,19 @@ def main(argv=None) -> dict:
                "math_verify_false_negatives": len(mv_fn), "mv_stuck_or_crashed": sum(m is None for m in mv),
                "ours_only_right": len(we_only), "mv_only_right": len(mv_only), "both_wrong": len(both_wrong),
                "ours_seconds": ours_s, "math_verify_seconds": mv_s}
+    by_suite = {}
+    for r in rows:
+        st = by_suite.setdefault(r["suite"], {"cases": 0, "ours_right": 0, "math_verify_right": 0,
+                                              "math_verify_false_positives": 0, "math_verify_false_negatives": 0})
+        st["cases"] += 1
+        st["ours_right"] += r["ours_right"]
+        st["math_verify_right"] += r["mv_right"]
+        st["math_verify_false_positives"] += bool(r["math_verify"]) and r["expected"] != CORRECT
+        st["math_verify_false_negatives"] += not r["math_verify"] and r["expected"] == CORRECT
+    summary["by_suite"] = by_suite
+    for name, st in by_suite.items():
+        print(f"{name}: {st['cases']} cases, ours right {st['ours_right']}, math-verify right {st['math_verify_right']} "
+              f"(false positives {st['math_verify_false_positives']}, false negatives {st['math_verify_false_negatives']})")
     print(f"\n{n} cases: ours right {ours_right} ({summary['ours_exact_verdict']} with the exact three-way verdict), "
           f"math-verify right {mv_right} (false positives {len(mv_fp)}, false negatives {len(mv_fn)}, "
           f"stuck/crashed {summary['mv_stuck_or_crashed']}); only ours right {len(we_only)}, only math-verify "

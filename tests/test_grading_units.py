@@ -168,7 +168,8 @@ def test_verdict_constants():
 # ---------------------------------------------------------------------------------------------- added rules
 from reward_service.grading.identity import _points  # noqa: E402
 from reward_service.grading.normalize import to_ascii_latex  # noqa: E402
-from reward_service.grading.prose import MULTI, bare_answer, extract_choice, non_answer  # noqa: E402
+from reward_service.grading.choice import MULTI, extract_choice  # noqa: E402
+from reward_service.grading.prose import bare_answer, non_answer  # noqa: E402
 from reward_service.grading.screen import too_deep  # noqa: E402
 from reward_service.grading.structure import clock_time  # noqa: E402
 

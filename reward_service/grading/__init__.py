@@ -7,11 +7,13 @@ Public API::
 ``gold`` may be a string, a list of accepted answers, an int / float, a GSM8K rationale ending in ``#### N``
 or a solution containing ``\\boxed{}`` (:mod:`.gold`). ``completion`` may be a full model output or a bare
 answer. The verdict is ``correct``, ``wrong`` or ``no_answer``; ``method`` says how the answer was found
-(``answer_tag``, ``boxed``, ``phrase``, ``minerva``, ``gsm8k``, ``last_number``, ``bare``) so a reward scheme
-can give a format bonus.
+(``answer_tag``, ``boxed``, ``phrase``, ``minerva``, ``gsm8k``, ``last_number``, ``bare``, ``display``) so a
+reward scheme can give a format bonus.
 
-Modules: :mod:`.extract` (find the answer), :mod:`.prose` (answers in sentences, bare answers, refusals,
-choice letters), :mod:`.normalize` (clean-up, unicode, units), :mod:`.numbers` (exact values),
+Modules: :mod:`.extract` (find the answer), :mod:`.prose` (answers in sentences, labelled statements, bare
+answers, refusals), :mod:`.choice` (choice letters), :mod:`.normalize` (clean-up, unicode, units),
+:mod:`.notation` (alternative notations), :mod:`.qualifiers` ("only", "for all x", parameter declarations),
+:mod:`.bound` (bound variables), :mod:`.numbers` (exact values), :mod:`.numeric` (numeric equality, rounding),
 :mod:`.expr` (our expression parser) and :mod:`.arith` (its arithmetic), :mod:`.identity` (equality of values
 and of functions at points of both signs), :mod:`.structure` (lists, intervals, equations, matrices, times),
 :mod:`.compare` (equivalence rules), :mod:`.symbolic` (sympy through latex2sympy2-extended), :mod:`.screen`
@@ -30,7 +32,7 @@ from typing import Any, Optional
 
 CORRECT, WRONG, NO_ANSWER = "correct", "wrong", "no_answer"
 VERDICTS = (CORRECT, WRONG, NO_ANSWER)
-METHODS = ("answer_tag", "boxed", "phrase", "minerva", "gsm8k", "last_number", "bare")
+METHODS = ("answer_tag", "boxed", "phrase", "minerva", "gsm8k", "last_number", "bare", "display")
 
 MAX_COMPLETION_CHARS = 1_000_000  # longer completions are refused (wrong, "completion too long")
 MAX_ANSWER_CHARS = 5_000          # a longer extracted answer is compared as a string only (bounded cost)
@@ -57,7 +59,8 @@ def grade(completion: str, gold: Any, *, last_number_fallback: bool = False) -> 
     from .extract import extract
     from .gold import gold_answers
     from .normalize import clean
-    from .prose import MULTI, extract_choice, non_answer
+    from .choice import MULTI, extract_choice
+    from .prose import non_answer
 
     if not isinstance(completion, str):
         raise TypeError(f"completion must be a string, not {type(completion).__name__}")

@@ -8,8 +8,13 @@
   duplicates do not count (``\\boxed{2}\\boxed{2}`` is ``{2}``); a two-element interval compares its brackets
   (``[a, b)`` != ``(a, b)``); ``[5, \\infty)`` answers a gold ``x \\ge 5``, but an inequality does not answer a gold
   written in interval notation (as math-verify's default);
-* ``x = 5`` / ``f(x) = 5`` / ``(p, q) = (3, 2)`` compare by their right side (``y = 2`` != ``x = 2``; a gold
-  without a variable accepts any name: ``y = 2`` = ``2``); an assignment to an expression (``x + y = 2``) and
+* qualifying text is dropped first (:mod:`.qualifiers`: "only", "for all x", "where n is an integer"); two
+  families of solutions in one integer parameter compare with the answer's parameter renamed to the gold's
+  (``x = k\\pi`` = ``n\\pi``);
+* ``x = 5`` / ``f(x) = 5`` / ``(p, q) = (3, 2)`` / ``Maximum = 2`` / ``Alice: 18`` compare by their right side
+  (``y = 2`` != ``x = 2``; two word labels must agree; a gold without a variable accepts any name: ``y = 2`` =
+  ``2``); function definitions compare with the answer's arguments renamed to the gold's (:mod:`.bound`:
+  ``f(z) = z`` = ``f(x) = x``, ``f(z) = x`` != ``f(x) = x``); an assignment to an expression (``x + y = 2``) and
   other equations compare up to a nonzero factor (``y = 2 - x`` = ``x + y = 2``); a chain ``a = b = c`` given for a plain gold is read by its last member;
 * scalars (:func:`atom_equal`): identical text; then units (different units are different answers); base-b
   numerals (``2516_8``) by digits and base; then exact arithmetic (:mod:`expr`); then, with variables, the
@@ -20,36 +25,19 @@
 * shapes that differ (a number against a set, a tuple against a matrix...) are different, except a relation or
   set against an interval and two matrix expressions, which sympy decides.
 
-Numeric rules (:func:`num_equal`):
-
-* exact values must be exactly equal (``1/2^99`` != ``1/2^98``); an integer is never matched by a decimal
-  approximation (``3`` != ``2.9999``);
-* a lone decimal literal with at least two significant digits matches a non-integer exact value it is the
-  correct rounding of, at the digits shown: ``0.333`` = 1/3, ``0.33`` = 1/3, ``0.3`` != 1/3, ``0.34`` != 1/3,
-  ``1.4142`` = sqrt 2, ``3.14`` = pi, ``3.1415`` != pi (truncated, not rounded); tolerance half a unit of the
-  last shown digit, so relative and scaled to the digits. A terminating value with at most 6 significant
-  digits must be written in full (``0.13`` != 1/8, ``0.125`` = 1/8);
-* two different decimals match only if the more precise one has 8+ significant digits (a printed float) and
-  rounds to the other;
-* percent: ``X%`` equals ``X/100`` and also the bare number ``X`` (the sign dropped like a unit);
-* degrees: ``30°`` equals ``30`` and, against a value written with ``\\pi``, ``\\pi/6``.
+Numeric rules (exact values, decimal approximations, percent, degrees): :mod:`.numeric`.
 """
 from __future__ import annotations
 
 import re
-from fractions import Fraction
 
-import mpmath
 
-from . import screen, structure, symbolic
-from .normalize import clean, short_cache, split_unit, strip_text_commands, units_conflict
+from . import bound, qualifiers, screen, structure, symbolic
+from .numeric import num_equal
+from .normalize import balanced, clean, short_cache, split_unit, strip_text_commands, units_conflict
 from .expr import evaluate, free_vars
-from .identity import close, equations_proportional, refine, same_function
-from .numbers import NotNumeric, Num, TooLarge
-
-MIN_SIG_APPROX = 2       # a decimal needs this many significant digits to stand for a non-terminating value
-PRINTED_FLOAT_SIG = 8    # a decimal with this many digits is a printed float, rounding it is allowed
-FULL_DIGITS = 6          # a terminating value with at most this many significant digits must be written in full
+from .identity import equations_proportional, same_function
+from .numbers import NotNumeric, TooLarge
 
 
 class Undecided(Exception):
@@ -74,92 +62,6 @@ def eval_cached(s: str):
 @short_cache(8192)
 def parse_cached(s: str) -> structure.Node:
     return structure.parse(s)
-
-
-# --------------------------------------------------------------------------------------------------------
-# numbers
-# --------------------------------------------------------------------------------------------------------
-def _rounds_to(x, d: Num) -> bool:
-    """True if the exact value x, rounded at d's last shown digit, gives d."""
-    if d.dec_sig < MIN_SIG_APPROX:
-        return False
-    half = d.dec_ulp / 2
-    if isinstance(x, Fraction):
-        return abs(x - d.q) <= half
-    if isinstance(x, Num):
-        x = refine(x, d.dec_sig + 30).mp()
-    with mpmath.workdps(d.dec_sig + 40):
-        return abs(x - (mpmath.mpf(d.q.numerator) / d.q.denominator)) <= (mpmath.mpf(half.numerator) / half.denominator) * (1 + mpmath.mpf(10) ** -40)
-
-
-
-
-def _approximable(q: Fraction) -> bool:
-    """A rational a decimal may round: not an integer, and either non-terminating (1/3) or with more than
-    FULL_DIGITS significant digits when written out (1/1024 = 0.0009765625); 1/8 must be written 0.125."""
-    d = q.denominator
-    if d == 1:
-        return False
-    twos, fives = 0, 0
-    while d % 2 == 0:
-        d //= 2
-        twos += 1
-    while d % 5 == 0:
-        d //= 5
-        fives += 1
-    if d != 1:
-        return True
-    digits = str(abs(q.numerator * 10 ** max(twos, fives) // q.denominator)).strip("0")
-    return len(digits) > FULL_DIGITS
-
-
-def _num_eq(a: Num, b: Num) -> bool:
-    if a.inf or b.inf:
-        return a.inf == b.inf
-    if a.q is not None and b.q is not None:
-        if a.q == b.q:
-            return True
-        da, db = a.dec_ulp is not None, b.dec_ulp is not None
-        if da and not db:
-            return _approximable(b.q) and _rounds_to(b.q, a)
-        if db and not da:
-            return _approximable(a.q) and _rounds_to(a.q, b)
-        if da and db:
-            lo, hi = (a, b) if a.dec_ulp >= b.dec_ulp else (b, a)
-            return hi.dec_sig >= PRINTED_FLOAT_SIG and _rounds_to(hi.q, lo)
-        return False
-    # at least one irrational value
-    if a.dec_ulp is not None and b.q is None:
-        return _rounds_to(b, a)
-    if b.dec_ulp is not None and a.q is None:
-        return _rounds_to(a, b)
-    if a.q is not None and b.q is not None:
-        return False
-    return close(a, b)
-
-
-def _unpct(n: Num) -> Num:
-    """The bare number written before a % sign (``28%`` -> 28)."""
-    return Num(q=n.q * 100 if n.q is not None else None, x=n.x * 100 if n.x is not None else None,
-               dec_ulp=n.dec_ulp * 100 if n.dec_ulp is not None else None, dec_sig=n.dec_sig)
-
-
-def _deg_to_rad(n: Num) -> Num:
-    dps = max(n.dps, 60)
-    with mpmath.workdps(dps):
-        return Num(x=n.mp() * mpmath.pi / 180, dps=dps)
-
-
-def num_equal(g: Num, p: Num) -> bool:
-    """Numeric equality with the percent and degree rules (see the module docstring)."""
-    if g.pct != p.pct:
-        pc, other = (g, p) if g.pct else (p, g)
-        return _num_eq(pc, other) or _num_eq(_unpct(pc), other)
-    if g.deg != p.deg:
-        dg, other = (g, p) if g.deg else (p, g)
-        if other.has_pi:
-            return _num_eq(_deg_to_rad(dg), other)
-    return _num_eq(g, p)
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -218,6 +120,14 @@ def atom_equal(g: str, p: str) -> tuple[bool, str]:
     # floor / ceil / mod / |.| with variables are piecewise: agreeing at random points proves nothing, so
     # such answers are equal only when sympy builds the same expression
     step = bool(_STEP.search(gv) or _STEP.search(pv)) and _has_vars(gv, pv)
+    if step:
+        squares = _nonneg_squares(gv, pv)
+        if squares is not None:
+            try:
+                if same_function(*squares):
+                    return True, "equal absolute values"
+            except RecursionError:
+                pass
     try:
         fast = same_function(gv, pv)
     except RecursionError:
@@ -230,6 +140,27 @@ def atom_equal(g: str, p: str) -> tuple[bool, str]:
             return False, "different text"
         return False, "could not be compared"
     return bool(res), "symbolically equal" if res else "symbolically different"
+
+
+def _nonneg_form(s: str):
+    """The square of a whole-answer absolute value or square root, as text without either: ``|A|`` -> ``(A)^2``,
+    ``\\sqrt{P}`` -> ``(P)``; None for anything else."""
+    s = s.strip()
+    if len(s) > 2 and s[0] == "|" and s[-1] == "|" and "|" not in s[1:-1]:
+        return f"({s[1:-1]})^{{2}}"
+    m = re.fullmatch(r"\\sqrt\s*\{(.*)\}", s)
+    if m and balanced(m.group(1)) and "|" not in m.group(1):
+        return f"({m.group(1)})"
+    return None
+
+
+def _nonneg_squares(gv: str, pv: str):
+    """Two non-negative answers (``|A|``, ``\\sqrt{P}``) are equal exactly when their squares are, and the squares
+    have no absolute value left: ``\\sqrt{a^2 - 2ab + b^2}`` = ``|b - a|``, ``|1 - \\ln x|`` = ``\\sqrt{(\\ln x - 1)^2}``."""
+    a, b = _nonneg_form(gv), _nonneg_form(pv)
+    if a is None or b is None or _STEP.search(a) or _STEP.search(b):
+        return None
+    return a, b
 
 
 def _has_vars(*texts) -> bool:
@@ -262,6 +193,13 @@ def node_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
             return False, f"different variable ({p.lhs} vs {g.lhs})"
         if gl != pl and (_OPERATOR.search(gl) or _OPERATOR.search(pl)):
             return _equations(g.text, p.text)  # "y = 2 - x" against "x + y = 2"
+        gw, pw = _label_word(g.lhs), _label_word(p.lhs)
+        if gw and pw and gw != pw:
+            return False, f"different label ({p.lhs} vs {g.lhs})"
+        renamed = bound.renamed(g.lhs, p.lhs, p.items[0].text)
+        if renamed is not None:  # f(z) = z against f(x) = x: the argument is a bound variable
+            ok, why = node_equal(g.items[0], parse_cached(renamed))
+            return ok, "same function, argument renamed" if ok else why
         return node_equal(g.items[0], p.items[0])
     if g.kind == "assign" and p.kind != "eq":
         return node_equal(g.items[0], p)
@@ -276,6 +214,8 @@ def node_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
     if p.kind == "eq":
         return node_equal(g, parse_cached(p.items[-1].text))
     if g.kind == "atom" and p.kind == "atom":
+        if _chain_equal(g.text, p.text):
+            return True, "same chain of inequalities"
         return atom_equal(g.text, p.text)
     if (p.from_ineq or p.kind == "atom" and _RELATION.search(p.text)) and not g.from_ineq and g.kind in ("seq", "union"):
         # the gold is written in interval notation; an inequality answer does not follow it (Math-Verify's
@@ -299,6 +239,33 @@ def node_equal(g: structure.Node, p: structure.Node) -> tuple[bool, str]:
 
 
 _OPERATOR = re.compile(r"[-+*/^]|\\(?:cdot|times)")
+_WORD_LABEL = re.compile(r"\\(?:text|textbf|mathrm|textrm|mbox)\{\s*([A-Za-z][A-Za-z '’-]*?)\s*\}|([A-Za-z][a-z]{2,})")
+
+
+def _label_word(lhs: str):
+    """The lower-case words of a word label (``\\text{Maximum}``, ``Alice``), None for a math name."""
+    m = _WORD_LABEL.fullmatch(lhs.strip())
+    return re.sub(r"\s+", " ", (m.group(1) or m.group(2))).lower() if m else None
+
+
+_FLIP = {"<": ">", ">": "<", "\\le": "\\ge", "\\ge": "\\le"}
+
+
+def _chain_equal(gt: str, pt: str) -> bool:
+    """``a > b > c`` against ``c < b < a`` or ``a > b > c`` with each member equal in another form
+    (``\\frac{7}{5}\\pi > 1`` = ``\\frac{7\\pi}{5} > 1``): the same relations between equal members, read in either
+    direction. Only a proof of equality; anything else goes on to the other rules."""
+    if not (_RELATION.search(gt) and _RELATION.search(pt)):
+        return False
+    rg, rp = structure.rel_split(gt), structure.rel_split(pt)
+    if not rg or not rp or len(rg[0]) != len(rp[0]) or not all(o in _FLIP for o in rg[1] + rp[1]):
+        return False
+    (gparts, gops), (pparts, pops) = rg, rp
+    if pops != gops:
+        if [_FLIP[o] for o in reversed(pops)] != gops:
+            return False
+        pparts = pparts[::-1]
+    return all(a and b and atom_equal(a, b)[0] for a, b in zip(gparts, pparts))
 
 
 def _clock(n: structure.Node):
@@ -441,7 +408,9 @@ def _matrix_equal(g, p) -> tuple[bool, str]:
 # entry point
 # --------------------------------------------------------------------------------------------------------
 def answers_equal(gold: str, pred: str) -> tuple[bool, str]:
-    """Compare a predicted answer with one gold answer (raw extracted strings)."""
+    """Compare a predicted answer with one gold answer (raw extracted strings): cleaned, qualifying text
+    removed (:mod:`.qualifiers`), then structure by structure; two families of solutions in one integer
+    parameter are compared with the answer's parameter renamed to the gold's."""
     g, p = clean(gold), clean(pred)
     if not p:
         return False, "empty answer"
@@ -450,6 +419,18 @@ def answers_equal(gold: str, pred: str) -> tuple[bool, str]:
     why = screen.too_deep(p) or screen.too_deep(g)
     if why:
         return False, why
+    (g, gd), (p, pd) = qualifiers.split(g), qualifiers.split(p)
+    res = _structures_equal(g, p)
+    if not res[0]:
+        renamed = qualifiers.family_rename(g, p, gd | pd)
+        if renamed is not None and _structures_equal(g, renamed)[0]:
+            return True, "same family of solutions"
+    return res
+
+
+def _structures_equal(g: str, p: str) -> tuple[bool, str]:
+    if squash(g) == squash(p):
+        return True, "identical"
     best = (False, "different")
     for ga in structure.alternatives(g):
         for pa in structure.alternatives(p):

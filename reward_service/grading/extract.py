@@ -18,7 +18,8 @@ Order (the first rule that finds something wins; see :func:`extract`):
    Empty boxes are ignored ("put the final answer in ``\\boxed{}``"); only empty boxes is ``no_answer``.
    A strong "final answer is $X$" statement *after* the last box overrides it.
 4. ``minerva`` ("Final Answer: The final answer is X. I hope it is correct.") and ``phrase``
-   ("final answer is", "the answer is", "Answer:", "答案是"; not "the answer is not"): the last occurrence; the answer
+   ("final answer is", "the answer is", "Answer:", "答案是", "答え:", "Ответ:", "la respuesta es", "la réponse est",
+   "Antwort:"; not "the answer is not"): the last occurrence; the answer
    is the math span right after it (several spans joined by ``,`` / and / or form one list answer:
    ``$6764$,$10945$``), else the rest of the sentence (reduced by :func:`.prose.answer_from_prose`).
 5. ``gsm8k``: the last ``#### N`` line.
@@ -26,7 +27,11 @@ Order (the first rule that finds something wins; see :func:`extract`):
    a value ("Therefore, the probability is 2/3."), see :func:`.prose.conclusion`.
 7. ``bare``: the completion itself is an answer only if it looks like one (:func:`.prose.bare_answer`: math on
    one line, a few words that are not filler, or one short statement that ends on its value).
-8. ``last_number``: only when asked (GSM8K-style schemes).
+8. ``display``: a response (in any language) whose last thing is a display-math block ``\\[ … \\]`` / ``$$ … $$``
+   (only punctuation after it) states its answer there: the block's content, the last row of an
+   ``aligned`` / ``gathered`` block (``&= 42``), a cut-off block (ending on an operator) is no answer. A block
+   followed by more text is a step of the reasoning, not the answer.
+9. ``last_number``: only when asked (GSM8K-style schemes).
 
 Anything else is ``no_answer``; so is an extracted answer that is a refusal or a placeholder
 (:func:`.prose.non_answer`), checked by :func:`reward_service.grading.grade`.
@@ -38,8 +43,9 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .normalize import fix_escapes
-from .prose import (MULTI, _NUMBER_IN_TEXT, answer_from_prose, bare_answer, conclusion, extract_choice, has_prose,
-                    joined_spans, math_span_at, non_answer)
+from .choice import MULTI, extract_choice
+from .prose import (_NUMBER_IN_TEXT, answer_from_prose, bare_answer, conclusion, has_prose,
+                    joined_spans, math_cut, math_span_at, non_answer)
 
 __all__ = ["Extraction", "extract", "extract_choice", "find_boxes", "split_think", "end_of_turn"]
 
@@ -72,6 +78,14 @@ _PHRASE = re.compile(
     r"|(?<![a-z])answer\s*(?=\\\(|\\\[|\$))",
     re.I,
 )
+# answer phrases in other languages: a separate pattern, scanned only when one of its words occurs (every extra
+# alternative in _PHRASE costs a little at every position of every completion)
+_PHRASE_INTL = re.compile(
+    r"答え\s*(?:は|:|：)|ответ\s*(?::|：|—|-)"  # Japanese, Russian
+    r"|(?<![a-z])(?:respuesta|r[ée]ponse|antwort|risposta|resposta)(?:\s+(?:final|finale|finalmente))?\s*"
+    r"(?:es|est|ist|è|é|:)(?![a-z])", re.I)
+_INTL_LATIN = ("espuesta", "ponse", "ntwort", "sposta")
+_INTL_OTHER = ("твет", "ТВЕТ", "答え")
 _GSM = re.compile(r"####\s*([^\n]*)")
 
 
@@ -215,6 +229,14 @@ def _box_group(boxes, text) -> tuple[list[str], int]:
     return uniq or [""], last[1]
 
 
+def _phrase_start(tail: str) -> int:
+    """Where a scan for answer phrases may start: every phrase of _PHRASE contains "answer" or "答案", so the scan
+    starts a little before the first of them (the whole tail when there is none: the scan then finds nothing)."""
+    low = tail.lower()
+    first = min((k for k in (low.find("answer"), tail.find("答案")) if k >= 0), default=len(tail))
+    return max(0, first - 64)
+
+
 def _phrase_answer(text: str, m: re.Match) -> Optional[str]:
     """The answer stated right after a phrase match."""
     rest = text[m.end():]
@@ -340,8 +362,12 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
     for m in _MINERVA.finditer(tail):
         mv = m
     pm = None
-    for m in _PHRASE.finditer(tail):
+    for m in _PHRASE.finditer(tail, _phrase_start(tail)):
         pm = m
+    if any(w in tail for w in _INTL_LATIN) or not tail.isascii() and any(w in tail for w in _INTL_OTHER):
+        for m in _PHRASE_INTL.finditer(tail):
+            if pm is None or m.start() > pm.start():
+                pm = m
     if boxed is not None:
         for m, method in ((mv, "minerva"), (pm, "phrase")):
             if m is not None and m.start() > box_end and re.match(r"(?i)final", m.group()):
@@ -378,8 +404,9 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
         return Extraction(concl, "phrase", "conclusion sentence")
     # 7. bare answer (whole text) -- before last_number so that "x = 5" stays an equation
     stripped = tail.strip()
-    if choice:
-        ch = extract_choice(stripped) if len(stripped) <= 300 else None
+    if choice:  # a choice letter on the last line ("... we get\n(B)"), not one met on the way
+        last = stripped.rsplit("\n", 1)[-1].strip() if len(stripped) <= 300 else ""
+        ch = extract_choice(stripped if last == stripped else last) if last else None
         if ch:
             return Extraction(ch if ch != MULTI else stripped, "bare", "choice letter")
     if is_gold and not empty_box:
@@ -390,7 +417,12 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
         bare = bare_answer(stripped)
         if bare is not None:
             return Extraction(bare[0], "bare", bare[1])
-    # 8. last number
+    # 8. a display block that ends the response
+    if not empty_box:
+        disp = final_display(tail)
+        if disp is not None:
+            return Extraction(disp, "display", "display math at the end")
+    # 9. last number
     if last_number_fallback:
         nums = list(_NUMBER_IN_TEXT.finditer(tail))
         if nums:
@@ -398,6 +430,36 @@ def extract(completion: str, *, last_number_fallback: bool = False, choice: bool
     if stripped and non_answer(stripped):
         return Extraction(None, None, "refusal")
     return Extraction(None, None, "empty \\boxed" if empty_box else "no final answer found")
+
+
+_ROWS_ENV = re.compile(r"\\begin\{(aligned|align\*?|gathered|gather\*?|split|eqnarray\*?|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}", re.S)
+_DISPLAY_TAIL = " \t\n.。!！"
+
+
+def final_display(tail: str) -> Optional[str]:
+    """The content of a display-math block that ends the text (rule 8 of the module docstring), else None."""
+    t = tail.rstrip(_DISPLAY_TAIL)
+    if t.endswith("\\]"):
+        j = t.rfind("\\[")
+        inner = t[j + 2: -2] if j >= 0 else None
+    elif t.endswith("$$") and len(t) > 4:
+        j = t.rfind("$$", 0, len(t) - 2)
+        inner = t[j + 2: -2] if j >= 0 else None
+    else:
+        return None
+    if inner is None or not t[:j].strip() or len(inner) > 1000 or "\\[" in inner or "$$" in inner:
+        return None
+    inner = re.sub(r"\\(?:tag|label)\*?\{[^{}]*\}|\\(?:notag|nonumber)\b", " ", inner)
+    env = _ROWS_ENV.search(inner)
+    if env:  # the last row of an aligned derivation: "&= 42"
+        rows = [r for r in re.split(r"\\\\(?:\[[^\]]*\])?", env.group(2)) if r.strip()]
+        if not rows:
+            return None
+        inner = re.sub(r"^\s*=", "", rows[-1].replace("&", " ")).strip()
+    inner = inner.strip()
+    if not inner or len(inner) > 400 or math_cut(inner):
+        return None
+    return _box_answer(inner)  # math (point names such as ABQ are no prose); "\\text{The answer is } 5" is 5
 
 
 def _gold_bare(stripped: str) -> Optional[Extraction]:

@@ -19,6 +19,7 @@ from functools import lru_cache
 from typing import Any, Optional
 
 from .extract import extract
+from .normalize import drop_spacing
 
 _ANCHOR = re.compile(r"\\boxed|\\fbox|####|final answer|answer is|answer:", re.I)
 _CHOICE_GOLD = re.compile(r"^\(?([A-J])\)?(?:$|[.:)]\s+\S|\s+[A-Z][a-z]+)")
@@ -95,7 +96,7 @@ def gold_answers(gold: Any) -> tuple[tuple[str, ...], Optional[str]]:
 
 def gold_choice(a: str) -> Optional[str]:
     """The letter when the gold answer is a multiple-choice option, else None."""
-    t = re.sub(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}", r"\1", a).replace("$", "").strip()
+    t = drop_spacing(re.sub(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}", r"\1", a)).replace("$", "").strip()
     m = _CHOICE_GOLD.match(t)
     if m:
         return m.group(1)

@@ -22,7 +22,9 @@ Rules (each applied by :func:`clean`, in this order):
   ``\\right``, ``\\big``...), ``\\displaystyle``, spacing commands (``\\!``, ``\\,``, ``\\;``, ``\\quad``,
   ``~``) and trailing sentence punctuation are dropped; ``\\dfrac``/``\\tfrac``/``\\cfrac`` become ``\\frac``;
   ``{,}`` (LaTeX thousands separator) becomes ``,``; ``\\%`` becomes ``%``; every degree notation
-  (``^\\circ``, ``^{\\circ}``, ``\\degree``, ``°``) becomes ``°``.
+  (``^\\circ``, ``^{\\circ}``, ``\\degree``, ``\\textcirc``, ``°``) becomes ``°``.
+* Alternative notations (:mod:`.notation`): ``\\text{sin}`` / ``\\operatorname{sin}`` / ``sin(x)`` are ``\\sin``,
+  ``48^\\circ 42'`` is ``48.7°``, ``12^{\\text{th}}`` is ``12``, circled numerals ``①③`` are the list ``1, 3``.
 
 Units: :func:`split_unit` separates a trailing unit (``\\text{ cm}^2``, ``\\mbox{ miles}``, ``meters``,
 ``m²``, ``square units``) from the value. Two answers whose units differ are different (``5 m`` != ``5 cm``);
@@ -33,6 +35,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from functools import lru_cache, wraps
+
+from . import notation
 
 _CTRL_FIX = {"\x0c": "\\f", "\x08": "\\b", "\x07": "\\a", "\x0b": "\\v"}
 
@@ -47,7 +51,7 @@ _UNICODE = [
     ("\u00bd", "\\frac{1}{2}"), ("\u00bc", "\\frac{1}{4}"), ("\u00be", "\\frac{3}{4}"),
     ("\u2009", " "), ("\u202f", " "), ("\u00a0", " "), ("\u2002", " "), ("\u2003", " "), ("\u2005", " "),
     ("\u2006", " "), ("\u200a", " "), ("\u200b", ""), ("\u2061", ""), ("\u3000", " "),
-    ("\u2032", "'"), ("\uff0c", ","), ("\uff1a", ":"), ("\u2236", ":"), ("\u00b0", "\u00b0"),
+    ("\u2032", "'"), ("\u2033", "''"), ("\uff0c", ","), ("\uff1a", ":"), ("\u2236", ":"), ("\u00b0", "\u00b0"),
     ("\u2217", "*"), ("\u2044", "/"), ("\u2215", "/"),
 ]
 _UNICODE_TABLE = {ord(a): b for a, b in _UNICODE if len(a) == 1}
@@ -55,10 +59,11 @@ _UNICODE_TABLE = {ord(a): b for a, b in _UNICODE if len(a) == 1}
 _SIZING = re.compile(r"\\(?:m?left|m?right|[bB]igg?[lrm]?|middle)(?![a-zA-Z])\s*")
 _SIZING_DOT = re.compile(r"\\(?:m?left|m?right)\s*\.")
 _SPACING = re.compile(r"(?<!\\)\\(?:[,;:> ]|q?quad(?![a-zA-Z])|enspace|thinspace|medspace|thickspace|negthinspace|hspace\*?\{[^{}]*\}|kern\s*-?[\d.]+\w*)|~")
+_LONE_BACKSLASH_END = re.compile(r"(?<!\\)\\\s*$")  # a control space "\ " whose space was trimmed away
 _STYLE = re.compile(r"\\(?:displaystyle|textstyle|scriptstyle|limits|nolimits)(?![a-zA-Z])")
 _FRAC = re.compile(r"\\[dtc]frac(?![a-zA-Z])")
 _BINOM = re.compile(r"\\[dt]binom(?![a-zA-Z])")
-_DEGREE = re.compile(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}|\\circ(?![a-zA-Z])|\^\s*\{?\s*o\s*\}?(?=\s*$)")
+_DEGREE = re.compile(r"\\text(?:circ|degree)(?![a-zA-Z])|\^\s*\{\s*\\circ\s*\}|\^\s*\\circ(?![a-zA-Z])|\\degree(?![a-zA-Z])|\^\s*\{\s*\\text\{\s*o\s*\}\s*\}|\\circ(?![a-zA-Z])|\^\s*\{?\s*o\s*\}?(?=\s*$)")
 _THOUSANDS_BRACE = re.compile(r"\s*\{\s*,\s*\}\s*")
 _WS = re.compile(r"\s+")
 _DOUBLE_CMD = re.compile(r"(?<!\\)\\\\[a-zA-Z]")
@@ -142,6 +147,7 @@ def to_ascii_latex(s: str) -> str:
     """Map unicode math symbols and exotic spaces to LaTeX / ASCII (see the module docstring)."""
     if s.isascii():
         return s
+    s = notation.circled_numerals(s)
     s = _SUP_RUN.sub(lambda m: "^{" + "".join(_SUP[c] for c in m.group()) + "}", s)
     s = _SUB_RUN.sub(lambda m: "_{" + "".join(_SUB[c] for c in m.group()) + "}", s)
     if "√" in s:
@@ -154,6 +160,13 @@ def to_ascii_latex(s: str) -> str:
         # invisible format characters (zero-width joiners, BOM, soft hyphen, bidi overrides): the logical text
         s = "".join(c for c in s if c.isascii() or unicodedata.category(c) != "Cf")
     return s
+
+
+def drop_spacing(s: str) -> str:
+    """LaTeX spacing commands (``\\,`` ``\\;`` ``\\:`` ``\\ `` ``\\quad`` ``~``...) as plain spaces; a trailing ``\\``
+    left by a control space whose space was trimmed (``\\ 12\\ `` stripped to ``\\ 12\\``) is dropped."""
+    s = _SPACING.sub(" ", s)
+    return _LONE_BACKSLASH_END.sub("", s) if s.rstrip().endswith("\\") else s
 
 
 def strip_delimiters(s: str) -> str:
@@ -199,7 +212,7 @@ def clean(s: str) -> str:
     s = _SIZING_DOT.sub(" ", s)
     s = _SIZING.sub("", s)
     s = _STYLE.sub("", s)
-    s = _SPACING.sub(" ", s)
+    s = drop_spacing(s)
     s = _FRAC.sub(r"\\frac", s)
     s = _BINOM.sub(r"\\binom", s)
     if "\\frac" in s or "\\sqrt" in s:
@@ -222,13 +235,16 @@ def clean(s: str) -> str:
     s = re.sub(r"\\(?:leq|leqslant|le)(?![a-zA-Z])", r"\\le ", s)
     s = re.sub(r"\\(?:geq|geqslant|ge)(?![a-zA-Z])", r"\\ge ", s)
     s = re.sub(r"\\(?:neq|ne)(?![a-zA-Z])", r"\\ne ", s)
-    s = s.replace("<=", "\\le ").replace(">=", "\\ge ").replace("!=", "\\ne ")
+    s = s.replace("<=", "\\le ").replace(">=", "\\ge ")
+    if "!=" in s:  # "x != 3" is "not equal"; "3!=6" and "n!=120" are factorials
+        s = re.sub(r"(?<![\w)}\]])\s*!=|(?<=\s)!=", " \\\\ne ", s)
     s = _WS.sub(" ", s).strip()
     s = re.sub(r"^(?:\\approx|\\sim|≈|~)\s*", "", s)  # "≈ 3.14"
     s = _DIGIT_SPACE.sub(lambda m: m.group().replace(" ", ""), s)
     s = re.sub(r"(?<=\d)\s*\\[lc]?dots\s*$", "...", s)  # 0.333\ldots: the digits shown
     s = strip_trailing_punct(s)
     s = strip_outer_text(s)
+    s = notation.rewrite(s)
     s = _INF_WORD.sub(r"\\infty", s)
     if len(s) < 40 and s[:1].isalpha():
         s = _NO_SOLUTION.sub(r"\\{\\}", s)

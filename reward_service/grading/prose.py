@@ -1,10 +1,15 @@
-r"""Reading answers out of prose: math spans, sentences, bare completions, refusals and choice letters.
+r"""Reading answers out of prose: math spans, sentences, bare completions and refusals (choice letters:
+:mod:`.choice`).
 
 Rules:
 
-* :func:`answer_from_prose`: the math span or number right after the last copula ("is", "=", "are"...), else
-  the last one (the first one right after an answer phrase). A value right after a negation ("not 5", "isn't
-  10", "\ne 3") is never the answer; values joined by "or" / "and" / commas / "maybe" form one list answer, so
+* :func:`stated_values`: a labelled list states its values: "Maximum = 2, Minimum = 1", "Alice: 18, Bob: 14"
+  are the list ``label = value, ...`` (so they answer the list gold, never the gold of their last value
+  alone); one clause "Result: \\frac{97}{36}" is its value (LaTeX written outside ``$`` included); in a
+  sentence ("the roots are -3 and 5, and their sum is 2", "x = 3, so y = 6") the last clause is the result.
+* :func:`answer_from_prose`: the stated values, else the math span or number right after the last copula ("is",
+  "=", "are"...), else the last one (the first one right after an answer phrase). A value right after a
+  negation ("not 5", "isn't 10", "\ne 3") is never the answer; values joined by "or" / "and" / commas / "maybe" form one list answer, so
   "either 5 or 6" and "5 (or maybe 6)" match neither 5 nor 6.
 * :func:`non_answer`: refusals ("I don't know", "not sure", "no idea", "I cannot solve it"...) and placeholders
   (``?``, ``...``, "answer", "N/A", ``___``) are not answers: the verdict is ``no_answer`` wherever they stand
@@ -16,31 +21,28 @@ Rules:
   - a few words of text (at most 4, none of them a filler such as "I", "wait", "answer", "think"):
     ``Evelyn``, ``odd``, ``no solution``;
   - one short complete statement (at most 100 characters of prose, one sentence, no step words such as
-    "first", "then", "next", "let", not ending on a conjunction, comma or operator) that *ends on its value*:
-    only units or "is the answer" may follow it. "The total is 42 apples." is an answer; "We first compute
-    3+4=7 and then we get stuck." is not.
+    "first", "then", "next", "let", not ending on a conjunction, comma or operator) that *states its value*:
+    only units or "is the answer" may follow it, and what comes before it states it: a copula ("The total is
+    42 apples."), a label and a colon ("Total: 9"), or a statement word (an answer label, a conclusion word, a
+    verb of finding, an approximator: "Answer 9", "Thus 9", "We find that $x < 3$", "we have $f(3) = -1$").
+    "We first compute 3+4=7 and then we get stuck." is not an answer; neither are content words and a number
+    ("lorem ipsum 9", "blue elephant sky 9": a reward hacker's dream, ``no_answer``).
 * :func:`conclusion`: a last complete sentence starting with "Therefore/Thus/So/Hence..." that states a value
   with a copula, with no step words ("then", "next", "so far"...) after the value.
-* :func:`extract_choice`: a multiple-choice letter from ``(B)``, ``B:``, ``\text{(B)}``, ``B.``, "the answer is
-  B"; two letters joined by "or" / "and" / "," (``B or C``, ``\boxed{B, C}``) are a hedge: :data:`MULTI`.
 """
 from __future__ import annotations
 
 import re
 from typing import Optional
 
-from .normalize import _UNIT_ALT, strip_text_commands
+from .normalize import _UNIT_ALT, drop_spacing, strip_text_commands
 
-MULTI = "*"  # extract_choice: several different letters
 
 _NUMBER_IN_TEXT = re.compile(
     r"(?<![A-Za-z0-9.\\])(?:[-+]\s?)?[$€£¥]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:[.,]\d+)?(?:\s*/\s*\d+)?(?:\s*(?:%|\\%|percent\b))?(?![\d])"
 )
 _COPULA = re.compile(r"(?<![A-Za-z])(?:is|are|was|were|be|equals?|gives?|by|=|\\approx|≈)(?![A-Za-z])", re.I)
 _NEGATION = re.compile(r"(?:\bnot|n['’]t|\\neq?|\\not\s*=|≠)\s*(?:equal\s+to\s+|be\s+)?[$(\\\[]*\s*$", re.I)
-_CHOICE = re.compile(r"(?<![A-Za-z\\])\(?([A-J])\)?(?![A-Za-z])")
-_JOINED_LETTER = re.compile(r"^\)?\s*(?:,|/|&|\bor\b|\band\b|\\text\{\s*(?:or|and)\s*\}|\\(?:lor|vee|land|wedge)\b)\s*"
-                            r"(?:\\text(?:bf)?\{)?\(?[A-J]\)?(?![A-Za-z])", re.I)
 _UNIT_WORDS_OK = re.compile(
     r"^(?:and|or|of|the|units?|square|cubic|sq|cm|mm|km|m|in|ft|feet|inch(?:es)?|miles?|meters?|hours?|minutes?|seconds?|"
     r"days?|weeks?|years?|dollars?|cents?|degrees?|pi|sqrt|frac|text|mbox|infty|cup|cap|le|ge|ne|pm|cdot|"
@@ -194,14 +196,16 @@ _JOINER = re.compile(r"^[\s$]*(?:(?:,|;|/|\bor\b|\band\b|\beither\b|\bmaybe\b|\b
 
 def _pick(t: str, cands, first: bool = False) -> Optional[tuple[int, int, str]]:
     """The value of a sentence: the first candidate after the last copula, else the first (``first``: the
-    sentence follows an answer phrase) or the last one. Candidates that follow it joined only by "or" / "and" /
+    sentence follows an answer phrase; a value that opens it is the answer) or the last one. Candidates that follow it joined only by "or" / "and" /
     commas / "maybe" ("5 or 6", "5 (or maybe 6)") are part of it: the answer is then their list."""
     if not cands:
         return None
     spans = find_spans(t)
     cops = [m for m in _COPULA.finditer(t) if not any(a <= m.start() < b for a, b, _ in spans)]
     k = len(cands) - 1 if not first else 0
-    if cops:
+    if first and not t[:cands[0][0]].strip(" $"):
+        pass  # right after an answer phrase: "The answer is 5, and the remainder is 2" states 5
+    elif cops:
         after = [i for i, c in enumerate(cands) if c[0] >= cops[-1].end()]
         if after:
             k = after[0]
@@ -214,12 +218,89 @@ def _pick(t: str, cands, first: bool = False) -> Optional[tuple[int, int, str]]:
 
 
 def answer_from_prose(t: str, first: bool = False) -> Optional[str]:
-    """Reduce a sentence to its answer: the math span or number right after the last copula ("is", "=",
-    "are"...), else the last (``first``: the first) math span or number; negated values never count; values
-    joined by "or" / "and" form a list. None when there is none."""
+    """Reduce a sentence to its answer: its stated values (:func:`stated_values`), else the math span or number
+    right after the last copula ("is", "=", "are"...), else the last (``first``: the first) math span or number;
+    negated values never count; values joined by "or" / "and" form a list. None when there is none."""
     t = t.strip()
+    sv = stated_values(t)
+    if sv is not None:
+        return sv
     c = _pick(t, _candidates(t), first) if t else None
     return _with_unit(t, c) if c else None
+
+
+# one clause "<label> <is | = | :> <value>": the label is a few words or a math name, the value is math
+_LABEL = (r"(?:(?:and|so|thus|hence|therefore|finally|then)\b[\s,]*)?(?:(?:the|our|its|their|a|an)\s+)?"
+          r"(?P<label>[A-Za-z][A-Za-z'’-]*(?:\s+[A-Za-z][A-Za-z'’-]*){0,3}|\$\s*[A-Za-z](?:_\{?\w+\}?)?\s*\$|"
+          r"\\text\{[^{}$]{1,40}\})\s*(?P<sep>:=|=|:|(?<![A-Za-z])(?:is|are|was|were|equals?|equal\s+to)(?![A-Za-z]))")
+_CLAUSE = re.compile(r"^" + _LABEL + r"\s*(?P<value>\S.*?)\s*$", re.S | re.I)
+_NEXT_CLAUSE = re.compile(r"(?:[,;]\s*(?:and\s+)?|\s+and\s+)(?=" + _LABEL + r")", re.I)
+_CONSEQUENCE = re.compile(r"(?i)(?:so|thus|hence|therefore|then|finally)\b")
+_ANSWER_LABEL = re.compile(r"(?:final\s+)?(?:answer|result)s?")
+# a clause whose label starts with one of these words is a step or a condition ("If x = 2", "Since a = 1"),
+# and a negated label states nothing
+_NOT_LABEL = re.compile(r"(?i)^(?:if|since|because|when|where|let|suppose|assume|we|i|you|it|this|that|there|which|"
+                        r"then|than|after|before|for|of|to|in|on|at|by|with|from|or)\b|\b(?:not|no|never)\b")
+
+
+def stated_values(t: str) -> Optional[str]:
+    """The values a statement states with labels: "Maximum = 2, Minimum = 1", "Alice: 18, Bob: 14, Carol: 7",
+    "Result: \\frac{97}{36}", "The total is 42". The statement is split into clauses before every comma /
+    semicolon / "and" (outside math spans and brackets) that a new "<label> <is | = | :>" follows; every clause
+    must be "<label> <is | = | :> <value>" with a label of at most four words (or a math name) and a value that
+    is math (no English words, not cut off). One clause gives its value. Several clauses written as a labelled
+    list (every separator ``=`` or ``:``) give the list ``label = value, ...`` (labels distinct), so that the
+    statement answers a list gold and never the gold of one of its values alone; in sentences ("the roots are
+    -3 and 5, and their sum is 2") the last clause is the result and the earlier ones its premises. A clause after "so" / "thus" / "hence" / "therefore" states a consequence:
+    the clauses before it are premises ("x = 3, so y = 6" is 6); a clause labelled "answer" / "result" is the
+    answer ("n = 5 and the answer is 10" is 10). None when the text is not such a statement."""
+    t = t.strip().rstrip(".!").strip()
+    if not t or len(t) > 400 or "\n" in t:
+        return None
+    t = re.sub(r"^(?:so|thus|hence|therefore|finally|in\s+conclusion)\b[\s,:]*", "", t, flags=re.I)
+    masked = t
+    for a, b, _ in find_spans(t):  # no clause starts inside a math span
+        masked = masked[:a] + re.sub(r"[,;]|\band\b", lambda m: "#" * len(m.group()), masked[a:b]) + masked[b:]
+    clauses, start = [], 0
+    for m in _NEXT_CLAUSE.finditer(masked):
+        seg = masked[start: m.start()]
+        if sum(seg.count(c) for c in "([{") == sum(seg.count(c) for c in ")]}"):
+            clauses.append(t[start: m.start()])
+            start = m.end()
+    clauses.append(t[start:])
+    out, seps = [], []
+    for c in clauses:
+        m = _CLAUSE.match(c.strip())
+        if not m:
+            return None
+        if _CONSEQUENCE.match(c.strip()):
+            out, seps = [], []  # "x = 3, so y = 6": what comes before "so" is a premise, not part of the answer
+        label, value = m.group("label").strip(), m.group("value").strip()
+        seps.append(m.group("sep"))
+        words = label.replace("$", " ")
+        if _NOT_LABEL.search(re.sub(r"\\text\{([^{}]*)\}", r"\1", words).strip()) or has_prose(value) or math_cut(value) \
+                or value.count("$") % 2:
+            return None
+        if not re.search(r"[\d\\^_]|^[A-Za-z]$|[A-Za-z]\s*[-+*/]", value) and not (value.isalpha() and len(clauses) == 1):
+            return None  # a word is a value only in a one-clause statement ("The function is odd")
+        out.append((label, value))
+    names = [re.sub(r"\\text\{([^{}]*)\}|\$", r"\1", lab).strip().lower() for lab, _ in out]
+    answers = [val for name, (_, val) in zip(names, out) if _ANSWER_LABEL.fullmatch(name)]
+    if len(answers) == 1:
+        return answers[0]  # "n = 5 and the answer is 10": the clause labelled as the answer
+    if len(out) == 1 or any(not re.fullmatch(r"\s*(?::=|=|:)\s*", sep) for sep in seps[-len(out):]):
+        return out[-1][1]  # "the roots are -3 and 5, and the sum is 2": a premise, then the result
+    if len(set(names)) != len(names):
+        return None
+    return ", ".join(f"{_label_tex(lab)} = {val}" for lab, val in out)
+
+
+def _label_tex(label: str) -> str:
+    """A clause label as the left side of an assignment: a math name as it is, words as ``\\text{…}``."""
+    s = label.strip().strip("$").strip()
+    if s.startswith("\\text{") or re.fullmatch(r"[A-Za-z](?:_\{?\w+\}?)?", s):
+        return s
+    return "\\text{" + s + "}"
 
 
 def _with_unit(t: str, cand) -> str:
@@ -238,7 +319,7 @@ def _has_words(t: str) -> bool:
     return any(not _UNIT_WORDS_OK.match(w) for w in re.findall(r"[A-Za-z]{3,}", s))
 
 
-_FUNCTION_WORD = re.compile(r"(?<![A-Za-z\\])(?:is|it|so|be|we|to|of|an|as|at|by|if|on|my|me|do|am|us)(?![A-Za-z])", re.I)
+_FUNCTION_WORD = re.compile(r"(?<![A-Za-z\\{^_])(?:is|it|so|be|we|to|of|an|as|at|by|if|on|my|me|do|am|us)(?![A-Za-z}])", re.I)
 
 
 def has_prose(t: str) -> bool:
@@ -268,6 +349,33 @@ def _tail_ok(tail: str) -> bool:
     return all(w in _TAIL_OK or _UNIT_WORDS_OK.match(w) or re.fullmatch(_UNIT_ALT, w) for w in words)
 
 
+# words that make the text before a bare statement's value a statement of it (besides a copula or a colon):
+# answer labels, conclusion words, verbs of finding, approximators ("Answer 9", "Thus 9", "we have $x = 9$",
+# "just about 1"); content words alone ("lorem ipsum 9", "blue elephant sky 9") state nothing
+_LEAD_MARKERS = {"answer", "answers", "final", "result", "results", "total", "solution", "solutions", "thus", "so",
+                 "therefore", "hence", "finally", "find", "finds", "found", "get", "gets", "got", "obtain", "obtains",
+                 "obtained", "have", "has", "conclude", "gives", "give", "yields", "yield", "makes", "equal", "equals",
+                 "approximately", "about", "roughly", "around", "nearly", "almost", "exactly", "just", "only", "determine",
+                 "determines", "see", "sees", "know", "show", "shows", "deduce", "deduces"}
+
+
+def _step_word(t: str) -> bool:
+    """A word marking a step of the reasoning, outside math spans and LaTeX commands (``\\begin`` is no "begin")."""
+    return bool(_STEP.search(re.sub(r"\\[a-zA-Z]+", " ", strip_spans(t))))
+
+
+def _lead_ok(lead: str) -> bool:
+    """The words before a bare statement's plain number state it as the answer: a copula ("The total is 9"), a
+    colon ("Total: 9") or a statement word ("Answer 9", "Thus 9"). Random words ("lorem ipsum 9") do not. (A value
+    typeset as math, ``$…$``, is stated by the typesetting: "He can choose them in $\\binom{7}{3} = 35$ ways.")"""
+    bare = strip_spans(lead)
+    if _COPULA.search(bare) or re.search(r"(?i)\b(?:it|that|this|answer|result|total)['’]s\b", bare) \
+            or bare.rstrip(" $").endswith(":"):
+        return True  # "The total is 9", "it's 9", "Total: 9", "Soucis : 2,74 $"
+    words = re.findall(r"[a-z]+", " ".join(_words(bare)))
+    return not words or any(w in _LEAD_MARKERS for w in words)
+
+
 def _one_line_math(s: str) -> Optional[str]:
     """A pure-math bare answer: one line, or lines that are all assignments (joined as a list)."""
     body = re.sub(r"\\begin\{(\w+\*?)\}.*?\\end\{\1\}", "ENV", s, flags=re.S) if "\\begin{" in s else s
@@ -276,9 +384,14 @@ def _one_line_math(s: str) -> Optional[str]:
         if all(re.fullmatch(r"\$*\s*\\?[A-Za-z]\w*(?:_\{?\w+\}?)?\s*=\s*[^=]+", ln) for ln in lines) and len(lines) <= 10:
             return ", ".join(ln.strip("$ ") for ln in lines)
         return None
-    if _MATH_CUT.search(s.replace("$", " ").rstrip()):
+    if math_cut(s):
         return None  # "3 + 4 =" : cut off
     return s
+
+
+def math_cut(s: str) -> bool:
+    """Math that ends on an operator, an opening bracket or ``\\frac`` (spacing ignored): a cut-off output."""
+    return bool(_MATH_CUT.search(drop_spacing(s.replace("$", " ")).rstrip()))
 
 
 def bare_answer(stripped: str) -> Optional[tuple[str, str]]:
@@ -294,7 +407,7 @@ def bare_answer(stripped: str) -> Optional[tuple[str, str]]:
             return stripped.rstrip(".!"), "bare text answer"
         one = _one_line_math(stripped)
         return (one, "bare answer") if one is not None else None
-    if _STEP.search(strip_spans(stripped)):
+    if _step_word(stripped):
         return None  # a step of the reasoning, not its conclusion
     prose_len = len(strip_spans(stripped, "$"))
     one_sentence = (prose_len <= 100 and "\n" not in stripped and not re.search(r"[.!]\s+[A-Za-z]", stripped)
@@ -302,10 +415,15 @@ def bare_answer(stripped: str) -> Optional[tuple[str, str]]:
     if not one_sentence:
         return None
     t = stripped.strip()
+    sv = stated_values(t)
+    if sv is not None:
+        return sv, "short statement"
     cand = _pick(t, _candidates(t))
     if cand is not None:
         if not _tail_ok(t[cand[1]:]):
             return None  # "3+4=7 and then we get stuck": the value does not close the statement
+        if cand[2] == t[cand[0]: cand[1]].strip() and "$" not in t[:cand[1]] and not _lead_ok(t[:cand[0]]):
+            return None  # "lorem ipsum 9": words and a number, nothing states it as the answer
         return _with_unit(t, cand), "short statement"
     # a text statement: "The function is odd."
     m = list(_COPULA.finditer(t))
@@ -339,8 +457,11 @@ def conclusion(tail: str) -> Optional[str]:
     body = _CONCLUDE.sub("", sent, count=1).lstrip(" ,:")
     if body and not has_prose(body) and re.search(r"\d", body) and not _MATH_CUT.search(body):
         return body  # "Therefore x = 5 and y = 6": the statement is all math
+    sv = stated_values(body)
+    if sv is not None:
+        return sv
     cand = _pick(sent, _candidates(sent))
-    if cand is None or _STEP.search(strip_spans(sent[cand[1]:])):
+    if cand is None or _step_word(sent[cand[1]:]):
         return None
     return _with_unit(sent, cand)
 
@@ -348,42 +469,3 @@ def conclusion(tail: str) -> Optional[str]:
 _CONCLUDE = re.compile(r"^(?:therefore|thus|so|hence|finally|in\s+conclusion|in\s+summary|consequently|as\s+a\s+result|"
                        r"overall|the\s+answer)\b", re.I)
 _CONCLUDE_INNER = re.compile(r"\$\s+(?=(?:Therefore|Thus|So|Hence|Finally|Consequently)\b)")
-
-
-# ------------------------------------------------------------------------------------------------ choices
-def _letter_at(t: str, m: re.Match) -> str:
-    """The letter matched by m, or MULTI when another letter is joined to it ("B or C", "B, C")."""
-    if _JOINED_LETTER.match(t[m.end(1):]):
-        return MULTI
-    return m.group(1).upper()
-
-
-def _is_word(t: str, m: re.Match) -> bool:
-    """The pronoun "I" or the article "A" ("I choose B", "A good choice is C"), not an option letter."""
-    return (m.group(1) in "AI" and t[m.start(1) - 1: m.start(1)] != "(" and t[m.end(1): m.end(1) + 1] != ")"
-            and bool(re.match(r"(?:\s+(?!(?:or|and|nor)\b)[a-z]|['’])", t[m.end(1):])))
-
-
-def _choices(t: str, start: int = 0, end: Optional[int] = None):
-    return [m for m in _CHOICE.finditer(t, start, len(t) if end is None else end) if not _is_word(t, m)]
-
-
-def extract_choice(text: str) -> Optional[str]:
-    """A multiple-choice letter from a short text: ``(B)``, ``B:``, ``\\text{(B)}``, ``B.``, "the answer is B";
-    :data:`MULTI` for several letters joined by or / and / commas. "I" and "A" used as words do not count."""
-    t = re.sub(r"\\(?:text|textbf|mathrm|mbox)\s*\{([^{}]*)\}", r"\1", text)
-    t = t.replace("$", " ").strip()
-    if re.fullmatch(r"\(?[a-j]\)?", t):
-        return t.strip("()").upper()  # a lone lower-case letter in a box
-    m = re.match(r"^\**\s*\(?([A-J])\)?(?:[.:,)\s*]|$)", t)
-    if m and not _is_word(t, m):
-        return _letter_at(t, m)
-    anchors = list(re.finditer(r"answer(?:\s+is|\s*:)?|option|choice|choose", t, re.I))
-    for a in reversed(anchors):
-        found = _choices(t, a.end(), a.end() + 60)
-        if found:
-            return _letter_at(t, found[0])
-    letters = [m.group(1) for m in _choices(t)]
-    if letters and len(t) <= 200:
-        return letters[-1] if len(set(letters)) == 1 or len(t) > 40 else MULTI
-    return None

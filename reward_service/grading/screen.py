@@ -17,8 +17,9 @@ exact-arithmetic path (:mod:`numbers` has its own size guards), otherwise it is 
 * length above ``MAX_SYMBOLIC_CHARS`` characters;
 * brace / bracket nesting deeper than ``MAX_DEPTH`` (``\\frac{\\frac{\\frac{...}}}`` 1000 deep);
 * a digit run longer than ``MAX_DIGIT_RUN`` (a 100k-digit number);
-* an exponent tower (an exponent that itself contains ``^``: ``9^{9^{9^9}}``, ``10^{10^{100}}``) or an
-  exponent above ``MAX_EXPONENT``;
+* an exponent tower that can make a huge number (an exponent holding a power of a number: ``9^{9^{9^9}}``,
+  ``10^{10^{100}}``, ``x^{2^{100}}``; or exponents nested three deep) or an exponent above ``MAX_EXPONENT``;
+  a power of a variable or function inside an exponent (``e^{\\sec^2 t}``, ``e^{x^2}``) is no tower;
 * a factorial of a number above ``MAX_FACTORIAL`` or a nested factorial (``(10!)!``);
 * more than ``MAX_COMMANDS`` LaTeX commands;
 * not math at all: unbalanced braces, more opening than closing brackets (``(`` and ``[`` together, so that
@@ -69,10 +70,17 @@ def too_deep(s: str) -> Optional[str]:
     return None
 
 
+# the base of a power inside an exponent is a number: 9^..., \pi^..., (10)^..., {2}^...
+_BASE_BEFORE = re.compile(r"(?:\d[\d.]*|\\pi|\((?:[\d.\s+\-*/]|\\cdot)*\)|\{[\d.\s+\-*/]*\})\s*$")
+
+
 def _tower(s: str) -> bool:
-    """True if some exponent contains another exponent (a tower)."""
+    """True for an exponent tower that can make a huge number: an exponent containing a power of a number
+    (``9^{9^9}``, ``x^{2^{100}}``, ``e^{10^{10}}``), or exponents nested three deep (``e^{e^{e^{x}}}``). A
+    power of a variable or a function inside an exponent (``e^{\\sec^2 t}``, ``e^{x^2}``, ``2^{n^2}``) is an
+    ordinary function, not a tower."""
     for m in _EXP_GROUP.finditer(s):
-        depth = 0
+        depth, inner_start = 0, m.end()
         for j in range(m.end() - 1, min(len(s), m.end() + 2000)):
             c = s[j]
             if c == "{":
@@ -82,9 +90,23 @@ def _tower(s: str) -> bool:
                 if depth == 0:
                     break
             elif c == "^" and depth >= 1:
-                return True
+                if _BASE_BEFORE.search(s[inner_start: j]) or depth >= 2 and _nested_exponent(s, m.end(), j):
+                    return True
     # a^b^c written without braces
     return bool(re.search(r"\^\s*[\w.]+\s*\^", s))
+
+
+def _nested_exponent(s: str, start: int, j: int) -> bool:
+    """The ``^`` at ``j`` sits inside an exponent group that is itself inside the exponent opened at ``start``."""
+    depth = 0
+    for k in range(start, j):
+        if s[k] == "{":
+            depth += 1
+            if s[max(start, k - 1): k].strip() == "^" or s[max(start, k - 2): k].replace(" ", "").endswith("^"):
+                return True
+        elif s[k] == "}":
+            depth -= 1
+    return False
 
 
 def too_complex(s: str) -> Optional[str]:

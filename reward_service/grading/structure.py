@@ -16,15 +16,28 @@
 A list of assignments to distinct variables (``y = 2, x = 1``) is read in the variables' order (``x, y``).
 
 Separators: ``,`` and ``;`` at top level, "and"/"or". ``1,000`` (groups of three digits) is one number;
-``1,5`` is read both as the list ``1, 5`` and the decimal ``1.5`` (:func:`alternatives`). ``a \\pm b`` is the
-list ``a + b, a - b``. A single-variable inequality with numeric bounds (``x \\ge 5``, ``-2 < x \\le 7``,
-``x \\ne 3``) becomes its interval(s), so it compares equal to the interval notation.
+``1,5`` (and ``0,4``: MATH golds list the solutions 0 and 4 so) is read both as the list ``1, 5`` and the decimal
+``1.5`` (:func:`alternatives`). A labelled value (``Alice: 18``, ``\\text{Total:} 5``, ``Maximum = 2``) is an
+``assign`` node: it compares by its value.
+
+Signs (:func:`pm_variants`): ``\\pm`` / ``\\mp`` stand for the answers they expand to, wherever they are:
+``a \\pm b`` is the list ``a + b, a - b`` (``\\frac{1 \\pm \\sqrt5}{2}`` too); inside a list or a set the
+expansions join it (``\\{1 \\pm \\sqrt5, -2\\}`` has three elements); a tuple with signs is the list of the tuples
+it stands for: every combination when only ``\\pm`` occurs (``(\\pm 1, 0, \\pm 2)`` is four points), one sign for
+all when ``\\mp`` occurs too (``(\\pm 1, \\mp 1)`` is ``(1, -1), (-1, 1)``); several ``\\pm`` in one expression are
+independent (``\\pm\\sqrt2 \\pm \\sqrt3``: four values), unless a ``\\mp`` ties them. At most ``MAX_ITEMS`` variants.
+
+A single-variable inequality with numeric bounds (``x \\ge 5``, ``-2 < x \\le 7``, ``x \\ne 3``) becomes its
+interval(s), so it compares equal to the interval notation.
 """
 from __future__ import annotations
 
+import itertools
 import re
 from dataclasses import dataclass, field
 from typing import Optional
+
+from .normalize import strip_outer_text
 
 MAX_ITEMS = 64
 
@@ -38,6 +51,7 @@ class Node:
     close: str = ""
     lhs: str = ""
     from_ineq: bool = False  # an interval written as an inequality (x >= 5)
+    pm: bool = False         # a bare list that a \pm / \mp expanded to (it joins an enclosing list or set)
 
 
 _OPEN = "([{"
@@ -139,7 +153,8 @@ _DEC_COMMA = re.compile(r"^([+-]?\d+),(\d+)$")
 _MATRIX = re.compile(r"^\\begin\{(pmatrix|bmatrix|Bmatrix|vmatrix|Vmatrix|matrix|smallmatrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}$", re.S)
 _IN_PREFIX = re.compile(r"^[A-Za-z](?:_\{?\w+\}?)?\s*\\in\s*")
 _SYMBOLIC_LHS = re.compile(
-    r"^(?:[A-Za-z](?:_\{?[\w,]+\}?|_\d)?'*|\\[a-zA-Z]+(?:_\{?\w+\}?)?|[A-Za-z]{1,6}(?:_\{?\w+\}?)?|"
+    r"^(?:[A-Za-z](?:_\{?[\w,]+\}?|_\d)?'*|\\[a-zA-Z]+(?:_\{?\w+\}?)?|[A-Za-z]{1,6}(?:_\{?\w+\}?)?|[A-Za-z][a-z]{2,19}|"
+    r"\\(?:text|textbf|mathrm|textrm|mbox)\{\s*[A-Za-z][A-Za-z '’-]{0,40}\}|"
     r"[A-Za-z]+\s*\([A-Za-z0-9,\s]*\)|\|[A-Za-z\s]+\||\\frac\{[A-Za-z]+\}\{[A-Za-z]+\}|"
     r"[A-Za-z](?:_\{?\w+\}?)?\s*:\s*[A-Za-z](?:_\{?\w+\}?)?|[A-Z]{1,4}|\\overline\{[A-Z]+\}|"
     r"[A-Za-z]_?\{?\w*\}?\s*\+\s*[A-Za-z]_?\{?\w*\}?|"
@@ -148,11 +163,12 @@ _SYMBOLIC_LHS = re.compile(
 
 
 def is_symbolic_lhs(lhs: str) -> bool:
-    """``x``, ``f(x)``, ``|AB|``, ``(p,q)``, ``V_{1}:V_{2}``, ``\\frac{NO}{BO}``: names, not values."""
+    """``x``, ``f(x)``, ``|AB|``, ``(p,q)``, ``V_{1}:V_{2}``, ``\\frac{NO}{BO}``, ``Maximum``, ``\\text{the area}``:
+    names, not values."""
     return bool(_SYMBOLIC_LHS.match(lhs.strip())) and not re.search(r"\d", re.sub(r"_\{?\w+\}?", "", lhs))
 
 
-def _rel_split(s: str):
+def rel_split(s: str):
     """Split at top-level relation signs; returns (parts, ops) or None when there is no relation."""
     parts = split_top(s, ("=", "<", ">", "\\le", "\\ge", "\\ne", "\\approx"))
     if len(parts) == 1:
@@ -208,6 +224,9 @@ def _ineq_to_intervals(parts, ops) -> Optional[Node]:
     return None
 
 
+# "Alice: 18" / "\text{Alice:} 18" / "\text{Alice}: 18": a capitalised word or a \text label ("x:y" is a ratio)
+_COLON_LABEL = re.compile(r"^(?:\\(?:text|textbf|mathrm|textrm|mbox)\{\s*(?P<t>[A-Za-z][A-Za-z '’-]{0,40}?)\s*(?P<c1>:)?\s*\}|"
+                          r"(?P<w>[A-Z][a-z]{2,19}))\s*(?(c1)|:)\s*(?P<v>[^:\s].*)$")
 _SET_BUILDER = re.compile(r"^\\\{\s*([A-Za-z])\s*(?:\||\\mid|:)\s*(.+?)\s*\\\}$")
 
 
@@ -262,9 +281,14 @@ def _parse(s: str, depth: int = 0) -> Node:
                 all(re.fullmatch(r"[A-Za-z](?:_\{?\w+\}?)?", n) for n in names):
             # "y = 2, x = 1": one solution named by its variables, read in the variables' order (x, y)
             commas = [c for _, c in sorted(zip(names, commas))]
-        return Node("seq", items=[parse(c, depth + 1) for c in commas][:MAX_ITEMS], open="", close="")
+        return Node("seq", items=_joined([parse(c, depth + 1) for c in commas]), open="", close="")
     if s in ("\\{\\}", "\\{ \\}"):
         return Node("seq", items=[], open="{", close="}")
+    lab = _COLON_LABEL.match(s) if ":" in s else None
+    if lab:  # "Alice: 18", "\text{Total:} 5": a labelled value
+        return Node("assign", lhs=lab.group("w") or "\\text{" + lab.group("t") + "}",
+                    items=[parse(strip_outer_text(lab.group("v")), depth + 1)],
+                    text=s)
     if ":" in s:
         tm = clock_time(s)
         if tm is not None:
@@ -279,7 +303,9 @@ def _parse(s: str, depth: int = 0) -> Node:
             if op == "{" and not s.startswith("\\{"):
                 return parse(inner, depth + 1)
             items = [parse(x, depth + 1) for x in inner_items if x or op == "{"]
-            return Node("seq", items=items[:MAX_ITEMS], open=op, close=cl)
+            if op != "{" and any(it.pm for it in items):
+                return _sign_tuples(items, op, cl, inner)
+            return Node("seq", items=_joined(items), open=op, close=cl)
         if (op, cl) in (("(", ")"), ("{", "}"), ("[", "]")):
             return parse(inner, depth + 1)
     m = _MATRIX.match(s)
@@ -288,8 +314,11 @@ def _parse(s: str, depth: int = 0) -> Node:
         rows = [r for r in re.split(r"\\\\", body) if r.strip() and not re.fullmatch(r"\s*\\hline\s*", r)]
         return Node("matrix", items=[[parse(c, depth + 1) for c in split_top(r, ("&",))] for r in rows][:MAX_ITEMS],
                     lhs=m.group(1))
+    variants = pm_variants(s)
+    if variants:
+        return Node("seq", items=[parse(v, depth + 1) for v in variants], open="", close="", pm=True)
     # relations
-    rel = _rel_split(s)
+    rel = rel_split(s)
     if rel:
         parts, ops = rel
         if "\\approx" in ops:
@@ -303,21 +332,60 @@ def _parse(s: str, depth: int = 0) -> Node:
             return parse(parts[-1], depth + 1)
         if all(o == "=" for o in ops):
             if is_symbolic_lhs(parts[0]) and parts[-1]:
-                return Node("assign", lhs=parts[0], items=[parse(parts[-1], depth + 1)], text=s)
+                return Node("assign", lhs=parts[0], items=[parse(strip_outer_text(parts[-1]), depth + 1)], text=s)
             return Node("eq", text=s, items=[Node("atom", p) for p in parts])
         iv = _ineq_to_intervals(parts, ops)
         if iv is not None:
             iv.from_ineq = True
             return iv
         return Node("atom", s)
-    # a \pm b
-    pm = split_top(s, ("\\pm",))
-    if len(pm) == 2 and pm[1]:
-        a, b = pm
-        if a:
-            return Node("seq", items=[Node("atom", f"{a} + {b}"), Node("atom", f"{a} - ({b})")], open="", close="")
-        return Node("seq", items=[Node("atom", b), Node("atom", f"-({b})")], open="", close="")
     return Node("atom", s)
+
+
+_SIGN = re.compile(r"\\(pm|mp)(?![a-zA-Z])")
+
+
+def pm_variants(s: str) -> Optional[list[str]]:
+    """The texts a ``\\pm`` / ``\\mp`` expression stands for (module docstring), or None when there is none."""
+    if "\\pm" not in s and "\\mp" not in s:
+        return None
+    signs = _SIGN.findall(s)
+    if not signs:
+        return None
+    if "mp" in signs:
+        patterns = [(1,) * len(signs), (-1,) * len(signs)]  # \mp ties the signs: one choice for all
+    elif 2 ** len(signs) <= MAX_ITEMS:
+        patterns = list(itertools.product((1, -1), repeat=len(signs)))
+    else:
+        return None
+    out = []
+    for pat in patterns:
+        it = iter(pat)
+        out.append(_SIGN.sub(lambda m: "+" if (next(it) > 0) == (m.group(1) == "pm") else "-", s))
+    return out
+
+
+def _joined(items: list) -> list:
+    """List / set items with the expansions of their signs joined in (``1 \\pm \\sqrt5, -2``: three items)."""
+    out = []
+    for it in items:
+        out.extend(it.items if it.pm and it.kind == "seq" else [it])
+    return out[:MAX_ITEMS]
+
+
+def _sign_tuples(items: list, op: str, cl: str, inner: str) -> Node:
+    """``(\\pm 1, 0, \\pm 2)``: the tuples the signs stand for (module docstring), as a bare list."""
+    choices = [it.items if it.pm and it.kind == "seq" else [it] for it in items]
+    if "\\mp" in inner and all(len(c) in (1, 2) for c in choices):
+        combos = [[c[k] if len(c) == 2 else c[0] for c in choices] for k in (0, 1)]  # one sign for all
+    else:
+        total = 1
+        for c in choices:
+            total *= len(c)
+        if total > MAX_ITEMS:
+            return Node("atom", f"{op}{inner}{cl}")
+        combos = [list(c) for c in itertools.product(*choices)]
+    return Node("seq", items=[Node("seq", items=c, open=op, close=cl) for c in combos], open="", close="", pm=True)
 
 
 def ratio(s: str) -> Node:
@@ -359,15 +427,12 @@ _CHOICE_VALUE = re.compile(r"^(?:\\text(?:bf)?\{)?\(\s*[A-E]\s*\)\}?\s*(.+)$")
 
 
 def alternatives(s: str) -> list[str]:
-    """Readings of an ambiguous answer: ``1,5`` is the list and the decimal comma; ``0,111`` is a decimal;
+    """Readings of an ambiguous answer: ``1,5`` and ``0,4`` are the list and the decimal comma;
     ``\\textbf{(B)} 12`` (a choice with its value) is also read as ``12``."""
     m = _CHOICE_VALUE.match(s.strip())
     if m:
         return [s, m.group(1)]
     m = _DEC_COMMA.match(s.strip())
     if m and not _THOUSANDS.match(s.strip()):
-        dec = f"{m.group(1)}.{m.group(2)}"
-        if m.group(1).lstrip("+-") == "0":
-            return [dec]
-        return [s, dec]
+        return [s, f"{m.group(1)}.{m.group(2)}"]  # "0,4" too: MATH golds list the solutions 0 and 4 so
     return [s]
