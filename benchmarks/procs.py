@@ -1,8 +1,15 @@
-"""A running reward service's processes, read from /proc (Linux): its grading workers and its memory."""
+"""Processes read from /proc (Linux): a reward service's grading workers and memory, and process trees for the
+tests that check what survives a kill (a process is identified by its pid and start time, so a recycled pid is
+not mistaken for a survivor, and a zombie counts as dead)."""
 from __future__ import annotations
 
+import os
+import signal
+import time
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Optional
+
+Proc = tuple[int, int]  # (pid, start time in clock ticks since boot)
 
 
 def children(pid: int) -> list[int]:
@@ -19,11 +26,11 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def cmdline(pid: int) -> bytes:
+def cmdline(pid: int) -> str:
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
-        return b""
+        return ""
 
 
 def worker_pids(server_pid: int) -> list[int]:
@@ -31,9 +38,9 @@ def worker_pids(server_pid: int) -> list[int]:
     pids = []
     for child in children(server_pid):
         cmd = cmdline(child)
-        if b"forkserver" in cmd:
+        if "forkserver" in cmd:
             pids += children(child)
-        elif b"spawn_main" in cmd:
+        elif "spawn_main" in cmd:
             pids.append(child)
     return pids
 
@@ -47,3 +54,52 @@ def rss_mb(pid: int) -> Optional[float]:
     except OSError:
         pass
     return None
+
+
+def _stat(pid: int) -> Optional[tuple[str, int]]:
+    """(state letter, start time) of a process, or None if it does not exist."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = text[text.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
+    return fields[0], int(fields[19])
+
+
+def tree(pid: int) -> list[Proc]:
+    """``pid`` and all its descendants that exist now."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        st = _stat(p)
+        if st is None:
+            continue
+        out.append((p, st[1]))
+        todo += children(p)
+    return out
+
+
+def alive(proc: Proc) -> bool:
+    st = _stat(proc[0])
+    return st is not None and st[1] == proc[1] and st[0] not in ("Z", "X")
+
+
+def survivors(procs: Iterable[Proc], timeout: float) -> list[Proc]:
+    """Wait up to ``timeout`` seconds for every process to end; return those still alive."""
+    procs = list(procs)
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [p for p in procs if alive(p)]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)
+
+
+def kill_all(procs: Iterable[Proc]) -> None:
+    """SIGKILL the given processes that are still the same processes (test cleanup)."""
+    for p in procs:
+        if alive(p):
+            try:
+                os.kill(p[0], signal.SIGKILL)
+            except OSError:
+                pass

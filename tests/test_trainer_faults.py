@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import proc_tree
+from benchmarks import procs
 from reward_service.client import start_service
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,37 +60,37 @@ def test_killed_trainer_takes_its_reward_service_with_it(tiny_model_dir, tmp_pat
         while not (metrics.is_file() and metrics.stat().st_size) and time.monotonic() < deadline:
             assert trainer.poll() is None, log.read_text()[-3000:]
             time.sleep(0.2)  # a step is logged: the service has graded, the run is training
-        (svc_pid,) = [p for p in proc_tree.children(trainer.pid) if "reward_service.cli" in proc_tree.cmdline(p)]
-        service = proc_tree.tree(svc_pid)
-        names = " | ".join(proc_tree.cmdline(p) for p, _ in service)
+        (svc_pid,) = [p for p in procs.children(trainer.pid) if "reward_service.cli" in procs.cmdline(p)]
+        service = procs.tree(svc_pid)
+        names = " | ".join(procs.cmdline(p) for p, _ in service)
         assert len(service) >= 3 and "forkserver" in names, names  # service, fork server, >= 1 worker
         assert not _port_closed(port)
 
         trainer.send_signal(sig)
         trainer.wait(30)
-        left = proc_tree.survivors(service, timeout=40)
-        assert not left, f"alive after the trainer died: {[proc_tree.cmdline(p) for p, _ in left]}"
+        left = procs.survivors(service, timeout=40)
+        assert not left, f"alive after the trainer died: {[procs.cmdline(p) for p, _ in left]}"
         assert _port_closed(port)
     finally:
         if trainer.poll() is None:
             trainer.kill()
             trainer.wait(30)
-        proc_tree.kill_all(service)
+        procs.kill_all(service)
 
 
 def test_service_killed_outright_takes_its_workers(tmp_path):
     """SIGKILL of the service itself (the OOM killer, an operator): its fork server sees it gone and exits,
     the grading workers die with the fork server, the resource tracker exits."""
     svc = start_service(workers=2, log_path=str(tmp_path / "svc.log"))
-    procs = proc_tree.tree(svc.process.pid)
+    tree = procs.tree(svc.process.pid)
     try:
-        assert len(procs) >= 4, [proc_tree.cmdline(p) for p, _ in procs]  # service, fork server, 2 workers
+        assert len(tree) >= 4, [procs.cmdline(p) for p, _ in tree]  # service, fork server, 2 workers
         svc.process.kill()
         svc.process.wait(10)
-        left = proc_tree.survivors(procs, timeout=30)
-        assert not left, f"alive after the service died: {[proc_tree.cmdline(p) for p, _ in left]}"
+        left = procs.survivors(tree, timeout=30)
+        assert not left, f"alive after the service died: {[procs.cmdline(p) for p, _ in left]}"
     finally:
-        proc_tree.kill_all(procs)
+        procs.kill_all(tree)
         svc.stop()
 
 
