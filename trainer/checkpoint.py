@@ -25,6 +25,9 @@ from typing import Any, Optional
 
 import numpy as np
 import torch
+import yaml
+
+from trainer.config_tree import public_dict
 
 STATE_FILE = "trainer_state.json"
 
@@ -119,6 +122,16 @@ def check_new_run(output_dir: str | Path, resume: bool) -> None:
         raise OutputDirInUse(
             f"{output_dir} already holds a run ({found}). Continue that run with --resume, give the new run its "
             f"own directory (logging.output_dir=...), or delete {output_dir} first.")
+
+
+def open_run_dir(output_dir: str | Path, cfg, resume: bool) -> Path:
+    """The output directory of a run, ready to write: refused if it holds another run (``check_new_run``), created,
+    with the run's config (secrets redacted: ``config_tree.public_dict``) in ``config.yaml``."""
+    out = Path(output_dir)
+    check_new_run(out, resume)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.yaml").write_text(yaml.safe_dump(public_dict(cfg), sort_keys=False))
+    return out
 
 
 def latest(output_dir: str | Path) -> Optional[Path]:

@@ -8,13 +8,11 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import yaml
-
 from mathrl_core.data_files import data_dir
 from trainer import checkpoint
 from trainer.build import build_run, load_train_records
 from trainer.config import RLConfig
-from trainer.config_tree import ConfigError, load_config, public_dict
+from trainer.config_tree import ConfigError, load_config
 from trainer.distributed.launch import run_distributed, validate_ray
 from trainer.plan import make_plan
 
@@ -80,14 +78,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(json.dumps(info, indent=2, default=str))
         return 0
-    out = Path(cfg.logging.output_dir)
     try:
-        checkpoint.check_new_run(out, args.resume)
+        checkpoint.open_run_dir(cfg.logging.output_dir, cfg, args.resume)
     except checkpoint.OutputDirInUse as e:
         print(f"rl-train: {e}", file=sys.stderr)
         return 2
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.yaml").write_text(yaml.safe_dump(public_dict(cfg), sort_keys=False))
     if cfg.ray.enabled:
         return run_distributed(cfg, resume=args.resume)
     loop = build_run(cfg, resume=args.resume)

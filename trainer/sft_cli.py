@@ -9,10 +9,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import yaml
-
 from trainer import checkpoint
-from trainer.config_tree import ConfigError, load_config, public_dict
+from trainer.config_tree import ConfigError, load_config
 from trainer.sft import SFTConfig, run_sft, synthetic_sft_records
 from trainer.sft_data import load_sft_records
 from trainer.strategy import dist
@@ -62,10 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(json.dumps(dry_run(cfg), indent=2, default=str))
             return 0
-        out = Path(cfg.logging.output_dir)
-        checkpoint.check_new_run(out, args.resume)  # OutputDirInUse is a ValueError: exit 2 with its message
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(public_dict(cfg), sort_keys=False))
+        # OutputDirInUse is a ValueError: exit 2 with its message
+        checkpoint.open_run_dir(cfg.logging.output_dir, cfg, args.resume)
         try:
             model_dir = run_sft(cfg, resume=args.resume)
         finally:
