@@ -39,4 +39,7 @@ if __name__ == "__main__":
                              gpu_memory_utilization=0.15)
         out = gen.generate(["What is 2+3?"], SamplingConfig(n=1, temperature=0.0, max_new_tokens=4))
         assert len(out) == 1 and len(out[0]) == 1
+        # vLLM's own INFO log line is not reliable (its logging may be unconfigured); read the engine's config
+        cache = gen.backend.llm.llm_engine.vllm_config.cache_config
+        print(f"KV_CACHE_BYTES={cache.kv_cache_memory_bytes}")
     print("ENGINE STARTED")
