@@ -12,10 +12,11 @@ import yaml
 
 from mathrl_core.data_files import data_dir
 from trainer import checkpoint
+from trainer.async_rl.errors import RolloutPipelineError
 from trainer.build import build_run, load_train_records
 from trainer.config import RLConfig
 from trainer.config_tree import ConfigError, load_config, public_dict
-from trainer.distributed.launch import run_distributed, validate_ray
+from trainer.distributed.launch import run_distributed, stopped_message, validate_ray
 from trainer.plan import make_plan
 
 
@@ -90,13 +91,22 @@ def main(argv: list[str] | None = None) -> int:
     (out / "config.yaml").write_text(yaml.safe_dump(public_dict(cfg), sort_keys=False))
     if cfg.ray.enabled:
         return run_distributed(cfg, resume=args.resume)
-    loop = build_run(cfg, resume=args.resume)
+    try:
+        loop = build_run(cfg, resume=args.resume)
+    except RolloutPipelineError as e:  # the asynchronous rollout process could not start
+        print(stopped_message(e, cfg.logging.output_dir), file=sys.stderr)
+        return 1
     try:
         loop.run()
+    except RolloutPipelineError as e:
+        print(stopped_message(e, cfg.logging.output_dir), file=sys.stderr)
+        return 1
     finally:
         loop.reward.close()
         if loop.tracker:
             loop.tracker.close()
+        if cfg.is_async:
+            loop.rollout.close()
     return 0
 
 
