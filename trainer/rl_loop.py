@@ -195,7 +195,7 @@ class RLLoop:
                          rollout_logprobs=rollout_lp, old_logprobs_from_update=self.old_logprobs_from_update)
         with timer("reference"):
             if not self.old_logprobs_from_update:
-                exp.old_logprobs = self.policy.compute_logprobs(exp)
+                exp.old_logprobs = self.old_logprobs(exp)
             if self.ref is not None:
                 exp.ref_logprobs = self.ref.compute_logprobs(exp)
             if self.critic is not None:
@@ -206,6 +206,10 @@ class RLLoop:
             exp.tis_weights, exp.info["off_policy"] = off_policy_weights(kind, exp.old_logprobs, exp.rollout_logprobs,
                                                                          mask, cap)
         return exp
+
+    def old_logprobs(self, exp: Experience):
+        """PPO's old log-probs: the policy's own, before this step's update (the proximal policy)."""
+        return self.policy.compute_logprobs(exp)
 
     def experience_metrics(self, exp: Experience, out: RolloutOutput) -> dict:
         a = self.cfg.algorithm

@@ -22,9 +22,11 @@ weights through Ray's object store, pushed without waiting). Partial rollouts (`
 local only): the rollout process generates in chunks and loads new weights between chunks
 (``mathrl_core.rollout.partial``).
 
-The loss: the trainer recomputes the proximal (old) log-probs at its current version; with
-``algorithm.off_policy_correction`` the behaviour log-probs from the rollout weight each token
-(``trainer.algorithms.offpolicy``: the decoupled PPO objective).
+The loss (``loop.AsyncRLLoop.old_logprobs``): without an off-policy correction PPO's old log-probs are the
+behaviour log-probs the rollout reported (the trust region around the policy that really sampled; no extra
+forward pass). With ``algorithm.off_policy_correction`` the trainer recomputes the proximal log-probs at its
+current version and the behaviour/proximal ratio weights each token (``trainer.algorithms.offpolicy``: the
+decoupled PPO objective); the rollout-vs-trainer KL and the masked/truncated fractions are then logged.
 
 Faults: a rollout process or engine that dies, or a queue that stays empty for ``rollout.async_timeout_s``,
 raises ``RolloutPipelineError`` in the trainer thread at the start of a step: the run stops with the last
