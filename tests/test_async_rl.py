@@ -99,8 +99,10 @@ def test_async_run_stays_within_the_bound_and_checkpoints_the_trained_position(t
     # the entropy bonus moves the weights every step, so a sample one version behind differs from the trainer
     stale = [r for r in rows if r["async/staleness_frac_1"] == 1.0]
     assert stale and all(r["rollout/trainer_kl_k3"] > 0 for r in stale)
-    state = json.loads((checkpoint.latest(tmp_path) / "trainer_state.json").read_text())
-    assert state["step"] == 5 and state["data"]["position"] == 5 * 2  # 5 batches of 2 prompts trained on
+    # the data position of a checkpoint is after the batches trained on (the producer has drawn one more by then)
+    for step in (4, 5):
+        state = json.loads((tmp_path / "checkpoints" / f"step_{step:06d}" / "trainer_state.json").read_text())
+        assert state["step"] == step and state["data"]["position"] == step * 2  # batches of 2 prompts
 
 
 @pytest.mark.slow
