@@ -187,6 +187,74 @@ def test_rollout_that_stops_answering_ends_the_run_clearly(tiny_model_dir, rewar
     assert checkpoint.latest(tmp_path) is None and read_metrics(tmp_path) == []
 
 
+@pytest.mark.slow
+def test_rollout_process_death_fails_a_waiting_request_at_once(tiny_model_dir, tiny_tokenizer):
+    """A request is being generated when the process is killed: the caller gets an error naming the signal at
+    once (not after rollout.async_timeout_s), and so does every later call."""
+    import threading
+
+    from mathrl_core.sampling import SamplingConfig
+    from mathrl_core.templates import build_prompt
+    from trainer.async_rl.rollout_process import ProcessRollout
+
+    cfg = load_config(RLConfig, RECIPE, [f"model.pretrain={tiny_model_dir}", "model.tiny=null",
+                                         "rollout.max_staleness=1", "rollout.partial_rollout=true",
+                                         "rollout.partial_rollout_chunk=1", "rollout.async_timeout_s=300"])
+    ro = ProcessRollout(cfg, str(tiny_model_dir))
+    errors = []
+
+    def generate():
+        try:
+            ro.generate([build_prompt(tiny_tokenizer, "What is 7 + 5?", "qwen_boxed")],
+                        SamplingConfig(n=8, max_new_tokens=2000, seed=0))
+        except RolloutPipelineError as e:
+            errors.append(str(e))
+
+    try:
+        job = threading.Thread(target=generate)
+        job.start()
+        time.sleep(1.0)
+        os.kill(ro.pid, signal.SIGKILL)
+        t0 = time.monotonic()
+        job.join(timeout=60)
+        assert time.monotonic() - t0 < 10 and errors and "killed by SIGKILL" in errors[0], errors
+        with pytest.raises(RolloutPipelineError, match="died"):
+            ro.generate(["x"], SamplingConfig())
+    finally:
+        ro.close()
+
+
+@pytest.mark.slow
+def test_rollout_process_ends_with_a_killed_trainer(tiny_model_dir, reward_url, tmp_path):
+    """SIGKILL to the trainer: its rollout process sees it gone and exits (reward_service.lifeline)."""
+    out, log = tmp_path / "run", tmp_path / "train.log"
+    proc = _cli(_overrides(tiny_model_dir, out, reward_url, ["train.total_steps=10000", "rollout.max_staleness=1"]),
+                log)
+    try:
+        deadline = time.monotonic() + 300
+        while not ((out / "metrics.jsonl").is_file() and (out / "metrics.jsonl").stat().st_size):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.1)
+        pid = json.loads((out / "rollout_process.json").read_text())["pid"]
+        proc.kill()
+        proc.wait(30)
+        deadline = time.monotonic() + 30
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(pid), f"rollout process {pid} outlived its trainer"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
 def _cli(args, log: Path) -> subprocess.Popen:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "trainer.cli", "--config", str(RECIPE), *args], cwd=REPO, env=env,
