@@ -58,7 +58,10 @@ def dry_run(cfg: RLConfig) -> dict:
         "kl": {"coef": cfg.algorithm.kl_coef, "estimator": cfg.algorithm.kl_estimator, "mode": cfg.algorithm.kl_mode},
         "rollout_backend": cfg.rollout.backend,
         "strategy": cfg.train.strategy + (f" ZeRO-{cfg.train.zero_stage}" if cfg.train.strategy == "deepspeed" else ""),
-        "placement": "ray" if cfg.ray.enabled else "local (one process)",
+        "placement": ("ray" if cfg.ray.enabled else "local (one process)" if not cfg.is_async
+                      else "local (trainer + a rollout process)"),
+        "asynchronous": ({"max_staleness": cfg.rollout.max_staleness, "partial_rollout": cfg.rollout.partial_rollout,
+                          "off_policy_correction": cfg.off_policy} if cfg.is_async else False),
         "reward": {"url": cfg.reward.url or "local service on a free loopback port", "scheme": cfg.reward.scheme},
         "template": cfg.data.template,
     })
