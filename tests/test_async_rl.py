@@ -264,15 +264,14 @@ def _cli(args, log: Path) -> subprocess.Popen:
 @pytest.mark.slow
 def test_killed_rollout_process_stops_the_run_then_resume(tiny_model_dir, reward_url, tmp_path):
     out, log = tmp_path / "run", tmp_path / "train.log"
-    args = _overrides(tiny_model_dir, out, reward_url, ["train.total_steps=6", "logging.save_steps=2",
+    args = _overrides(tiny_model_dir, out, reward_url, ["train.total_steps=8", "logging.save_steps=2",
                                                         "rollout.max_staleness=2"])
     proc = _cli(args, log)
     try:
         deadline = time.monotonic() + 300
-        while not ((out / "checkpoints" / "latest").is_file()
-                   and (out / "checkpoints" / "latest").read_text().strip() == "step_000002"):
+        while not (out / "checkpoints" / "latest").is_file():  # a checkpoint exists: kill the rollout
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.1)
+            time.sleep(0.05)
         os.kill(json.loads((out / "rollout_process.json").read_text())["pid"], signal.SIGKILL)
         code = proc.wait(timeout=120)
     finally:
@@ -289,11 +288,11 @@ def test_killed_rollout_process_stops_the_run_then_resume(tiny_model_dir, reward
     resumed = _cli(["--resume", *args], log)
     assert resumed.wait(timeout=300) == 0, log.read_text()[-3000:]
     rows = read_metrics(out)
-    assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r["step"] for r in rows] == list(range(1, 9))
     _check_bounds(rows, 2)
     first = int(done.name.split("_")[1]) + 1
     assert rows[first - 1]["async/staleness_max"] == 0  # after --resume the pipeline restarts from the checkpoint
-    assert checkpoint.latest(out).name == "step_000006"
+    assert checkpoint.latest(out).name == "step_000008"
 
 
 def test_synchronous_loop_is_the_default(tiny_model_dir, reward_url, tmp_path):
