@@ -56,6 +56,14 @@ def test_async_config_rules():
     with pytest.raises(ConfigError, match="enable_sleep"):
         load_config(RLConfig, None, ["rollout.max_staleness=1", "rollout.enable_sleep=true"])
     assert load_config(RLConfig, None, ["algorithm.tis_cap=3"]).off_policy == ("tis_token", 3.0)
+    from trainer.distributed.launch import validate_ray
+
+    ray = ["ray.enabled=true", "rollout.backend=vllm", "rollout.max_staleness=1"]
+    validate_ray(load_config(RLConfig, None, ray))
+    with pytest.raises(ConfigError, match="partial_rollout is implemented for the local placement"):
+        validate_ray(load_config(RLConfig, None, [*ray, "rollout.partial_rollout=true"]))
+    with pytest.raises(ConfigError, match="object store"):
+        validate_ray(load_config(RLConfig, None, [*ray, "ray.actor_num_gpus=1"]))  # auto resolves to nccl on GPUs
 
 
 @pytest.fixture(scope="module")
