@@ -66,6 +66,23 @@ def test_async_config_rules():
         validate_ray(load_config(RLConfig, None, [*ray, "ray.actor_num_gpus=1"]))  # auto resolves to nccl on GPUs
 
 
+def test_unsent_weights_are_replaced_in_place_by_newer_ones():
+    """The outbox to a busy rollout process holds at most one weight update, at the place of the first one: a
+    request queued after version 1 was pushed still runs after (newer) weights, never before them."""
+    from trainer.async_rl.rollout_process import _Outbox
+
+    box = _Outbox()
+    box.put(("generate", 0))
+    box.put_weights(1, b"v1")
+    box.put(("generate", 1))
+    box.put_weights(2, b"v2")
+    assert [box.take() for _ in range(3)] == [("generate", 0), ("weights", 2, b"v2"), ("generate", 1)]
+    box.put_weights(3, b"v3")  # the earlier update was sent: this one queues anew
+    assert box.take() == ("weights", 3, b"v3")
+    box.close()
+    assert box.take() is None
+
+
 @pytest.fixture(scope="module")
 def reward_url():
     svc = start_service(workers=1)
