@@ -1,6 +1,7 @@
 """The CPU quickstart: SFT a tiny model, improve it with GRPO through the real reward service, and show it.
 
     python -m trainer.quickstart [--output-dir runs/quickstart] [--seed 0]
+    python -m trainer.quickstart --output-dir runs/quickstart --reuse-sft --async-grpo 1   # GRPO asynchronously
 
 No hub and no GPU. The stages, each the project's real code path:
 
