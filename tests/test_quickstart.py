@@ -72,6 +72,22 @@ def test_numbers_are_consistent(summary):
     assert s["total"]["wall_s"] >= sum(v["wall_s"] for k, v in s["stages"].items() if k != "eval_grpo") - 1
 
 
+def test_async_grpo_stage_beside_the_synchronous_one(summary):
+    """--reuse-sft --async-grpo 1: the GRPO stage again, asynchronously, into its own _async files; the
+    synchronous run's files stay as they were."""
+    out, s = summary
+    before = {p: (out / p).read_bytes() for p in ("summary.json", "table.md", "grpo/metrics.jsonl")}
+    a = quickstart.run(out, seed=3, sft_overrides=SFT, rl_overrides=RL, n_heldout=12, n_rl_prompts=40,
+                       control_eval_every_s=0.5, reuse_sft=True, async_grpo=1)
+    assert {p: (out / p).read_bytes() for p in before} == before
+    assert a["grpo_max_staleness"] == 1 and a["sft_accuracy"] == s["sft_accuracy"] and a["rl_steps"] == 4
+    assert json.loads((out / "summary_async.json").read_text())["rl_accuracy"] == a["rl_accuracy"]
+    assert "asynchronous (max_staleness 1)" in (out / "table_async.md").read_text()
+    rows = [json.loads(x) for x in (out / "grpo_async" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2, 3, 4] and all(r["async/staleness_max"] <= 1 for r in rows)
+    assert (out / "control_async" / "result.json").is_file()
+
+
 def test_reuse_sft_runs_only_grpo_and_control(summary):
     """--reuse-sft starts from the finished SFT stage of the same config (runs last: it rewrites the run)."""
     out, s = summary

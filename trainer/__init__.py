@@ -8,6 +8,7 @@ eval hook, checkpoint. The same loop drives local workers or Ray actor groups:
     plan.py          RunPlan: batch arithmetic, roles and resources, computed once (--dry-run prints it)
     roles.py         the role factory: policy / reference / critic / rollout for a local or Ray placement
     build.py         the driver side of a run and the local placement; distributed/ the Ray placement
+    async_rl/        asynchronous RL: the rollout ahead of the trainer within rollout.max_staleness versions
     algorithms/      the math as pure tensor functions (advantage estimators are registrations)
     workers/         policy, reference and critic workers; worker_metrics.py declares how metrics combine
     sft.py           the SFT stage (its model and optimizer come from roles.build_trainable)

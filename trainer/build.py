@@ -7,6 +7,7 @@ whose ranks call the same role factory, and hands them to the same ``RLLoop`` th
 """
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,12 @@ from eval.harness import evaluate
 from mathrl_core.completion import per_prompt_completions
 from mathrl_core.models.loading import load_tokenizer
 from mathrl_core.records import PromptRecord, load_records
+from mathrl_core.rollout.registry import get_backend
 from mathrl_core.sampling import SamplingConfig
 from mathrl_core.templates import build_prompt, encode_prompt
 from trainer import checkpoint
+from trainer.async_rl.loop import AsyncRLLoop
+from trainer.async_rl.rollout_process import ProcessRollout
 from trainer.config import RLConfig
 from trainer.config_tree import public_dict
 from trainer.data.datasets import PromptDataset
@@ -116,17 +120,20 @@ def prepare_driver(cfg: RLConfig, resume: bool = False) -> Driver:
     return Driver(cfg, out_dir, path, tokenizer, data, make_plan(cfg, len(records)), ckpt, start)
 
 
-def make_loop(d: Driver, *, rollout, policy, ref=None, critic=None) -> RLLoop:
+def make_loop(d: Driver, *, rollout, policy, ref=None, critic=None, eval_rollout=None) -> RLLoop:
     """The ``RLLoop`` over the given workers (local objects or Ray groups), with the reward service, the tracker
-    and the eval hook; restored from the resume checkpoint if there is one."""
+    and the eval hook (generating with ``eval_rollout``, default ``rollout``); restored from the resume
+    checkpoint if there is one. With ``rollout.max_staleness >= 1`` the asynchronous loop
+    (``trainer.async_rl``), whose ``rollout`` takes versioned weight pushes."""
     cfg = d.cfg
     reward = RewardScorer(cfg.reward)
     tracker = Tracker(d.out_dir, d.plan.total_steps, tensorboard=cfg.logging.tensorboard, wandb=cfg.logging.wandb,
                       wandb_project=cfg.logging.wandb_project, run_name=cfg.name, config=public_dict(cfg),
                       progress_bar=cfg.logging.progress_bar, resume_step=d.start_step)
-    loop = RLLoop(cfg, tokenizer=d.tokenizer, data=d.data, rollout=rollout, reward=reward, policy=policy, ref=ref,
-                  critic=critic, tracker=tracker, eval_fn=build_eval_fn(cfg, d.tokenizer, rollout, d.out_dir, reward),
-                  total_steps=d.plan.total_steps)
+    eval_fn = build_eval_fn(cfg, d.tokenizer, eval_rollout or rollout, d.out_dir, reward)
+    loop = (AsyncRLLoop if cfg.is_async else RLLoop)(
+        cfg, tokenizer=d.tokenizer, data=d.data, rollout=rollout, reward=reward, policy=policy, ref=ref,
+        critic=critic, tracker=tracker, eval_fn=eval_fn, total_steps=d.plan.total_steps)
     if d.checkpoint is not None:
         loop.restore(d.checkpoint)
         logger.info("resumed from %s at step %d", d.checkpoint, loop.step_num)
@@ -143,5 +150,18 @@ def build_run(cfg: RLConfig, resume: bool = False) -> RLLoop:
            if cfg.uses_reference else None)
     critic = (build_worker(cfg, "critic", here, model_path=d.model_path, total_updates=updates)
               if cfg.uses_critic else None)
-    rollout = build_worker(cfg, "rollout", here, model_path=d.model_path, policy=policy, tokenizer=d.tokenizer)
-    return make_loop(d, rollout=rollout, policy=policy, ref=ref, critic=critic)
+    if not cfg.is_async:
+        rollout = build_worker(cfg, "rollout", here, model_path=d.model_path, policy=policy, tokenizer=d.tokenizer)
+        return make_loop(d, rollout=rollout, policy=policy, ref=ref, critic=critic)
+    # asynchronous: the rollout in a process of its own; the eval hook generates with the current policy here
+    # (an in-process backend shares the policy module) or, for an engine, through that process
+    rollout = ProcessRollout(cfg, d.model_path, device=str(here.device))
+    (d.out_dir / "rollout_process.json").write_text(json.dumps({"pid": rollout.pid}))  # for operators (and tests)
+    try:
+        in_process = not get_backend(cfg.rollout.backend).remote_capable
+        eval_rollout = (build_worker(cfg, "rollout", here, model_path=d.model_path, policy=policy,
+                                     tokenizer=d.tokenizer) if in_process else rollout)
+        return make_loop(d, rollout=rollout, policy=policy, ref=ref, critic=critic, eval_rollout=eval_rollout)
+    except BaseException:
+        rollout.close()
+        raise

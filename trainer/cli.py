@@ -10,10 +10,11 @@ from pathlib import Path
 
 from mathrl_core.data_files import data_dir
 from trainer import checkpoint
+from trainer.async_rl.errors import RolloutPipelineError
 from trainer.build import build_run, load_train_records
 from trainer.config import RLConfig
 from trainer.config_tree import ConfigError, load_config
-from trainer.distributed.launch import run_distributed, validate_ray
+from trainer.distributed.launch import run_distributed, stopped_message, validate_ray
 from trainer.plan import make_plan
 
 
@@ -55,7 +56,10 @@ def dry_run(cfg: RLConfig) -> dict:
         "kl": {"coef": cfg.algorithm.kl_coef, "estimator": cfg.algorithm.kl_estimator, "mode": cfg.algorithm.kl_mode},
         "rollout_backend": cfg.rollout.backend,
         "strategy": cfg.train.strategy + (f" ZeRO-{cfg.train.zero_stage}" if cfg.train.strategy == "deepspeed" else ""),
-        "placement": "ray" if cfg.ray.enabled else "local (one process)",
+        "placement": ("ray" if cfg.ray.enabled else "local (one process)" if not cfg.is_async
+                      else "local (trainer + a rollout process)"),
+        "asynchronous": ({"max_staleness": cfg.rollout.max_staleness, "partial_rollout": cfg.rollout.partial_rollout,
+                          "off_policy_correction": cfg.off_policy} if cfg.is_async else False),
         "reward": {"url": cfg.reward.url or "local service on a free loopback port", "scheme": cfg.reward.scheme},
         "template": cfg.data.template,
     })
@@ -85,13 +89,22 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if cfg.ray.enabled:
         return run_distributed(cfg, resume=args.resume)
-    loop = build_run(cfg, resume=args.resume)
+    try:
+        loop = build_run(cfg, resume=args.resume)
+    except RolloutPipelineError as e:  # the asynchronous rollout process could not start
+        print(stopped_message(e, cfg.logging.output_dir), file=sys.stderr)
+        return 1
     try:
         loop.run()
+    except RolloutPipelineError as e:
+        print(stopped_message(e, cfg.logging.output_dir), file=sys.stderr)
+        return 1
     finally:
         loop.reward.close()
         if loop.tracker:
             loop.tracker.close()
+        if cfg.is_async:
+            loop.rollout.close()
     return 0
 
 

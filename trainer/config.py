@@ -81,6 +81,13 @@ class RolloutConfig:
     # or nodes: one broadcast per parameter from policy rank 0), ipc (engine on the trainer's GPU, local only)
     sync_backend: Literal["auto", "cpu_reload", "nccl", "ipc"] = "auto"
     kv_cache_memory_bytes: Optional[int] = None  # vLLM KV cache size (default on CPU: 1 GiB)
+    # Asynchronous RL (trainer/async_rl): the rollout generates the next batches with the newest weights it has
+    # while the trainer trains; a sample may come from weights up to max_staleness policy versions behind the
+    # trainer's. 0 = synchronous (generate, then train, on the same weights).
+    max_staleness: int = 0
+    partial_rollout: bool = False      # async: unfinished sequences continue under new weights mid-generation
+    partial_rollout_chunk: int = 16    # partial rollouts: new tokens generated between checks for new weights
+    async_timeout_s: float = 600.0     # async: no batch (or a stuck rollout process) for this long stops the run
 
 
 @dataclass
@@ -126,6 +133,10 @@ class AlgorithmConfig:
     overlong_penalty: float = 1.0
     # rollout/trainer mismatch correction (truncated importance sampling); None disables
     tis_cap: Optional[float] = None
+    # off-policy correction of the behaviour (rollout) vs proximal (trainer) policy, trainer/algorithms/offpolicy.py;
+    # with it the loss is the decoupled PPO objective. tis_cap: X is off_policy_correction=tis_token with cap X.
+    off_policy_correction: Optional[Literal["tis_token", "tis_seq", "mis_token", "mis_seq", "icepop"]] = None
+    off_policy_cap: float = 2.0        # C: the truncation cap / mask threshold (icepop: the band [1/C, C])
 
 
 @dataclass
@@ -212,6 +223,21 @@ class RLConfig:
     @property
     def samples_per_step(self) -> int:
         return self.rollout.prompts_per_step * self.rollout.n
+
+    @property
+    def is_async(self) -> bool:
+        """Asynchronous RL: the rollout runs ahead of the trainer by up to ``rollout.max_staleness`` versions."""
+        return self.rollout.max_staleness > 0
+
+    @property
+    def off_policy(self) -> Optional[tuple[str, float]]:
+        """The off-policy correction ``(kind, cap)`` (``trainer.algorithms.offpolicy``), or None."""
+        a = self.algorithm
+        if a.tis_cap is not None:
+            return "tis_token", a.tis_cap
+        if a.off_policy_correction is not None:
+            return a.off_policy_correction, a.off_policy_cap
+        return None
 
     # ---- rules derived from the config, computed here and nowhere else ----------------------------------
     @property
@@ -312,6 +338,21 @@ def validate(cfg: RLConfig) -> None:
         raise ConfigError(f"algorithm.ratio_early_stop: must be > 1, got {a.ratio_early_stop}")
     if a.tis_cap is not None and a.tis_cap <= 0:
         raise ConfigError(f"algorithm.tis_cap: must be > 0, got {a.tis_cap}")
+    if a.tis_cap is not None and a.off_policy_correction is not None:
+        raise ConfigError("algorithm.tis_cap and algorithm.off_policy_correction both set: tis_cap: X is "
+                          "off_policy_correction=tis_token with off_policy_cap=X; give one")
+    if a.off_policy_cap <= 0 or (a.off_policy_correction == "icepop" and a.off_policy_cap <= 1):
+        raise ConfigError(f"algorithm.off_policy_cap: must be > 0 (> 1 for icepop's band [1/C, C]), "
+                          f"got {a.off_policy_cap}")
+    _positive("rollout.max_staleness", r.max_staleness, allow_zero=True)
+    _positive("rollout.partial_rollout_chunk", r.partial_rollout_chunk)
+    _positive("rollout.async_timeout_s", r.async_timeout_s)
+    if r.partial_rollout and r.max_staleness == 0:
+        raise ConfigError("rollout.partial_rollout: needs asynchronous RL (rollout.max_staleness >= 1); a synchronous "
+                          "run never updates the weights while it generates")
+    if r.max_staleness > 0 and r.enable_sleep:
+        raise ConfigError("rollout.enable_sleep frees the engine's memory while the trainer works; with "
+                          "rollout.max_staleness >= 1 the engine generates while the trainer works")
     if len(t.adam_betas) != 2:
         raise ConfigError(f"train.adam_betas: expected two numbers, got {t.adam_betas}")
     if t.zero_stage not in (0, 1, 2, 3):

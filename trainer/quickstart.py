@@ -1,6 +1,7 @@
 """The CPU quickstart: SFT a tiny model, improve it with GRPO through the real reward service, and show it.
 
     python -m trainer.quickstart [--output-dir runs/quickstart] [--seed 0]
+    python -m trainer.quickstart --output-dir runs/quickstart --reuse-sft --async-grpo 1   # GRPO asynchronously
 
 No hub and no GPU. The stages, each the project's real code path:
 
@@ -150,10 +151,10 @@ def sft_config(out: Path, seed: int, overrides: list[str]):
         f"model.tiny.seed={seed}", f"model.tiny.out_dir={out / f'tiny_model_seed{seed}'}", *overrides])
 
 
-def rl_config(out: Path, seed: int, sft_dir: Path, data: dict[str, Path], overrides: list[str]):
+def rl_config(out: Path, seed: int, sft_dir: Path, data: dict[str, Path], overrides: list[str], tag: str = ""):
     return load_config(RLConfig, RL_RECIPE, [
         f"model.pretrain={sft_dir}", f"data.train={data['rl_prompts']}", f"eval.data={data['heldout']}",
-        f"logging.output_dir={out / 'grpo'}", f"train.seed={seed}", *overrides])
+        f"logging.output_dir={out / f'grpo{tag}'}", f"train.seed={seed}", *overrides])
 
 
 # ------------------------------------------------------------------------------------------------ control
@@ -233,7 +234,8 @@ def rl_curves(history: list[dict], heldout_name: str) -> tuple[list[dict], list[
 
 def format_table(s: dict) -> str:
     rows = [("after SFT", s["sft"], f"{s['sft_steps']} SFT steps"),
-            ("after GRPO", s["rl"], f"+{s['rl_steps']} GRPO steps, {s['rl_train_s']:.0f} s"),
+            ("after GRPO", s["rl"], f"+{s['rl_steps']} GRPO steps, {s['rl_train_s']:.0f} s"
+             + (f", asynchronous (max_staleness {s['grpo_max_staleness']})" if s.get("grpo_max_staleness") else "")),
             ("SFT control", s["control"], f"+{s['control_steps']} SFT steps, {s['control_train_s']:.0f} s")]
     best = s.get("control_best")
     lines = [f"Held-out accuracy, greedy, {s['heldout_problems']} problems (seed {s['seed']})", "",
@@ -307,11 +309,15 @@ def make_plot(path: Path, s: dict) -> Path:
 # ------------------------------------------------------------------------------------------------ pipeline
 def run(output_dir: str | Path, seed: int = 0, *, sft_overrides: list[str] = (), rl_overrides: list[str] = (),
         n_heldout: int = 400, n_rl_prompts: int = 2000, control_eval_every_s: float = 60.0,
-        reuse_sft: bool = False) -> dict:
+        reuse_sft: bool = False, async_grpo: int = 0) -> dict:
     """The whole quickstart; returns the summary (also written to ``<output_dir>/summary.json``).
 
     ``reuse_sft``: if ``<output_dir>/sft`` already holds a finished SFT stage of the same length, start from it
-    (to re-run only GRPO and the control)."""
+    (to re-run only GRPO and the control).
+    ``async_grpo``: run the GRPO stage asynchronously with ``rollout.max_staleness=async_grpo`` (the rollout in a
+    process of its own, ``trainer.async_rl``); its files get an ``_async`` suffix (``grpo_async/``,
+    ``summary_async.json``, ...), so a synchronous run in the same directory stays (``--reuse-sft`` then runs
+    only GRPO and the control again). The control then shares the 2 cores with two GRPO processes."""
     import multiprocessing as mp
 
     import torch
@@ -324,7 +330,9 @@ def run(output_dir: str | Path, seed: int = 0, *, sft_overrides: list[str] = (),
     with stages.run("data"):
         sft_cfg = sft_config(out, seed, list(sft_overrides))
         data = write_data(out, seed, n_heldout, n_rl_prompts, sft_cfg.data.synthetic or SyntheticData())
-    rl_cfg = rl_config(out, seed, out / "sft" / "model", data, list(rl_overrides))
+    tag = "_async" if async_grpo else ""
+    rl_overrides = [*rl_overrides, *([f"rollout.max_staleness={async_grpo}"] if async_grpo else [])]
+    rl_cfg = rl_config(out, seed, out / "sft" / "model", data, rl_overrides, tag)
     max_new = rl_cfg.eval.max_new_tokens or rl_cfg.rollout.max_new_tokens
     grader = make_backend("pool", workers=1)
     try:
@@ -351,14 +359,14 @@ def run(output_dir: str | Path, seed: int = 0, *, sft_overrides: list[str] = (),
 
         # GRPO here and the control in a child process, at the same time (one core each).
         control_tree = asdict(sft_cfg)
-        control_tree["logging"].update(output_dir=str(out / "control"), save_steps=0, progress_bar=False,
+        control_tree["logging"].update(output_dir=str(out / f"control{tag}"), save_steps=0, progress_bar=False,
                                        log_every_steps=100)
         # continued at the SFT's peak learning rate (not the decayed one), with its optimizer state
         control_tree["train"].update(max_steps=10**9, schedule_steps=sft_cfg.train.max_steps, max_time_s=None,
                                      lr_scheduler="constant", warmup_ratio=0.0)
         control_tree["model"].update(pretrain=str(sft_dir), tiny=None)
         control_tree["eval"].update(every_steps=0)
-        control_result = out / "control" / "result.json"
+        control_result = out / f"control{tag}" / "result.json"
         control_result.parent.mkdir(parents=True, exist_ok=True)
         if control_result.exists():
             control_result.unlink()
@@ -380,6 +388,8 @@ def run(output_dir: str | Path, seed: int = 0, *, sft_overrides: list[str] = (),
                     loop.reward.close()
                     if loop.tracker:
                         loop.tracker.close()
+                    if async_grpo:
+                        loop.rollout.close()
                 # a SIGTERM that lands before the child installed its handler would kill it outright
                 deadline = time.time() + 600
                 while not control_ready.wait(1.0) and control.is_alive() and time.time() < deadline:
@@ -387,7 +397,7 @@ def run(output_dir: str | Path, seed: int = 0, *, sft_overrides: list[str] = (),
                 control.terminate()  # SIGTERM: the control finishes its step, saves, evaluates, exits
                 with stages.run("eval_grpo"):
                     rl_res = greedy_eval(loop.policy.model, loop.tokenizer, data["heldout"], grader,
-                                         max_new_tokens=max_new, out_dir=out / "eval" / "grpo")
+                                         max_new_tokens=max_new, out_dir=out / "eval" / f"grpo{tag}")
                 control.join(timeout=600)
             finally:
                 if control.is_alive():
@@ -401,7 +411,7 @@ def run(output_dir: str | Path, seed: int = 0, *, sft_overrides: list[str] = (),
 
     rl_steps_curve, rl_eval_curve = rl_curves(history, Path(data["heldout"]).stem)
     s = {
-        "seed": seed, "heldout_problems": n_heldout,
+        "seed": seed, "heldout_problems": n_heldout, "grpo_max_staleness": async_grpo,
         "sft_accuracy": sft_res["accuracy"], "rl_accuracy": rl_res["accuracy"],
         "control_accuracy": ctl["final"]["accuracy"],
         "control_best": max([ctl["final"], *ctl["curve"]], key=lambda r: r["accuracy"]),
@@ -417,14 +427,14 @@ def run(output_dir: str | Path, seed: int = 0, *, sft_overrides: list[str] = (),
         "sft_data": sft_data_stats(sft_cfg),
         "config": {"sft": public_dict(sft_cfg), "rl": public_dict(rl_cfg)},
         "stages": stages.records, "total": stages.total(),
-        "paths": {"sft_model": str(sft_dir), "grpo_checkpoints": str(out / "grpo" / "checkpoints"),
-                  "control_model": str(out / "control" / "model"), "heldout": str(data["heldout"])},
+        "paths": {"sft_model": str(sft_dir), "grpo_checkpoints": str(out / f"grpo{tag}" / "checkpoints"),
+                  "control_model": str(out / f"control{tag}" / "model"), "heldout": str(data["heldout"])},
     }
     s["table"] = format_table(s)
-    (out / "table.md").write_text(s["table"] + "\n")
-    s["plot"] = str(make_plot(out / "reward_accuracy.png", s))
+    (out / f"table{tag}.md").write_text(s["table"] + "\n")
+    s["plot"] = str(make_plot(out / f"reward_accuracy{tag}.png", s))
     s["total"] = stages.total()
-    (out / "summary.json").write_text(json.dumps(s, indent=2, default=str))
+    (out / f"summary{tag}.json").write_text(json.dumps(s, indent=2, default=str))
     return s
 
 
@@ -438,6 +448,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds of control training between its held-out evals")
     p.add_argument("--reuse-sft", action="store_true",
                    help="start from the finished SFT stage already in --output-dir (re-run GRPO and the control)")
+    p.add_argument("--async-grpo", type=int, default=0, metavar="K",
+                   help="run the GRPO stage asynchronously, rollout.max_staleness=K (files get an _async suffix)")
     p.add_argument("--sft", action="append", default=[], metavar="KEY=VALUE",
                    help="override of recipes/quickstart_sft.yaml (repeatable), e.g. --sft train.max_steps=400")
     p.add_argument("--rl", action="append", default=[], metavar="KEY=VALUE",
@@ -452,11 +464,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per reward request otherwise
     s = run(args.output_dir, args.seed, sft_overrides=args.sft, rl_overrides=args.rl, n_heldout=args.heldout,
-            n_rl_prompts=args.rl_prompts, control_eval_every_s=args.control_eval_every, reuse_sft=args.reuse_sft)
+            n_rl_prompts=args.rl_prompts, control_eval_every_s=args.control_eval_every, reuse_sft=args.reuse_sft,
+            async_grpo=args.async_grpo)
+    tag = "_async" if args.async_grpo else ""
     print()
     print(s["table"])
     print(f"\nwall {s['total']['wall_s']:.0f} s, CPU (user+sys, all processes) {s['total']['cpu_s']:.0f} s; "
-          f"plot {s['plot']}; summary {Path(args.output_dir) / 'summary.json'}")
+          f"plot {s['plot']}; summary {Path(args.output_dir) / f'summary{tag}.json'}")
     return 0
 
 

@@ -22,8 +22,8 @@ from mathrl_core.sampling import SamplingConfig
 from mathrl_core.templates import build_prompt
 from trainer import checkpoint
 from trainer.algorithms import (explained_variance, filter_uniform_groups, kl_estimate, logprob_mismatch_stats,
-                                masked_mean, neutral_rewards, overlong_filter_mask, overlong_reward_shaping,
-                                tis_weights)
+                                masked_mean, neutral_rewards, off_policy_weights, overlong_filter_mask,
+                                overlong_reward_shaping)
 from trainer.algorithms.estimators import AdvantageInputs, get_estimator
 from trainer.config import RLConfig
 from trainer.experience import Experience, ScoredRollout
@@ -73,10 +73,10 @@ class RLLoop:
         # One update per rollout, by the very weights that sampled it: the "old" log-probs are the update's own
         # (detached) log-probs, ratio = 1 exactly, so their separate forward pass is skipped (TRL does the same
         # for num_iterations=1). Needs: the rollout is the policy module (no engine to check against), one
-        # epoch of one minibatch, no reference (KL) and no TIS (both read the old log-probs before the update).
+        # epoch of one minibatch, no reference (KL) and no off-policy correction (both read the old log-probs
+        # before the update).
         self.old_logprobs_from_update = (rollout.shares_policy and ref is None and t.ppo_epochs == 1
-                                         and t.minibatch_size >= cfg.samples_per_step
-                                         and cfg.algorithm.tis_cap is None)
+                                         and t.minibatch_size >= cfg.samples_per_step and cfg.off_policy is None)
         self.total_steps = total_steps
         self.step_num = start_step
         self.run_id = checkpoint.new_run_id()  # restore() continues the checkpoint's run
@@ -203,15 +203,21 @@ class RLLoop:
                          rollout_logprobs=rollout_lp, old_logprobs_from_update=self.old_logprobs_from_update)
         with timer("reference"):
             if not self.old_logprobs_from_update:
-                exp.old_logprobs = self.policy.compute_logprobs(exp)
+                exp.old_logprobs = self.old_logprobs(exp)
             if self.ref is not None:
                 exp.ref_logprobs = self.ref.compute_logprobs(exp)
             if self.critic is not None:
                 exp.values = self.critic.compute_values(exp)
         exp.advantages, exp.returns = compute_advantages(exp, self.cfg)
-        if a.tis_cap is not None:
-            exp.tis_weights = tis_weights(exp.old_logprobs, exp.rollout_logprobs, mask, a.tis_cap)
+        if self.cfg.off_policy is not None:  # behaviour (rollout) vs proximal (old) policy: decoupled PPO weights
+            kind, cap = self.cfg.off_policy
+            exp.tis_weights, exp.info["off_policy"] = off_policy_weights(kind, exp.old_logprobs, exp.rollout_logprobs,
+                                                                         mask, cap)
         return exp
+
+    def old_logprobs(self, exp: Experience):
+        """PPO's old log-probs: the policy's own, before this step's update (the proximal policy)."""
+        return self.policy.compute_logprobs(exp)
 
     def experience_metrics(self, exp: Experience, out: RolloutOutput) -> dict:
         a = self.cfg.algorithm
@@ -228,8 +234,11 @@ class RLLoop:
             mismatch = logprob_mismatch_stats(exp.old_logprobs, exp.rollout_logprobs, raw_mask)
             m["rollout/logprob_max_abs_diff"] = float(mismatch["max_abs_diff"])
             m["rollout/logprob_mean_abs_diff"] = float(mismatch["mean_abs_diff"])
+            m["rollout/trainer_kl_k3"] = float(mismatch["k3_kl"])  # KL(rollout || trainer) on the sampled tokens
             if not self.rollout.shares_policy:
                 m["weight_sync_max_abs_logprob_diff"] = m["rollout/logprob_max_abs_diff"]
+        for k, v in exp.info.get("off_policy", {}).items():
+            m[f"off_policy/{k}"] = float(v)
         if exp.values is not None:
             m["critic/explained_variance"] = float(explained_variance(exp.values, exp.returns, mask))
             m["critic/values_mean"] = float(masked_mean(exp.values, mask))
@@ -250,9 +259,13 @@ class RLLoop:
         self.policy.save(tmp / "policy")
         if self.critic is not None:
             self.critic.save(tmp / "critic")
-        state = {"step": step, "data": self.data.state_dict(), "total_steps": self.total_steps, "run_id": self.run_id}
+        state = {"step": step, "data": self.data_state(), "total_steps": self.total_steps, "run_id": self.run_id}
         final = checkpoint.commit(tmp, step, state, keep=self.cfg.logging.keep_checkpoints)
         logger.info("saved checkpoint %s", final)
+
+    def data_state(self) -> dict:
+        """The data position a checkpoint records: after the last batch trained on."""
+        return self.data.state_dict()
 
     def restore(self, ckpt) -> None:
         state = checkpoint.load_state(ckpt)

@@ -5,6 +5,7 @@
         placement  Placement.local(...)   this process (CPU or one GPU)
                    Placement.ray_rank(...) rank r of a Ray actor group of w ranks (DeepSpeed over its process
                    group; a rollout engine in its own actor)
+                   Placement.own_process(...) a rollout in a local process of its own (asynchronous RL)
 
 The local run (``trainer.build``), every Ray rank and engine (``trainer.distributed.actors``) and SFT
 (``trainer.sft``, through :func:`build_trainable` and :func:`causal_lm_loader`) construct models, trainables and
@@ -15,7 +16,8 @@ rollout engines only through these functions, so the rules below hold everywhere
 - the reference: ``cfg.reference_is_policy_base`` (LoRA + KL) reads the policy's own frozen base with the
   adapters disabled, in the local run and on Ray alike; otherwise a frozen copy in ``model.dtype``.
 - the rollout: an in-process backend (HF) shares the policy module; a remote-capable one (vLLM) loads the model
-  path and receives weights through ``cfg.sync_backend(...)``'s route.
+  path and receives weights through ``cfg.sync_backend(...)``'s route. In a process of its own
+  (``Placement.own_process``) every backend loads the model path and receives weights by ``update_weights``.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import torch
 
 from mathrl_core.models.loading import LoraSpec, load_causal_lm, load_reference
 from mathrl_core.rollout.registry import ModelSource, get_backend, make_rollout
+from mathrl_core.rollout.weight_sync import resolve_sync_backend
 from trainer.config import RLConfig
 from trainer.models.critic import Critic
 from trainer.schedules import lr_lambda
@@ -70,7 +73,7 @@ def training_dtype(strategy: str, dtype: str) -> str:
 class Placement:
     """Where a worker lives: this process, or rank ``rank`` of a ``world_size``-rank Ray group."""
 
-    kind: str = "local"                 # local | ray
+    kind: str = "local"                 # local | ray | process (a rollout in a local process of its own)
     rank: int = 0
     world_size: int = 1
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -85,6 +88,10 @@ class Placement:
         if dev.type == "cuda":
             dev = torch.device("cuda", 0)  # Ray sets CUDA_VISIBLE_DEVICES to this actor's GPU(s)
         return cls("ray", rank, world_size, dev)
+
+    @classmethod
+    def own_process(cls, device: str = "auto") -> "Placement":
+        return cls("process", 0, 1, resolve_device(device))
 
     @property
     def all_reduce_sum(self) -> Callable[[float], float]:
@@ -190,6 +197,11 @@ def build_worker(cfg: RLConfig, role: str, placement: Placement, *, model_path: 
         return ReferenceWorker(cfg, load_reference(model_path, dtype=m.dtype, device=dev,
                                                    trust_remote_code=m.trust_remote_code))
     if role == "rollout":
+        if placement.kind == "process":  # its own local process: weights arrive by update_weights (CPU tensors)
+            sync = resolve_sync_backend(cfg.rollout.sync_backend, on_cpu=dev.type != "cuda", colocated=True,
+                                        same_process=False)  # auto: cpu_reload (the tensors come over a pipe)
+            spec = cfg.rollout_spec(sync_backend=sync, colocated=True)
+            return make_rollout(spec, ModelSource(model_path=model_path, tokenizer_path=m.tokenizer, device=str(dev)))
         if get_backend(cfg.rollout.backend).remote_capable:
             same_process = placement.kind == "local"
             on_cpu = dev.type != "cuda" if same_process else cfg.ray.actor_num_gpus == 0

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 
@@ -30,7 +30,12 @@ from mathrl_core.sampling import SamplingConfig
 
 @dataclass
 class RolloutOutput:
-    """Sampled responses; row ``j`` belongs to prompt ``prompt_index[j]``; a prompt's rows are contiguous."""
+    """Sampled responses; row ``j`` belongs to prompt ``prompt_index[j]``; a prompt's rows are contiguous.
+
+    Optional per-token fields (None when a backend does not report them; ``select``/``concat`` carry them):
+    ``response_versions``: the policy version (weights) that generated each response token (asynchronous RL;
+    a partial rollout continued under new weights has more than one version in a row).
+    """
 
     prompt_token_ids: list[list[int]]
     response_token_ids: list[list[int]]
@@ -38,6 +43,7 @@ class RolloutOutput:
     texts: list[str]
     finish_reasons: list[str]
     prompt_index: list[int]
+    response_versions: Optional[list[list[int]]] = None
 
     def __post_init__(self):
         n = len(self.response_token_ids)
@@ -47,6 +53,15 @@ class RolloutOutput:
         for j, (ids, lps) in enumerate(zip(self.response_token_ids, self.response_logprobs)):
             if len(ids) != len(lps):
                 raise ValueError(f"row {j}: {len(ids)} tokens but {len(lps)} log-probs")
+        for name in _TOKEN_FIELDS:
+            rows = getattr(self, name)
+            if rows is None:
+                continue
+            if len(rows) != n:
+                raise ValueError(f"RolloutOutput.{name} has {len(rows)} rows, expected {n}")
+            for j, (ids, vals) in enumerate(zip(self.response_token_ids, rows)):
+                if len(ids) != len(vals):
+                    raise ValueError(f"row {j}: {len(ids)} tokens but {len(vals)} values in {name}")
 
     def __len__(self) -> int:
         return len(self.response_token_ids)
@@ -57,12 +72,21 @@ class RolloutOutput:
 
     def select(self, rows: Sequence[int]) -> "RolloutOutput":
         """A subset of rows (e.g. DAPO dynamic sampling keeps groups with mixed rewards)."""
-        return RolloutOutput(*[[getattr(self, f)[j] for j in rows] for f in _FIELDS])
+        optional = {f: [getattr(self, f)[j] for j in rows] for f in _TOKEN_FIELDS if getattr(self, f) is not None}
+        return RolloutOutput(*[[getattr(self, f)[j] for j in rows] for f in _FIELDS], **optional)
 
     @staticmethod
     def concat(outputs: Sequence["RolloutOutput"]) -> "RolloutOutput":
-        """Rows of several outputs one after the other (``prompt_index`` is kept as each output gave it)."""
-        return RolloutOutput(*[[x for o in outputs for x in getattr(o, f)] for f in _FIELDS])
+        """Rows of several outputs one after the other (``prompt_index`` is kept as each output gave it). An
+        optional field is kept when every part has it and dropped when none has; a mix is an error."""
+        optional = {}
+        for f in _TOKEN_FIELDS:
+            present = [getattr(o, f) is not None for o in outputs]
+            if any(present) and not all(present):
+                raise ValueError(f"RolloutOutput.concat: some outputs have {f} and some do not")
+            if any(present):
+                optional[f] = [x for o in outputs for x in getattr(o, f)]
+        return RolloutOutput(*[[x for o in outputs for x in getattr(o, f)] for f in _FIELDS], **optional)
 
     def to_batch(self, pad_token_id: int, device=None):
         """The ``[left-padded prompt | right-padded response]`` tensors (``mathrl_core.models.sequences.SequenceBatch``)
@@ -78,6 +102,7 @@ class RolloutOutput:
 
 _FIELDS = ("prompt_token_ids", "response_token_ids", "response_logprobs", "texts", "finish_reasons",
            "prompt_index")
+_TOKEN_FIELDS = ("response_versions",)  # optional, one value per response token
 
 
 class RolloutBackend(ABC):

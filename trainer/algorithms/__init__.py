@@ -15,6 +15,8 @@ One step of the loop, in these functions:
         loss, stats = policy_loss(lp, old_lp, adv, mask, clip_low, clip_high, dual_clip, agg, N)
         loss = loss + beta * kl_loss(lp, ref_lp, mask, "k3", agg, N)                     # if KL in loss
         if ratio_early_stop(lp, old_lp, mask, threshold): loss = loss * 0.0             # RLinf
+    # behaviour policy μ (rollout, maybe stale) vs proximal π_old: w = off_policy_weights(kind, old_lp, μ_lp,
+    # mask, C) passed as policy_loss(..., weights=w) is the decoupled PPO objective (offpolicy.py)
 """
 from .advantages import (
     GROUP_METHODS,
@@ -38,21 +40,26 @@ from .losses import (
 )
 from .masked import masked_mean, masked_sum, masked_var, masked_whiten
 from .mismatch import logprob_mismatch_stats, tis_weights
+from .offpolicy import (OFF_POLICY_CORRECTIONS, decoupled_ppo_loss, icepop_weights, masked_sequence_weights,
+                        masked_token_weights, off_policy_weights, sequence_tis_weights)
 from .sampling import filter_uniform_groups, neutral_rewards, overlong_filter_mask, overlong_reward_shaping
 
 __all__ = [
     "AGG_MODES",
+    "OFF_POLICY_CORRECTIONS",
     "GROUP_METHODS",
     "KL_KINDS",
     "aggregate_loss",
     "apply_kl_to_rewards",
     "broadcast_to_tokens",
+    "decoupled_ppo_loss",
     "discounted_returns",
     "entropy_from_logits",
     "explained_variance",
     "filter_uniform_groups",
     "gae_advantages_and_returns",
     "group_advantages",
+    "icepop_weights",
     "kl_estimate",
     "kl_loss",
     "logprob_mismatch_stats",
@@ -60,15 +67,19 @@ __all__ = [
     "loss_normalizer",
     "masked_entropy_mean",
     "masked_mean",
+    "masked_sequence_weights",
     "masked_sum",
+    "masked_token_weights",
     "masked_var",
     "masked_whiten",
     "neutral_rewards",
+    "off_policy_weights",
     "overlong_filter_mask",
     "overlong_reward_shaping",
     "policy_loss",
     "ratio_early_stop",
     "reinforce_pp_advantages",
+    "sequence_tis_weights",
     "tis_weights",
     "token_level_rewards",
     "value_loss",

@@ -6,6 +6,7 @@ their role. A training rank builds exactly the worker the single-process run use
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from typing import Any, Optional
@@ -124,6 +125,7 @@ class RolloutEngine:
         cfg = load_config(RLConfig, None, base=cfg_dict)
         here = Placement.ray_rank(index, num_engines, cfg.train.device)
         self.engine = build_worker(cfg, "rollout", here, model_path=model_path)
+        self.version = 0  # the policy version of the engine's weights (asynchronous RL)
 
     def pid(self) -> int:
         return os.getpid()
@@ -131,8 +133,15 @@ class RolloutEngine:
     def generate(self, prompts, sampling, seeds=None):
         return self.engine.generate(prompts, sampling, seeds=seeds)
 
-    def update_weights(self, weights) -> bool:
+    def generate_versioned(self, prompts, sampling, seeds=None):
+        """``generate`` with every token tagged by the version of the weights that generated it."""
+        out = self.engine.generate(prompts, sampling, seeds=seeds)
+        return dataclasses.replace(out, response_versions=[[self.version] * len(r) for r in out.response_token_ids])
+
+    def update_weights(self, weights, version: Optional[int] = None) -> bool:
         self.engine.update_weights(weights)
+        if version is not None:
+            self.version = version
         return True
 
     def sleep(self, level: int = 1) -> bool:

@@ -141,12 +141,16 @@ class RolloutGroup(RolloutBackend):
 
     def __init__(self, num_engines: int, *, cfg_dict: dict, model_path: str, sync_backend: str,
                  workers_per_engine: int, num_cpus: float, num_gpus: float, placement: Optional[list] = None,
-                 timeout_s: float = 1800.0, env: Optional[dict] = None):
+                 timeout_s: float = 1800.0, env: Optional[dict] = None, versioned: bool = False):
+        """``versioned`` (asynchronous RL): outputs carry ``response_versions`` and weights arrive through
+        :meth:`push_weights`."""
         import ray
 
         from trainer.distributed.actors import RolloutEngine
 
         self.timeout_s = timeout_s
+        self.versioned = versioned
+        self._pushes: list = []  # weight updates submitted by push_weights and not yet seen finished
         self.sync_backend = sync_backend
         self.workers_per_engine = workers_per_engine
         self._nccl_ready = False
@@ -163,7 +167,8 @@ class RolloutGroup(RolloutBackend):
         k = len(self.engines)
         bounds = [round(i * len(prompts) / k) for i in range(k + 1)]
         jobs = [(e, bounds[i], bounds[i + 1]) for i, e in enumerate(self.engines) if bounds[i + 1] > bounds[i]]
-        outs = wait_all([e.generate.remote(prompts[a:b], sampling, None if seeds is None else list(seeds[a:b]))
+        method = "generate_versioned" if self.versioned else "generate"
+        outs = wait_all([getattr(e, method).remote(prompts[a:b], sampling, None if seeds is None else list(seeds[a:b]))
                          for e, a, b in jobs], "rollout.generate", self.timeout_s)
         for (_, a, _), out in zip(jobs, outs):  # engine-local prompt indices -> batch indices
             out.prompt_index = [a + i for i in out.prompt_index]
@@ -179,6 +184,17 @@ class RolloutGroup(RolloutBackend):
             policy.broadcast_weights()
         else:
             self.update_weights(policy.named_weights())
+
+    def push_weights(self, weights, version: int) -> None:
+        """Asynchronous RL: submit ``weights`` (a dict or a Ray object reference) as ``version`` to every engine
+        and return without waiting. An engine takes them after the generation it is running (a Ray actor runs
+        its calls in order); an earlier push that failed raises ``WorkerFailure`` here."""
+        import ray
+
+        if self._pushes:
+            done, self._pushes = ray.wait(self._pushes, num_returns=len(self._pushes), timeout=0)
+            wait_all(done, "rollout.push_weights", self.timeout_s)
+        self._pushes += [e.update_weights.remote(weights, version) for e in self.engines]
 
     def update_weights(self, weights) -> None:
         """``weights``: a dict of HF-named tensors or a Ray object reference to one (from ``TrainingGroup``)."""

@@ -24,6 +24,7 @@ from typing import Optional
 
 from mathrl_core.rollout.registry import get_backend
 from trainer import checkpoint
+from trainer.async_rl.errors import RolloutPipelineError
 from trainer.build import make_loop, prepare_driver
 from trainer.config import RLConfig
 from trainer.config_tree import ConfigError
@@ -90,6 +91,12 @@ def validate_ray(cfg: RLConfig) -> None:
         ray_sync_backend(cfg)
     except ValueError as e:
         raise ConfigError(f"rollout.sync_backend: {e}") from None
+    if cfg.is_async and cfg.rollout.partial_rollout:
+        raise ConfigError("rollout.partial_rollout is implemented for the local placement (the rollout process); "
+                          "on Ray the engines finish each generation before they take new weights")
+    if cfg.is_async and ray_sync_backend(cfg) == "nccl":
+        raise ConfigError("rollout.max_staleness >= 1 on Ray pushes weights through the object store "
+                          "(rollout.sync_backend=cpu_reload); an NCCL broadcast would wait for the engines' generation")
 
 
 def ray_sync_backend(cfg: RLConfig) -> str:
@@ -142,7 +149,8 @@ def build_distributed_run(cfg: RLConfig, resume: bool = False):
         groups["rollout"] = RolloutGroup(cfg.rollout.num_engines, cfg_dict=cfg_dict, model_path=d.model_path,
                                          sync_backend=ray_sync_backend(cfg),
                                          workers_per_engine=cfg.rollout.tensor_parallel_size, num_cpus=cpus,
-                                         num_gpus=gpus, placement=pl, timeout_s=timeout, env=ACTOR_ENV)
+                                         num_gpus=gpus, placement=pl, timeout_s=timeout, env=ACTOR_ENV,
+                                         versioned=cfg.is_async)
     except BaseException:
         shutdown_groups(groups)
         raise
@@ -167,6 +175,13 @@ def shutdown_groups(groups: dict) -> None:
             logger.debug("shutdown %s: %s", name, e)
 
 
+def stopped_message(e: BaseException, output_dir) -> str:
+    """What ``rl-train`` prints when a worker, engine or the asynchronous rollout fails mid-run."""
+    ckpt = checkpoint.latest(output_dir)
+    return (f"rl-train: stopped: {e}\nrl-train: the last complete checkpoint is "
+            f"{ckpt or 'none (no step finished saving)'}; continue with --resume")
+
+
 def run_distributed(cfg: RLConfig, resume: bool = False) -> int:
     """``rl-train`` with ``ray.enabled``: 0 on success, 1 (with a clear message) when a worker fails."""
     import ray
@@ -176,10 +191,8 @@ def run_distributed(cfg: RLConfig, resume: bool = False) -> int:
         loop = build_distributed_run(cfg, resume)
         loop.run()
         return 0
-    except WorkerFailure as e:
-        ckpt = checkpoint.latest(cfg.logging.output_dir)
-        print(f"rl-train: stopped: {e}\nrl-train: the last complete checkpoint is "
-              f"{ckpt or 'none (no step finished saving)'}; continue with --resume", file=sys.stderr)
+    except (WorkerFailure, RolloutPipelineError) as e:
+        print(stopped_message(e, cfg.logging.output_dir), file=sys.stderr)
         return 1
     finally:
         if loop is not None:
