@@ -14,6 +14,7 @@ from typing import Literal, Optional
 from mathrl_core.rollout.registry import ROLLOUT_BACKENDS, RolloutSpec
 from mathrl_core.rollout.weight_sync import resolve_sync_backend
 from mathrl_core.sampling import logprob_temperature
+from mathrl_core.tools.config import ToolConfig
 from trainer.algorithms.estimators import ADVANTAGE_ESTIMATORS, AdvantageEstimator, get_estimator
 from trainer.config_tree import SECRET, ConfigError
 from trainer.data.synthetic import SyntheticData
@@ -81,6 +82,9 @@ class RolloutConfig:
     # or nodes: one broadcast per parameter from policy rank 0), ipc (engine on the trainer's GPU, local only)
     sync_backend: Literal["auto", "cpu_reload", "nccl", "ipc"] = "auto"
     kv_cache_memory_bytes: Optional[int] = None  # vLLM KV cache size (default on CPU: 1 GiB)
+    # multi-turn tool use (mathrl_core.tools): the policy runs Python in a sandbox; max_new_tokens bounds the whole
+    # response, tool output included (masked out of the loss, KL and entropy)
+    tools: Optional[ToolConfig] = None
 
 
 @dataclass
@@ -261,7 +265,7 @@ class RLConfig:
                            kv_cache_memory_bytes=r.kv_cache_memory_bytes, enforce_eager=r.enforce_eager,
                            enable_sleep=r.enable_sleep, sync_backend=sync_backend, colocated=colocated,
                            max_model_len=self.max_model_len, seed=self.train.seed,
-                           trust_remote_code=m.trust_remote_code)
+                           trust_remote_code=m.trust_remote_code, tools=r.tools)
 
 
 def _positive(key: str, value, allow_zero: bool = False):

@@ -15,12 +15,14 @@ Conventions every backend follows (so the trainer can switch backends without ch
   after the stop string when ``include_stop_str_in_output`` (the default, so ``</answer>`` stays for the r1
   format) or right before it otherwise. A token that straddles the end of a stop string is kept whole.
 - ``finish_reason`` is ``"stop"`` (eos, stop token or stop string) or ``"length"`` (``max_new_tokens`` hit).
+- Multi-turn (``mathrl_core.tools``): a response may hold tokens the policy did not sample (tool output); they are
+  0 in ``loss_mask`` (and log-prob 0), so the loss, the KL, the entropy and the mismatch metrics skip them.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping, Optional, Sequence
 
 import torch
 
@@ -38,15 +40,24 @@ class RolloutOutput:
     texts: list[str]
     finish_reasons: list[str]
     prompt_index: list[int]
+    # per response token: 1 = sampled by the policy (trained on), 0 = inserted (a tool's output); None = all 1
+    loss_mask: Optional[list[list[int]]] = None
+    # per row: JSON-able extras of a wrapper (tool calls and their outcomes); None = none
+    infos: Optional[list[dict]] = None
 
     def __post_init__(self):
         n = len(self.response_token_ids)
         for name in ("prompt_token_ids", "response_logprobs", "texts", "finish_reasons", "prompt_index"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"RolloutOutput.{name} has {len(getattr(self, name))} rows, expected {n}")
+        for name in ("loss_mask", "infos"):
+            if getattr(self, name) is not None and len(getattr(self, name)) != n:
+                raise ValueError(f"RolloutOutput.{name} has {len(getattr(self, name))} rows, expected {n}")
         for j, (ids, lps) in enumerate(zip(self.response_token_ids, self.response_logprobs)):
             if len(ids) != len(lps):
                 raise ValueError(f"row {j}: {len(ids)} tokens but {len(lps)} log-probs")
+            if self.loss_mask is not None and len(self.loss_mask[j]) != len(ids):
+                raise ValueError(f"row {j}: {len(ids)} tokens but a loss mask of {len(self.loss_mask[j])}")
 
     def __len__(self) -> int:
         return len(self.response_token_ids)
@@ -57,12 +68,33 @@ class RolloutOutput:
 
     def select(self, rows: Sequence[int]) -> "RolloutOutput":
         """A subset of rows (e.g. DAPO dynamic sampling keeps groups with mixed rewards)."""
-        return RolloutOutput(*[[getattr(self, f)[j] for j in rows] for f in _FIELDS])
+        opt = {f: [getattr(self, f)[j] for j in rows] for f in _OPTIONAL if getattr(self, f) is not None}
+        return RolloutOutput(*[[getattr(self, f)[j] for j in rows] for f in _FIELDS], **opt)
 
     @staticmethod
     def concat(outputs: Sequence["RolloutOutput"]) -> "RolloutOutput":
-        """Rows of several outputs one after the other (``prompt_index`` is kept as each output gave it)."""
-        return RolloutOutput(*[[x for o in outputs for x in getattr(o, f)] for f in _FIELDS])
+        """Rows of several outputs one after the other (``prompt_index`` is kept as each output gave it). An
+        optional field set on some outputs only is filled in for the others (mask all 1, empty infos)."""
+        opt = {}
+        if any(o.loss_mask is not None for o in outputs):
+            opt["loss_mask"] = [m for o in outputs for m in o.loss_masks()]
+        if any(o.infos is not None for o in outputs):
+            opt["infos"] = [x for o in outputs for x in (o.infos if o.infos is not None else [{}] * len(o))]
+        return RolloutOutput(*[[x for o in outputs for x in getattr(o, f)] for f in _FIELDS], **opt)
+
+    def loss_masks(self) -> list[list[int]]:
+        """``loss_mask``, or all ones where the backend sampled every token."""
+        if self.loss_mask is not None:
+            return self.loss_mask
+        return [[1] * len(r) for r in self.response_token_ids]
+
+    def loss_mask_tensor(self, width: int) -> torch.Tensor:
+        """``[B, width]`` float: 1 on the response tokens the policy sampled, 0 on inserted tokens and padding."""
+        m = torch.zeros((len(self), width), dtype=torch.float32)
+        for j, row in enumerate(self.loss_masks()):
+            if row:
+                m[j, :len(row)] = torch.as_tensor(row, dtype=torch.float32)
+        return m
 
     def to_batch(self, pad_token_id: int, device=None):
         """The ``[left-padded prompt | right-padded response]`` tensors (``mathrl_core.models.sequences.SequenceBatch``)
@@ -78,6 +110,7 @@ class RolloutOutput:
 
 _FIELDS = ("prompt_token_ids", "response_token_ids", "response_logprobs", "texts", "finish_reasons",
            "prompt_index")
+_OPTIONAL = ("loss_mask", "infos")
 
 
 class RolloutBackend(ABC):
