@@ -60,6 +60,7 @@ def dry_run(cfg: RLConfig) -> dict:
         "placement": "ray" if cfg.ray.enabled else "local (one process)",
         "reward": {"url": cfg.reward.url or "local service on a free loopback port", "scheme": cfg.reward.scheme},
         "template": cfg.data.template,
+        "tools": public_dict(cfg)["rollout"]["tools"],  # multi-turn tool use (None: plain rollouts)
     })
     return info
 
