@@ -229,3 +229,19 @@ def test_rollout_output_optional_fields():
         _out([[1, 1], [1, 1]])
     with pytest.raises(ValueError, match="infos"):
         _out(infos=[{}])
+
+
+def test_rollout_tools_in_the_run_config():
+    from trainer.config import RLConfig
+    from trainer.config_tree import REDACTED, ConfigError, load_config, public_dict
+
+    cfg = load_config(RLConfig, None, ["rollout.tools.format=retool", "rollout.tools.token=s3cret",
+                                       "rollout.tools.max_tool_calls=2"])
+    assert cfg.rollout.tools.format == "retool" and cfg.rollout.tools.max_tool_calls == 2
+    assert public_dict(cfg)["rollout"]["tools"]["token"] == REDACTED
+    assert cfg.rollout_spec(sync_backend="auto", colocated=True).tools is cfg.rollout.tools
+    assert load_config(RLConfig, None, []).rollout.tools is None  # off unless asked for
+    with pytest.raises(ConfigError, match="rollout.tools.*format"):
+        load_config(RLConfig, None, ["rollout.tools.format=jupyter"])
+    with pytest.raises(ConfigError, match="rollout.tools.*bogus"):
+        load_config(RLConfig, None, ["rollout.tools.bogus=1"])
