@@ -1,22 +1,26 @@
-"""The CPU tool demo: a tiny model learns to use a Python tool for arithmetic it cannot do in its head.
+"""The CPU tool demo: reinforcement learning teaches a tiny model to reach for a Python tool for arithmetic it
+cannot do in its head.
 
     python -m trainer.tool_demo [--seeds 0,1,2] [--output-dir runs/tool_demo]
 
 Task (``trainer.data.tool_tasks``): word problems that multiply a 3-digit by a 2-digit number or divide a 5-digit
 number by a 2-digit one, answer in ``\\boxed{}``. Per seed, a tiny model (hidden 128, 2 layers, a tokenizer
-trained locally) is fine-tuned on tool-using demonstrations (ToRL format: ```` ```python print(a * b) ``` ````
-then the ```` ```output ```` block with what the executor printed), under Qwen2.5-Math's tool-integrated
-reasoning prompt (``qwen_tir``). The same SFT model is then trained with GRPO twice, for the same steps:
+trained locally) is fine-tuned, under Qwen2.5-Math's tool-integrated-reasoning prompt (``qwen_tir``), on the
+worked solutions of a teacher who can multiply in its head and uses the tool on only ``--tool-fraction`` (30 %) of
+the problems: ``We need 347 * 86.`` then either a ToRL tool call (```` ```python print(347 * 86) ``` ```` and the
+```` ```output ```` block with what the executor printed) or ``347 * 86 = 29842.`` The student cannot multiply:
+imitating the teacher's mental arithmetic gets it nothing, and it imitates the teacher's preference for it. The
+same SFT model is then trained with GRPO twice, for the same steps:
 
-- ``tool``: the sandboxed executor in the rollout loop (``rollout.tools``): the output block is real;
-- ``no_tool``: the same model, the same prompt, no executor: it must write the output block itself.
+- ``tool``: the sandboxed executor in the rollout loop (``rollout.tools``): a tool call gets the real output;
+- ``no_tool``: the same model and prompt without an executor: a tool call's output block is the model's own guess.
 
-Held-out accuracy (greedy, on problems no training set holds) of the SFT model with and without the tool, and of
-each arm's final model in its own setting (the tool arm's also with the tool switched off). Every stage is the
-project's real code path: SFT (``trainer.sft``), GRPO (``RLLoop`` through the HTTP reward service, the tool
-rollout wrapping the HF backend), the eval harness -- with the tool through the same ``ToolRollout`` that
-``rl-eval run --tools python`` uses. Jobs (one SFT per seed, then its two GRPO arms) run two at a time, one
-core each.
+Held-out accuracy (greedy, on problems no training set holds) and tool calls per sample of the SFT model with and
+without the executor, and of each arm's final model in its own setting (the tool arm's also without the executor).
+Every stage is the project's real code path: SFT (``trainer.sft``), GRPO (``RLLoop`` through the HTTP reward
+service, the tool rollout wrapping the HF backend), the eval harness -- with the executor through the same
+``ToolRollout`` that ``rl-eval run --tools python`` uses. Jobs (one SFT per seed, then its two GRPO arms) run two
+at a time, one core each.
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
+import random
 import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -60,13 +65,15 @@ logger = logging.getLogger("trainer.tool_demo")
 
 
 # ------------------------------------------------------------------------------------------------ data, model
-def write_data(out: Path, seed: int, n_sft: int, n_rl: int, n_heldout: int) -> dict[str, Path]:
-    """Tool-using SFT demonstrations, RL prompts (other train problems) and held-out problems (the test split, the
-    same for every seed)."""
+def write_data(out: Path, seed: int, n_sft: int, n_rl: int, n_heldout: int, tool_fraction: float) -> dict[str, Path]:
+    """The teacher's SFT demonstrations (a ``tool_fraction`` share uses the tool, the rest is mental arithmetic),
+    RL prompts (other train problems) and held-out problems (the test split, the same for every seed)."""
     tasks = generate_tasks(n_sft + n_rl, "train", seed=seed)
     demos, rl = tasks[:n_sft], tasks[n_sft:]
     held = generate_tasks(n_heldout, "test", seed=HELDOUT_SEED)
-    sft = [{"question": t.question, "response": t.tool_solution()} for t in demos]
+    rng = random.Random(f"mathrl-tool-demo-teacher-{seed}")
+    sft = [{"question": t.question, "response": t.tool_solution() if rng.random() < tool_fraction
+            else t.direct_solution()} for t in demos]
     return {
         "sft": write_jsonl(out / "data" / "sft.jsonl", sft),
         "rl_prompts": write_jsonl(out / "data" / "rl_prompts.jsonl",
@@ -81,7 +88,7 @@ def build_tiny_model(out: Path, seed: int) -> Path:
     tasks = generate_tasks(2000, "train", seed=10_000 + seed)
     corpus = [MATH_SYMBOLS, " ".join(str(i) for i in range(1000)), "```python print( ) ``` ```output"]
     corpus += [x for t in TEMPLATES.values() for x in (t.system, t.instruction) if x]
-    corpus += [x for t in tasks for x in (t.question, t.tool_solution())]
+    corpus += [x for t in tasks for x in (t.question, t.tool_solution(), t.direct_solution())]
     return save_tiny_checkpoint(out / "tiny_model", corpus=corpus, vocab_size=700, seed=seed, hidden_size=128,
                                 num_layers=2, num_heads=4, num_kv_heads=2)
 
@@ -183,13 +190,13 @@ def run_grpo(arm: str, seed: int, out: str, data: dict, sft_dir: str, rl_overrid
     return res
 
 
-def run(out: Path, seeds: list[int], *, n_sft: int, n_rl: int, n_heldout: int, sft_overrides=(), rl_overrides=(),
-        jobs: int = 2) -> list[dict]:
+def run(out: Path, seeds: list[int], *, n_sft: int, n_rl: int, n_heldout: int, tool_fraction: float = 0.3,
+        sft_overrides=(), rl_overrides=(), jobs: int = 2) -> list[dict]:
     """Every seed's SFT, then its two GRPO arms, ``jobs`` at a time (spawned processes, one torch thread each)."""
     prepared = {}
     for seed in seeds:
         d = out / f"seed{seed}"
-        prepared[seed] = ({k: str(v) for k, v in write_data(d, seed, n_sft, n_rl, n_heldout).items()},
+        prepared[seed] = ({k: str(v) for k, v in write_data(d, seed, n_sft, n_rl, n_heldout, tool_fraction).items()},
                           str(build_tiny_model(d, seed)))
     results: dict[int, dict] = {s: {"seed": s} for s in seeds}
     t0 = time.time()
@@ -213,18 +220,18 @@ def run(out: Path, seeds: list[int], *, n_sft: int, n_rl: int, n_heldout: int, s
 
 
 def format_table(rows: list[dict]) -> str:
-    def pct(x):
-        return f"{100 * x:.1f} %"
+    def cell(r):
+        return f"{100 * r['accuracy']:.1f} % ({r.get('tool_calls_per_sample', 0):.2f})"
 
-    lines = ["| seed | SFT, no tool | SFT, with tool | GRPO without tool | GRPO with tool | tool calls / sample "
-             "(SFT -> GRPO) | GRPO with tool, evaluated without |",
-             "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["Held-out accuracy, greedy (tool calls per sample with the executor in brackets)", "",
+             "| seed | SFT, no executor | SFT, with executor | GRPO without executor | GRPO with executor | "
+             "GRPO with executor, evaluated without |",
+             "|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         b, nt, t = r["sft"]["before"], r["no_tool"], r["tool"]
-        lines.append(f"| {r['seed']} | {pct(b['no_tool']['accuracy'])} | {pct(b['tool']['accuracy'])} | "
-                     f"{pct(nt['after']['accuracy'])} | {pct(t['after']['accuracy'])} | "
-                     f"{b['tool'].get('tool_calls_per_sample', 0):.2f} -> {t['after'].get('tool_calls_per_sample', 0):.2f} | "
-                     f"{pct(t['after_tool_off']['accuracy'])} |")
+        lines.append(f"| {r['seed']} | {100 * b['no_tool']['accuracy']:.1f} % | {cell(b['tool'])} | "
+                     f"{100 * nt['after']['accuracy']:.1f} % | {cell(t['after'])} | "
+                     f"{100 * t['after_tool_off']['accuracy']:.1f} % |")
     return "\n".join(lines)
 
 
@@ -232,7 +239,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="python -m trainer.tool_demo", description=__doc__.split("\n\n")[0])
     p.add_argument("--output-dir", default="runs/tool_demo")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--sft-demos", type=int, default=4000, help="tool-using SFT demonstrations")
+    p.add_argument("--sft-demos", type=int, default=4000, help="the teacher's SFT demonstrations")
+    p.add_argument("--tool-fraction", type=float, default=0.3, help="share of the demonstrations that use the tool")
     p.add_argument("--rl-prompts", type=int, default=2000)
     p.add_argument("--heldout", type=int, default=200)
     p.add_argument("--jobs", type=int, default=2, help="processes at once (one core each)")
@@ -244,7 +252,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     _child_init()
     out, t0 = Path(a.output_dir), time.time()
     rows = run(out, [int(s) for s in a.seeds.split(",")], n_sft=a.sft_demos, n_rl=a.rl_prompts,
-               n_heldout=a.heldout, sft_overrides=a.sft, rl_overrides=a.rl, jobs=a.jobs)
+               n_heldout=a.heldout, tool_fraction=a.tool_fraction, sft_overrides=a.sft, rl_overrides=a.rl,
+               jobs=a.jobs)
     table = format_table(rows)
     summary = {"rows": rows, "table": table, "wall_s": round(time.time() - t0, 1),
                "command": "python -m trainer.tool_demo " + " ".join(argv if argv is not None else sys.argv[1:])}

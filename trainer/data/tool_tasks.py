@@ -1,5 +1,6 @@
 """Synthetic word problems a tiny model cannot do in its head but can with a calculator: multi-digit
-multiplication and exact division, with tool-using worked solutions (the CPU tool demo, ``trainer.tool_demo``).
+multiplication and exact division, with tool-using and mental-arithmetic worked solutions (the CPU tool demo,
+``trainer.tool_demo``).
 
 Example (multiplication, 3 x 2 digits)::
 
@@ -12,6 +13,10 @@ Example (multiplication, 3 x 2 digits)::
         ```output
         29842
         ```
+        The answer is \\boxed{29842}.
+    in its head (right: the teacher can multiply; a tiny student cannot):
+        We need 347 * 86.
+        347 * 86 = 29842.
         The answer is \\boxed{29842}.
 
 Train and held-out problems never share a question (``trainer.data.synthetic.split_of``).
@@ -61,6 +66,9 @@ class ToolTask:
     def tool_solution(self) -> str:
         return (f"We need {self.expression}.\n```python\n{self.code}\n```\n```output\n{self.answer}\n```\n"
                 f"The answer is \\boxed{{{self.answer}}}.")
+
+    def direct_solution(self) -> str:
+        return f"We need {self.expression}.\n{self.expression} = {self.answer}.\nThe answer is \\boxed{{{self.answer}}}."
 
 
 def make_task(rng: random.Random, cfg: ToolTaskConfig = ToolTaskConfig()) -> ToolTask:
