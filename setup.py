@@ -61,7 +61,7 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["reward_service*", "mathrl_core*", "trainer*", "eval*"]),
+    packages=find_packages(include=["reward_service*", "mathrl_core*", "trainer*", "eval*", "sandbox*"]),
     include_package_data=True,
     install_requires=REWARD_SERVICE,
     extras_require={
@@ -76,6 +76,7 @@ setup(
             "rl-train=trainer.cli:main",
             "rl-eval=eval.cli:main",
             "rl-sft=trainer.sft_cli:main",
+            "code-sandbox=sandbox.cli:main",
         ],
     },
     classifiers=["Programming Language :: Python :: 3", "License :: OSI Approved :: MIT License"],

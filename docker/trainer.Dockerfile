@@ -39,6 +39,7 @@ COPY reward_service ./reward_service
 COPY mathrl_core ./mathrl_core
 COPY trainer ./trainer
 COPY eval ./eval
+COPY sandbox ./sandbox
 
 # The gpu extra in two steps: flash-attn compiles against the installed torch (no build isolation), so first
 # everything else of it, then flash-attn, then the extra itself, which finds all of it installed.

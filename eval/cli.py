@@ -1,6 +1,7 @@
 """``rl-eval``: evaluate math reasoning models the way the seeds report them.
 
     rl-eval run --model PATH --benchmarks math500,aime24 --n 8 --k 1,8 [--backend vllm|hf] [--template qwen_boxed]
+    rl-eval run --model PATH --benchmarks math500 --tools python      the model runs Python while it reasons
     rl-eval score --samples FILE.jsonl [--k 1,4]          grade + summarise generations made elsewhere
     rl-eval compare RUN_DIR RUN_DIR ...                   side-by-side tables
     rl-eval curve --run TRAIN_OUTPUT_DIR --benchmarks ... evaluate every checkpoint, plot metric vs step
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Optional
 
 from mathrl_core.rollout.registry import ROLLOUT_BACKENDS
+from mathrl_core.tools.config import ToolConfig
+from mathrl_core.tools.formats import TOOL_FORMATS
 
 log = logging.getLogger("rl-eval")
 
@@ -78,7 +81,20 @@ def _gen_args(p: argparse.ArgumentParser) -> None:
                    help="vLLM without graph capture / torch.compile (much faster engine start on CPU)")
     p.add_argument("--hf-batch-size", type=int, default=64, help="HF generate micro-batch (sequences)")
     p.add_argument("--no-progress", action="store_true")
+    _tool_args(p)
     _grader_args(p)
+
+
+def _tool_args(p: argparse.ArgumentParser) -> None:
+    t = p.add_argument_group("tools (mathrl_core.tools: the model runs Python in a sandbox during generation)")
+    t.add_argument("--tools", choices=["python"], default=None,
+                   help="tool-integrated reasoning: pause at a closed code block, run it, append its output")
+    t.add_argument("--tool-format", choices=sorted(TOOL_FORMATS), default="torl")
+    t.add_argument("--max-tool-calls", type=int, default=4, help="per sample")
+    t.add_argument("--tool-timeout", type=float, default=5.0, help="wall seconds per snippet")
+    t.add_argument("--tool-workers", type=int, default=4, help="snippets run at once")
+    t.add_argument("--tool-memory-mb", type=int, default=1024)
+    t.add_argument("--sandbox-url", default=None, help="a code-sandbox service instead of a local sandbox pool")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,15 +161,23 @@ def _spec(a):
                                          max_new_tokens=a.max_tokens, seed=a.seed, stop=list(a.stop)))
 
 
+def _tools(a):
+    if not getattr(a, "tools", None):
+        return None
+    return ToolConfig(tool=a.tools, format=a.tool_format, max_tool_calls=a.max_tool_calls, timeout_s=a.tool_timeout,
+                      workers=a.tool_workers, memory_mb=a.tool_memory_mb, url=a.sandbox_url)
+
+
 def _generator(a, model: str, tokenizer: Optional[str] = None):
     from eval.generate import make_generator
 
     if a.backend == "hf":
-        return make_generator("hf", model, tokenizer, dtype=a.dtype, micro_batch_size=a.hf_batch_size)
+        return make_generator("hf", model, tokenizer, dtype=a.dtype, micro_batch_size=a.hf_batch_size,
+                              tools=_tools(a))
     return make_generator(a.backend, model, tokenizer, tensor_parallel_size=a.tensor_parallel_size, dtype=a.dtype,
                           seed=a.seed, max_model_len=a.max_model_len,
                           gpu_memory_utilization=a.gpu_memory_utilization, enforce_eager=a.enforce_eager,
-                          kv_cache_memory_bytes=a.kv_cache_memory_bytes)
+                          kv_cache_memory_bytes=a.kv_cache_memory_bytes, tools=_tools(a))
 
 
 def _eval_model(a, model: str, out_dir: Path, name: Optional[str], step: Optional[int], backend,

@@ -20,6 +20,7 @@ from eval.report import flat_metrics, write_run
 from eval.scoring import ProblemSamples, ScoreResult, score_samples
 from mathrl_core.completion import as_completion
 from mathrl_core.sampling import SamplingConfig
+from mathrl_core.tools.metrics import tool_metrics
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,11 @@ def run_eval(generator, problems: dict[str, list[Problem]], spec: SamplingConfig
         log.info("generations saved to %s (re-grade with: rl-eval score --samples %s)", gen_file, gen_file)
     t1 = time.perf_counter()
     res = score_samples(samples, backend, ks, count_tokens=None, progress=progress, on_error=on_error)
+    infos = [c.info for s in samples for c in s.completions]
+    if any(i is not None for i in infos):  # tools in the loop (--tools): per-sample calls, and the step's summary
+        for rec, info in zip(res.records, infos):
+            rec["tools"] = info
+        res.summary["tools"] = tool_metrics([i or {} for i in infos], [r["verdict"] for r in res.records])
     res.summary.update({
         "sampling": {"n": spec.n, "temperature": spec.temperature, "top_p": spec.top_p, "top_k": spec.top_k,
                      "max_tokens": spec.max_new_tokens, "seed": spec.seed, "greedy": spec.greedy},

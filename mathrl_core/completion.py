@@ -13,6 +13,7 @@ class Completion:
     text: str
     num_tokens: Optional[int] = None       # completion length in tokens, when the generator knows it
     finish_reason: Optional[str] = None    # "stop" | "length" | ...
+    info: Optional[dict] = None            # a multi-turn rollout's extras (tool calls: mathrl_core.tools)
 
 
 def as_completion(x: Any) -> Completion:
@@ -39,10 +40,11 @@ def as_completion(x: Any) -> Completion:
 
 def per_prompt_completions(out: Any, n_prompts: int, n: int) -> list[list[Completion]]:
     """Regroup a ``RolloutOutput`` (flat, prompt-major: prompt i's samples at rows i*n .. i*n+n-1) into one list
-    of :class:`Completion` per prompt (text, token count, finish reason)."""
+    of :class:`Completion` per prompt (text, token count, finish reason, tool-use info)."""
     texts = list(out.texts)
     if len(texts) != n_prompts * n:
         raise ValueError(f"rollout returned {len(texts)} samples for {n_prompts} prompts x n={n}")
-    comps = [Completion(t, len(ids), reason)
-             for t, ids, reason in zip(texts, out.response_token_ids, out.finish_reasons)]
+    infos = getattr(out, "infos", None) or [None] * len(texts)
+    comps = [Completion(t, len(ids), reason, info)
+             for t, ids, reason, info in zip(texts, out.response_token_ids, out.finish_reasons, infos)]
     return [comps[i * n:(i + 1) * n] for i in range(n_prompts)]

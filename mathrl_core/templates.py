@@ -10,6 +10,8 @@ Registry (``TEMPLATES``; add your own with :func:`register_template`):
   generation starts with ``<think>\\n`` (added unless the chat template already adds it).
 - ``gsm8k_reasoning`` — R1-style GRPO on GSM8K (willccbb / Unsloth): a system prompt asking for
   ``<reasoning>…</reasoning><answer>…</answer>``.
+- ``qwen_tir`` — Qwen2.5-Math's tool-integrated-reasoning system prompt ("Please integrate natural language
+  reasoning with programs ..."), for runs with the Python tool (``rollout.tools``; ToRL-style recipes).
 - ``raw`` — the question text as is.
 
 System prompts and the chat template's own default: some chat templates inject a default system prompt when
@@ -39,6 +41,8 @@ R1_ZERO_FORMAT = (
     "<answer> </answer> tags, respectively, i.e., <think> reasoning process here </think> "
     "<answer> answer here </answer>.\nUser: {question}\nAssistant: <think>"
 )
+TIR_INSTRUCTION = ("Please integrate natural language reasoning with programs to solve the problem above, and put "
+                   "your final answer within \\boxed{}.")  # Qwen2.5-Math README, "TIR" system message
 GSM8K_REASONING_SYSTEM = (
     "\nRespond in the following format:\n<reasoning>\n...\n</reasoning>\n<answer>\n...\n</answer>\n"
 )
@@ -87,6 +91,8 @@ for _t in [
                    description="R1-distill chat format: boxed directive in the user turn, <think> prefix"),
     PromptTemplate("gsm8k_reasoning", system=GSM8K_REASONING_SYSTEM,
                    description="GSM8K GRPO (willccbb/Unsloth): <reasoning>/<answer> format system prompt"),
+    PromptTemplate("qwen_tir", system=TIR_INSTRUCTION,
+                   description="Qwen2.5-Math tool-integrated reasoning system prompt (with rollout.tools)"),
     PromptTemplate("raw", raw_format="{question}", description="the question text as is"),
 ]:
     register_template(_t)

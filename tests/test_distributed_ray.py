@@ -57,6 +57,22 @@ def test_tiny_cpu_ray_recipe_zero2(tmp_path):
     assert len(pids["policy"]) == 2 and len(pids["rollout"]) == 1
 
 
+def test_tool_rollouts_through_ray_engines(tmp_path):
+    """rollout.tools on the Ray placement: each vLLM engine actor wraps its backend (its own sandbox pool), the
+    multi-turn rows (loss masks, tool infos) come back through Ray and are merged. The random tiny model writes no
+    code, so the tool's stop string is set to a frequent letter: every sample pauses, gets the masked "(no code
+    block to run)" observation and continues -- the whole loop, weight sync and mismatch check included."""
+    out = tmp_path / "tools"
+    proc = _cli(["rollout.tools.stop=[e]", "rollout.tools.workers=1", "rollout.tools.preload=[]",
+                 "rollout.tools.max_tool_calls=2", "train.total_steps=2", "logging.save_steps=0"], out)
+    assert proc.wait(timeout=600) == 0, _log(out)[-4000:]
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows] == [1, 2]
+    for r in rows:
+        assert r["tools/refused_per_sample"] > 0 and r["tools/observation_tokens"] > 0, r
+        assert r["weight_sync_max_abs_logprob_diff"] <= 1e-3, r  # over the model's own tokens only
+
+
 def test_zero3_killed_rank_stops_clearly_then_resume(tmp_path):
     out = tmp_path / "z3"
     args = ["train.zero_stage=3", "train.total_steps=4", "ray.call_timeout_s=300"]

@@ -1,6 +1,7 @@
 """The package boundaries the code relies on, checked on the source (fast, no imports of the packages):
 
 - ``mathrl_core`` (the shared core) imports neither ``trainer`` nor ``eval``; ``eval`` never imports ``trainer``;
+- ``sandbox`` (the code executor) imports nothing of the project;
 - only the vLLM backend constructs ``vllm.LLM`` (so every engine gets its arguments from ``engine_args``);
 - every package directory is shipped by ``setup.py``.
 """
@@ -25,7 +26,8 @@ def _imported_roots(path: Path) -> set[str]:
     return roots
 
 
-@pytest.mark.parametrize("package, forbidden", [("mathrl_core", {"trainer", "eval"}), ("eval", {"trainer"})])
+@pytest.mark.parametrize("package, forbidden", [("mathrl_core", {"trainer", "eval"}), ("eval", {"trainer"}),
+                                                ("sandbox", {"trainer", "eval", "mathrl_core", "reward_service"})])
 def test_import_boundaries(package, forbidden):
     bad = {str(p.relative_to(REPO)): sorted(_imported_roots(p) & forbidden)
            for p in (REPO / package).rglob("*.py") if _imported_roots(p) & forbidden}
@@ -50,3 +52,11 @@ def test_setup_ships_every_package():
     shipped = set(find_packages(where=str(REPO), include=ast.literal_eval(include)))
     top = {p.parent.name for p in REPO.glob("*/__init__.py")} - {"tests", "benchmarks", "scripts"}
     assert top <= shipped, f"not shipped: {sorted(top - shipped)}"
+
+
+def test_trainer_image_copies_every_shipped_package():
+    """The trainer image installs from copied sources: a package left out of its COPY lines breaks the image
+    (the tool rollouts import ``sandbox``)."""
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (REPO / "docker" / "trainer.Dockerfile").read_text(), re.M))
+    top = {p.parent.name for p in REPO.glob("*/__init__.py")} - {"tests", "benchmarks", "scripts"}
+    assert top <= copied, f"not copied into the trainer image: {sorted(top - copied)}"

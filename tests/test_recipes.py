@@ -40,8 +40,9 @@ def sft_data(tmp_path_factory) -> Path:
 
 def caller_inputs(name: str, sft_file: Path) -> list[str]:
     """What a recipe leaves to its caller: the quickstart fills in its data, SFT data is the user's file."""
-    return {"quickstart_grpo.yaml": ["data.train=synthetic"],
-            "simplerl_sft.yaml": [f"data.train={sft_file}"]}.get(name, [])
+    return {"quickstart_grpo.yaml": ["data.train=synthetic"], "tool_demo_grpo.yaml": ["data.train=synthetic"],
+            "simplerl_sft.yaml": [f"data.train={sft_file}"], "tool_demo_sft.yaml": [f"data.train={sft_file}"]
+            }.get(name, [])
 
 
 def kind(name: str) -> str:
@@ -170,6 +171,29 @@ def test_limo_grpo_plan(capsys, sft_data):
     assert (t.actor_lr, t.lr_scheduler, t.warmup_ratio, t.weight_decay, t.max_grad_norm, t.episodes) == \
         (5e-6, "cosine", 0.1, 0.1, 1.0, 3)
     assert cfg.model.pretrain == "Qwen/Qwen2.5-Math-1.5B" and cfg.data.train == "GAIR/LIMO"
+
+
+def test_torl_plan(capsys, sft_data):
+    plan = dry_run("torl_qwen2.5_math_1.5b.yaml", sft_data, capsys)
+    assert (plan["prompts_per_step"], plan["samples_per_prompt"], plan["optimizer_updates_per_step"]) == (128, 16, 1)
+    assert plan["records"] == 8886 and plan["template"] == "qwen_tir" and plan["kl"]["coef"] == 0
+    assert plan["resources"]["total_gpus"] == 8 and plan["resources"]["rollout"]["engines"] == 8
+    tools = plan["tools"]
+    assert (tools["format"], tools["max_tool_calls"], tools["tool"]) == ("torl", 1, "python")
+    cfg = rl_config("torl_qwen2.5_math_1.5b.yaml")
+    r = cfg.rollout
+    assert (r.temperature, r.top_p, r.max_new_tokens, cfg.data.max_prompt_tokens) == (1.0, 1.0, 3072, 1024)
+    assert (cfg.train.actor_lr, cfg.algorithm.entropy_coef, cfg.model.pretrain) == (1e-6, 0.0, "Qwen/Qwen2.5-Math-1.5B")
+    from mathrl_core.rollout.registry import RolloutSpec
+
+    spec = cfg.rollout_spec(sync_backend="auto", colocated=True)
+    assert isinstance(spec, RolloutSpec) and spec.tools is cfg.rollout.tools  # every engine wraps its backend
+
+
+def test_tool_demo_recipes_plan(capsys, sft_data):
+    plan = dry_run("tool_demo_grpo.yaml", sft_data, capsys)
+    assert plan["tools"]["format"] == "torl" and plan["tools"]["preload"] == []
+    assert dry_run("tool_demo_grpo.yaml", sft_data, capsys, ["rollout.tools=null"])["tools"] is None
 
 
 def test_gsm8k_lora_grpo_plan(capsys, sft_data):

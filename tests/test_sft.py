@@ -53,6 +53,19 @@ def test_loss_mask_and_nll_by_hand(tiny_tokenizer, tiny_model):
     assert float(got.detach()) == pytest.approx(want, rel=1e-5)
 
 
+def test_a_record_may_name_its_own_template(tiny_tokenizer):
+    from mathrl_core.records import PromptRecord
+    from mathrl_core.templates import TIR_INSTRUCTION
+    from trainer.sft_data import tokenize_records
+
+    q, a = "What is 2 + 2?", "4"
+    recs = [PromptRecord(q, a, 0), PromptRecord(q, a, 1, {"template": "qwen_tir"})]
+    plain, tir = (tiny_tokenizer.decode(e.input_ids) for e in tokenize_records(tiny_tokenizer, recs, "qwen_boxed", 256))
+    assert TIR_INSTRUCTION in tir and TIR_INSTRUCTION not in plain and "step by step" in plain
+    with pytest.raises(ValueError, match="unknown prompt template"):
+        tokenize_records(tiny_tokenizer, [PromptRecord(q, a, 0, {"template": "nope"})], "qwen_boxed", 256)
+
+
 def test_packing_gives_the_same_loss_and_gradient(tiny_tokenizer, tiny_model):
     qs = ["Ava has 5 coins. She finds 2 more coins. How many coins does Ava have now?",
           "Leo has 12 books. He sells 4 of the books. How many books does Leo have in the end?",

@@ -13,7 +13,7 @@ from trainer import checkpoint
 from trainer.async_rl.errors import RolloutPipelineError
 from trainer.build import build_run, load_train_records
 from trainer.config import RLConfig
-from trainer.config_tree import ConfigError, load_config
+from trainer.config_tree import ConfigError, load_config, public_dict
 from trainer.distributed.launch import run_distributed, stopped_message, validate_ray
 from trainer.plan import make_plan
 
@@ -62,6 +62,7 @@ def dry_run(cfg: RLConfig) -> dict:
                           "off_policy_correction": cfg.off_policy} if cfg.is_async else False),
         "reward": {"url": cfg.reward.url or "local service on a free loopback port", "scheme": cfg.reward.scheme},
         "template": cfg.data.template,
+        "tools": public_dict(cfg)["rollout"]["tools"],  # multi-turn tool use (None: plain rollouts)
     })
     return info
 

@@ -14,6 +14,7 @@ from typing import Literal, Optional
 from mathrl_core.rollout.registry import ROLLOUT_BACKENDS, RolloutSpec
 from mathrl_core.rollout.weight_sync import resolve_sync_backend
 from mathrl_core.sampling import logprob_temperature
+from mathrl_core.tools.config import ToolConfig
 from trainer.algorithms.estimators import ADVANTAGE_ESTIMATORS, AdvantageEstimator, get_estimator
 from trainer.config_tree import SECRET, ConfigError
 from trainer.data.synthetic import SyntheticData
@@ -88,6 +89,9 @@ class RolloutConfig:
     partial_rollout: bool = False      # async: unfinished sequences continue under new weights mid-generation
     partial_rollout_chunk: int = 16    # partial rollouts: new tokens generated between checks for new weights
     async_timeout_s: float = 600.0     # async: no batch (or a stuck rollout process) for this long stops the run
+    # multi-turn tool use (mathrl_core.tools): the policy runs Python in a sandbox; max_new_tokens bounds the whole
+    # response, tool output included (masked out of the loss, KL and entropy)
+    tools: Optional[ToolConfig] = None
 
 
 @dataclass
@@ -300,7 +304,7 @@ class RLConfig:
                            kv_cache_memory_bytes=r.kv_cache_memory_bytes, enforce_eager=r.enforce_eager,
                            enable_sleep=r.enable_sleep, sync_backend=sync_backend, colocated=colocated,
                            max_model_len=self.max_model_len, seed=self.train.seed,
-                           trust_remote_code=m.trust_remote_code)
+                           trust_remote_code=m.trust_remote_code, tools=r.tools)
 
 
 def _positive(key: str, value, allow_zero: bool = False):
@@ -350,6 +354,10 @@ def validate(cfg: RLConfig) -> None:
     if r.partial_rollout and r.max_staleness == 0:
         raise ConfigError("rollout.partial_rollout: needs asynchronous RL (rollout.max_staleness >= 1); a synchronous "
                           "run never updates the weights while it generates")
+    if r.partial_rollout and r.tools is not None:
+        raise ConfigError("rollout.partial_rollout with rollout.tools: a multi-turn tool rollout is not resumed in "
+                          "chunks; asynchronous tool rollouts finish each sample under one version (drop "
+                          "partial_rollout)")
     if r.max_staleness > 0 and r.enable_sleep:
         raise ConfigError("rollout.enable_sleep frees the engine's memory while the trainer works; with "
                           "rollout.max_staleness >= 1 the engine generates while the trainer works")

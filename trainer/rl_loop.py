@@ -20,6 +20,7 @@ import torch
 from mathrl_core.rollout.base import RolloutOutput
 from mathrl_core.sampling import SamplingConfig
 from mathrl_core.templates import build_prompt
+from mathrl_core.tools.metrics import tool_metrics
 from trainer import checkpoint
 from trainer.algorithms import (explained_variance, filter_uniform_groups, kl_estimate, logprob_mismatch_stats,
                                 masked_mean, neutral_rewards, off_policy_weights, overlong_filter_mask,
@@ -172,6 +173,8 @@ class RLLoop:
                  # an infrastructure fault, not a worse policy: graded wrong (or left out) without a verdict
                  "reward/timeout_rate": sum(seen.timed_out) / max(len(seen), 1),
                  "reward/retry_rate": retries / max(len(seen), 1)}
+        if seen.out.infos is not None:  # multi-turn tool use: calls, errors, timeouts, accuracy by tool use
+            stats.update(tool_metrics(seen.out.infos, seen.verdicts))
         if a.dynamic_sampling:
             filled = max(0, want - len(kept))
             stats.update({"dynamic_sampling/rounds": float(rounds), "dynamic_sampling/filled_groups": float(filled),
@@ -185,7 +188,8 @@ class RLLoop:
         a, r = self.cfg.algorithm, self.cfg.rollout
         out = scored.out
         batch, rollout_lp = out.to_batch(self.tokenizer.pad_token_id)
-        mask = batch.response_mask.float()
+        # the policy's own tokens: tool output inserted into a response stays out of loss, KL and entropy
+        mask = out.loss_mask_tensor(batch.response_mask.shape[1]) * batch.response_mask.float()
         truncated = torch.tensor([f == "length" for f in out.finish_reasons])
         rewards = torch.tensor(scored.rewards, dtype=torch.float32)
         if a.overlong_buffer > 0:
@@ -228,9 +232,7 @@ class RLLoop:
         if exp.ref_logprobs is not None:
             m["policy/kl"] = float(masked_mean(kl_estimate(exp.old_logprobs, exp.ref_logprobs, a.kl_estimator), mask))
         if exp.old_logprobs is not None:
-            raw_mask = torch.zeros_like(mask)
-            for i, n in enumerate(out.response_lengths):
-                raw_mask[i, :n] = 1.0
+            raw_mask = out.loss_mask_tensor(mask.shape[1])  # every sampled token (also overlong-filtered ones)
             mismatch = logprob_mismatch_stats(exp.old_logprobs, exp.rollout_logprobs, raw_mask)
             m["rollout/logprob_max_abs_diff"] = float(mismatch["max_abs_diff"])
             m["rollout/logprob_mean_abs_diff"] = float(mismatch["mean_abs_diff"])

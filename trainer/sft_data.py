@@ -114,10 +114,12 @@ def tokenize_example(tokenizer, question: str, response: str, template: str = "q
 
 def tokenize_records(tokenizer, records: Sequence[PromptRecord], template: str, max_len: int) -> list[SFTExample]:
     """Tokenise records; examples longer than ``max_len`` tokens are dropped (counted and logged), never
-    truncated (a truncated target would teach the model to stop mid-solution without an end of turn)."""
+    truncated (a truncated target would teach the model to stop mid-solution without an end of turn).
+    A record with a ``template`` field uses that prompt template instead of ``template`` (a mixture of modes,
+    e.g. chain-of-thought and tool-integrated demonstrations, as Qwen2.5-Math-Instruct was trained on)."""
     out, dropped = [], 0
     for r in records:
-        ex = tokenize_example(tokenizer, r.question, str(r.answer), template)
+        ex = tokenize_example(tokenizer, r.question, str(r.answer), r.extra.get("template") or template)
         if len(ex) > max_len:
             dropped += 1
             continue

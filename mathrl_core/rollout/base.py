@@ -15,6 +15,8 @@ Conventions every backend follows (so the trainer can switch backends without ch
   after the stop string when ``include_stop_str_in_output`` (the default, so ``</answer>`` stays for the r1
   format) or right before it otherwise. A token that straddles the end of a stop string is kept whole.
 - ``finish_reason`` is ``"stop"`` (eos, stop token or stop string) or ``"length"`` (``max_new_tokens`` hit).
+- Multi-turn (``mathrl_core.tools``): a response may hold tokens the policy did not sample (tool output); they are
+  0 in ``loss_mask`` (and log-prob 0), so the loss, the KL, the entropy and the mismatch metrics skip them.
 """
 from __future__ import annotations
 
@@ -32,9 +34,11 @@ from mathrl_core.sampling import SamplingConfig
 class RolloutOutput:
     """Sampled responses; row ``j`` belongs to prompt ``prompt_index[j]``; a prompt's rows are contiguous.
 
-    Optional per-token fields (None when a backend does not report them; ``select``/``concat`` carry them):
-    ``response_versions``: the policy version (weights) that generated each response token (asynchronous RL;
-    a partial rollout continued under new weights has more than one version in a row).
+    Optional fields (None when a backend does not report them; ``select``/``concat`` carry them):
+    ``response_versions``: per response token, the policy version (weights) that generated it (asynchronous RL;
+    a partial rollout continued under new weights has more than one version in a row);
+    ``loss_mask``: per response token, 1 = sampled by the policy (trained on), 0 = inserted (a tool's output);
+    ``infos``: per row, JSON-able extras of a wrapper (tool calls and their outcomes).
     """
 
     prompt_token_ids: list[list[int]]
@@ -44,12 +48,18 @@ class RolloutOutput:
     finish_reasons: list[str]
     prompt_index: list[int]
     response_versions: Optional[list[list[int]]] = None
+    # per response token: 1 = sampled by the policy (trained on), 0 = inserted (a tool's output); None = all 1
+    loss_mask: Optional[list[list[int]]] = None
+    # per row: JSON-able extras of a wrapper (tool calls and their outcomes); None = none
+    infos: Optional[list[dict]] = None
 
     def __post_init__(self):
         n = len(self.response_token_ids)
         for name in ("prompt_token_ids", "response_logprobs", "texts", "finish_reasons", "prompt_index"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"RolloutOutput.{name} has {len(getattr(self, name))} rows, expected {n}")
+        if self.infos is not None and len(self.infos) != n:
+            raise ValueError(f"RolloutOutput.infos has {len(self.infos)} rows, expected {n}")
         for j, (ids, lps) in enumerate(zip(self.response_token_ids, self.response_logprobs)):
             if len(ids) != len(lps):
                 raise ValueError(f"row {j}: {len(ids)} tokens but {len(lps)} log-probs")
@@ -72,21 +82,38 @@ class RolloutOutput:
 
     def select(self, rows: Sequence[int]) -> "RolloutOutput":
         """A subset of rows (e.g. DAPO dynamic sampling keeps groups with mixed rewards)."""
-        optional = {f: [getattr(self, f)[j] for j in rows] for f in _TOKEN_FIELDS if getattr(self, f) is not None}
+        optional = {f: [getattr(self, f)[j] for j in rows] for f in _OPTIONAL if getattr(self, f) is not None}
         return RolloutOutput(*[[getattr(self, f)[j] for j in rows] for f in _FIELDS], **optional)
 
     @staticmethod
     def concat(outputs: Sequence["RolloutOutput"]) -> "RolloutOutput":
         """Rows of several outputs one after the other (``prompt_index`` is kept as each output gave it). An
-        optional field is kept when every part has it and dropped when none has; a mix is an error."""
+        optional field is kept when every part has it and dropped when none has; set on some parts only, it is
+        filled in for the others where it has a default (``loss_mask`` all 1, ``infos`` empty) and an error where
+        it has none (``response_versions``)."""
         optional = {}
-        for f in _TOKEN_FIELDS:
+        for f in _OPTIONAL:
             present = [getattr(o, f) is not None for o in outputs]
-            if any(present) and not all(present):
+            if not any(present):
+                continue
+            if not all(present) and f not in _FILL:
                 raise ValueError(f"RolloutOutput.concat: some outputs have {f} and some do not")
-            if any(present):
-                optional[f] = [x for o in outputs for x in getattr(o, f)]
+            optional[f] = [x for o in outputs for x in (getattr(o, f) if getattr(o, f) is not None else _FILL[f](o))]
         return RolloutOutput(*[[x for o in outputs for x in getattr(o, f)] for f in _FIELDS], **optional)
+
+    def loss_masks(self) -> list[list[int]]:
+        """``loss_mask``, or all ones where the backend sampled every token."""
+        if self.loss_mask is not None:
+            return self.loss_mask
+        return [[1] * len(r) for r in self.response_token_ids]
+
+    def loss_mask_tensor(self, width: int) -> torch.Tensor:
+        """``[B, width]`` float: 1 on the response tokens the policy sampled, 0 on inserted tokens and padding."""
+        m = torch.zeros((len(self), width), dtype=torch.float32)
+        for j, row in enumerate(self.loss_masks()):
+            if row:
+                m[j, :len(row)] = torch.as_tensor(row, dtype=torch.float32)
+        return m
 
     def to_batch(self, pad_token_id: int, device=None):
         """The ``[left-padded prompt | right-padded response]`` tensors (``mathrl_core.models.sequences.SequenceBatch``)
@@ -102,7 +129,10 @@ class RolloutOutput:
 
 _FIELDS = ("prompt_token_ids", "response_token_ids", "response_logprobs", "texts", "finish_reasons",
            "prompt_index")
-_TOKEN_FIELDS = ("response_versions",)  # optional, one value per response token
+_TOKEN_FIELDS = ("response_versions", "loss_mask")  # optional, one value per response token
+_OPTIONAL = _TOKEN_FIELDS + ("infos",)  # optional, one per row
+_FILL = {"loss_mask": lambda o: [[1] * len(r) for r in o.response_token_ids],  # concat's default for a part without
+         "infos": lambda o: [{} for _ in range(len(o))]}
 
 
 class RolloutBackend(ABC):

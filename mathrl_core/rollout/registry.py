@@ -4,7 +4,7 @@
     ROLLOUT_BACKENDS["vllm"]  a vLLM engine (``mathrl_core.rollout.vllm_engine``); weights synced after updates
 
 ``make_rollout(spec, model_path=..., model=..., tokenizer=...)`` builds one for the trainer (local placement,
-each Ray engine actor) and for ``rl-eval``. A new backend is one :func:`register_rollout_backend` call with a
+each Ray engine actor) and for ``rl-eval``; ``spec.tools`` wraps it for multi-turn tool use. A new backend is one :func:`register_rollout_backend` call with a
 builder ``(spec, ModelSource) -> RolloutBackend``; the trainer's config (``rollout.backend``) and ``rl-eval
 --backend`` accept every registered name.
 """
@@ -19,6 +19,8 @@ from mathrl_core.registry import Registry
 from mathrl_core.rollout.base import RolloutBackend
 from mathrl_core.rollout.hf import HFRollout
 from mathrl_core.rollout.vllm_engine import VLLMRollout  # imports vllm itself only when an engine is built
+from mathrl_core.tools.config import ToolConfig
+from mathrl_core.tools.rollout import ToolRollout
 
 
 @dataclass
@@ -40,6 +42,7 @@ class RolloutSpec:
     seed: int = 0
     trust_remote_code: bool = False
     engine_kwargs: dict = field(default_factory=dict)  # further backend-specific arguments
+    tools: Optional[ToolConfig] = None  # multi-turn with the Python tool: the backend wrapped in a ToolRollout
 
 
 @dataclass
@@ -76,8 +79,10 @@ def get_backend(name: str) -> BackendEntry:
 
 
 def make_rollout(spec: RolloutSpec, source: ModelSource) -> RolloutBackend:
-    """The rollout backend ``spec.backend`` for the weights in ``source``."""
-    return get_backend(spec.backend).build(spec, source)
+    """The rollout backend ``spec.backend`` for the weights in ``source``; with ``spec.tools``, wrapped so that
+    the policy runs Python in the loop (``mathrl_core.tools.rollout.ToolRollout``: any backend works)."""
+    backend = get_backend(spec.backend).build(spec, source)
+    return ToolRollout(backend, spec.tools) if spec.tools is not None else backend
 
 
 def _build_hf(spec: RolloutSpec, src: ModelSource) -> RolloutBackend:

@@ -26,7 +26,7 @@ def trimmed(exp: Experience) -> Experience:
     used = exp.attention_mask[:, :P].any(dim=0)
     first = int(used.float().argmax()) if bool(used.any()) else P - 1
     first = min(first, P - 1)  # keep at least one prompt column
-    lengths = exp.response_mask.sum(dim=1)
+    lengths = exp.attention_mask[:, P:].sum(dim=1)  # not response_mask: it has holes where tool output is masked
     T = max(1, int(lengths.max().item())) if exp.batch_size else 1
     cols = slice(first, P + T)
     out = {"input_ids": exp.input_ids[:, cols], "attention_mask": exp.attention_mask[:, cols],
