@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("run", help="generate, grade and summarise one model")
-    r.add_argument("--model", required=True, help="model directory or hub id")
+    r.add_argument("--model", required=True, help="model directory, hub id or GGUF model (.gguf file)")
     r.add_argument("--out", default=None, help="run directory (default eval_results/<model name>)")
     r.add_argument("--name", default=None, help="row name in tables (default: the run directory name)")
     r.add_argument("--step", type=int, default=None, help="training step of this model (for curves)")
@@ -203,9 +203,9 @@ def cmd_score(a) -> int:
     ks = a.k or default_ks(nmax)
     count = None
     if a.tokenizer:
-        from transformers import AutoTokenizer
+        from mathrl_core.models.loading import load_tokenizer  # torch/transformers: only when asked
 
-        tok = AutoTokenizer.from_pretrained(a.tokenizer)
+        tok = load_tokenizer(a.tokenizer)
         count = lambda t: len(tok(t, add_special_tokens=False)["input_ids"])  # noqa: E731
     backend = _backend(a)
     try:
