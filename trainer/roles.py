@@ -29,6 +29,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 import torch
 
+from mathrl_core.models.gguf import resolve_model_path
 from mathrl_core.models.loading import LoraSpec, load_causal_lm, load_reference
 from mathrl_core.rollout.registry import ModelSource, get_backend, make_rollout
 from mathrl_core.rollout.weight_sync import resolve_sync_backend
@@ -55,10 +56,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def model_path(pretrain: str, tiny, output_dir: str | Path) -> str:
-    """``pretrain`` (hub id or path), or the tiny local model of ``tiny`` (a ``TinyModelConfig``) built under
-    ``<output_dir>/tiny_model`` when ``pretrain`` is empty."""
+    """``pretrain`` (hub id or path; a GGUF model resolved to its converted HF directory, here on the driver so
+    that Ray ranks and engines never convert), or the tiny local model of ``tiny`` (a ``TinyModelConfig``) built
+    under ``<output_dir>/tiny_model`` when ``pretrain`` is empty."""
     if pretrain:
-        return pretrain
+        return resolve_model_path(pretrain)
     if tiny is None:
         raise ValueError("model.pretrain is empty: give a hub id or a local path (or model.tiny for a local toy)")
     return str(tiny.ensure(Path(output_dir) / "tiny_model"))

@@ -1,7 +1,8 @@
 """Loading tokenizers and causal LMs through the real Hugging Face code paths.
 
 Hub ids and local directories both go through ``from_pretrained``; nothing here special-cases the tiny test
-models. LoRA is applied with peft when a :class:`LoraSpec` is given.
+models. A GGUF model (a ``.gguf`` file, or a directory holding one) is first resolved to its converted HF
+directory (``mathrl_core.models.gguf``: dequantised once, cached by checksum). LoRA is applied with peft when a :class:`LoraSpec` is given.
 
 4-bit base weights (QLoRA, ``load_in_4bit=True``): the frozen base is quantised to NF4 by bitsandbytes while it
 loads (``BitsAndBytesConfig``: NF4, double quantisation, bf16 compute), ``peft.prepare_model_for_kbit_training``
@@ -18,6 +19,8 @@ from typing import Mapping
 
 import torch
 from torch import nn
+
+from mathrl_core.models.gguf import resolve_model_path
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,7 @@ def load_tokenizer(name_or_path: str, padding_side: str = "left", trust_remote_c
 
     if padding_side not in ("left", "right"):
         raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
+    name_or_path = resolve_model_path(name_or_path)
     tok = AutoTokenizer.from_pretrained(name_or_path, padding_side=padding_side,
                                         trust_remote_code=trust_remote_code)
     tok.padding_side = padding_side
@@ -127,7 +131,7 @@ def load_causal_lm(
     device: str | torch.device | None = None,
     load_in_4bit: bool = False,
 ) -> nn.Module:
-    """Load any HF causal LM (hub id or local dir) with the given dtype and options.
+    """Load any HF causal LM (hub id, local dir or GGUF model) with the given dtype and options.
 
     Returns the HF model, or a peft ``PeftModel`` wrapping it when ``lora`` is given. With ``load_in_4bit`` the
     base weights are quantised to NF4 on a CUDA device (bf16 compute, fp16 if ``dtype`` is float16) and ``lora``
@@ -146,7 +150,7 @@ def load_causal_lm(
         compute = torch.float16 if torch_dtype(dtype) == torch.float16 else torch.bfloat16
         kwargs["quantization_config"] = quantization_config_4bit(compute)
         kwargs["device_map"] = {"": dev.index}  # bitsandbytes quantises while placing; .to() after is refused
-    model = AutoModelForCausalLM.from_pretrained(name_or_path, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(resolve_model_path(name_or_path), **kwargs)
     if load_in_4bit:
         from peft import prepare_model_for_kbit_training
 
@@ -169,6 +173,7 @@ def load_hf_model(path: str, *, dtype: str = "float32", device: str | torch.devi
                   trust_remote_code: bool = False) -> nn.Module:
     """A causal LM to generate with (eval), from a model directory or hub id; a peft LoRA adapter directory is
     loaded onto its base model (``base_model_name_or_path``) and merged."""
+    path = resolve_model_path(path)
     adapter = os.path.join(path, "adapter_config.json")
     if not os.path.isfile(adapter):
         return load_causal_lm(path, dtype=dtype, trust_remote_code=trust_remote_code, device=device)

@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import torch
 
+from mathrl_core.models.gguf import resolve_model_path
 from mathrl_core.templates import encode_prompt
 from mathrl_core.rollout.base import RolloutBackend, RolloutOutput, find_stop
 from mathrl_core.rollout.engine_args import vllm_engine_kwargs
@@ -93,6 +94,10 @@ class VLLMRollout(RolloutBackend):
 
         from mathrl_core.models.loading import load_tokenizer
 
+        # a GGUF model is served from its converted fp32 HF directory (vLLM would otherwise load it quantised,
+        # and the HF-named weight sync could not update it): mathrl_core.models.gguf
+        model = resolve_model_path(model)
+        tokenizer = resolve_model_path(tokenizer) if tokenizer else None
         self.on_cpu = current_platform.is_cpu()
         self.sync_backend = resolve_sync_backend(sync_backend, on_cpu=self.on_cpu, colocated=colocated)
         self.model_path = model

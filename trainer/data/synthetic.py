@@ -328,3 +328,27 @@ def sft_records(n: int, seed: int = 0, config: SyntheticConfig | None = None,
         response, kind = imperfect_solution(p, rng, noise)
         out.append({"question": p.question, "response": response, "answer": p.answer, "noise": kind})
     return out
+
+
+def main(argv=None) -> int:
+    """``python -m trainer.data.synthetic --split test --n 300 --max-ops 1 --out FILE``: write problems as JSONL
+    (``question``, ``answer``, ``solution``, ``id``), e.g. a held-out set for ``rl-eval run --benchmarks FILE``."""
+    import argparse
+
+    p = argparse.ArgumentParser(prog="python -m trainer.data.synthetic", description=main.__doc__)
+    p.add_argument("--out", required=True)
+    p.add_argument("--n", type=int, default=300)
+    p.add_argument("--split", choices=["train", "test"], default="test")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--min-ops", type=int, default=1)
+    p.add_argument("--max-ops", type=int, default=3)
+    a = p.parse_args(argv)
+    rows = synthetic_records(a.n, a.split, seed=a.seed, config=SyntheticConfig(min_ops=a.min_ops, max_ops=a.max_ops))
+    if len(rows) < a.n:
+        raise SystemExit(f"only {len(rows)} distinct {a.split} problems exist for these settings (asked {a.n})")
+    print(write_jsonl(a.out, [{**r, "id": i} for i, r in enumerate(rows)]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -18,6 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from mathrl_core.models.gguf import resolve_model_path
 from mathrl_core.models.sequences import position_ids_from_mask
 from mathrl_core.models.loading import LoraSpec, apply_lora, enable_gradient_checkpointing, torch_dtype
 
@@ -143,7 +144,7 @@ def _load_backbone(name_or_path: str, dtype, attn_implementation, trust_remote_c
     kwargs = {"dtype": torch_dtype(dtype), "trust_remote_code": trust_remote_code}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    return AutoModel.from_pretrained(name_or_path, **kwargs)
+    return AutoModel.from_pretrained(resolve_model_path(name_or_path), **kwargs)
 
 
 def _hidden_size(backbone: nn.Module) -> int:
