@@ -16,6 +16,7 @@ from mathrl_core.rollout.weight_sync import resolve_sync_backend
 from mathrl_core.sampling import logprob_temperature
 from mathrl_core.tools.config import ToolConfig
 from trainer.algorithms.estimators import ADVANTAGE_ESTIMATORS, AdvantageEstimator, get_estimator
+from trainer.algorithms.offpolicy import OFF_POLICY_CORRECTIONS
 from trainer.config_tree import SECRET, ConfigError
 from trainer.data.synthetic import SyntheticData
 from trainer.models.tiny import TinyModelConfig
@@ -139,7 +140,7 @@ class AlgorithmConfig:
     tis_cap: Optional[float] = None
     # off-policy correction of the behaviour (rollout) vs proximal (trainer) policy, trainer/algorithms/offpolicy.py;
     # with it the loss is the decoupled PPO objective. tis_cap: X is off_policy_correction=tis_token with cap X.
-    off_policy_correction: Optional[Literal["tis_token", "tis_seq", "mis_token", "mis_seq", "icepop"]] = None
+    off_policy_correction: Optional[str] = None  # a name of trainer.algorithms.offpolicy.OFF_POLICY_CORRECTIONS
     off_policy_cap: float = 2.0        # C: the truncation cap / mask threshold (icepop: the band [1/C, C])
 
 
@@ -342,6 +343,9 @@ def validate(cfg: RLConfig) -> None:
         raise ConfigError(f"algorithm.ratio_early_stop: must be > 1, got {a.ratio_early_stop}")
     if a.tis_cap is not None and a.tis_cap <= 0:
         raise ConfigError(f"algorithm.tis_cap: must be > 0, got {a.tis_cap}")
+    if a.off_policy_correction is not None and a.off_policy_correction not in OFF_POLICY_CORRECTIONS:
+        raise ConfigError(f"algorithm.off_policy_correction: unknown {a.off_policy_correction!r}; one of "
+                          f"{sorted(OFF_POLICY_CORRECTIONS)}")
     if a.tis_cap is not None and a.off_policy_correction is not None:
         raise ConfigError("algorithm.tis_cap and algorithm.off_policy_correction both set: tis_cap: X is "
                           "off_policy_correction=tis_token with off_policy_cap=X; give one")

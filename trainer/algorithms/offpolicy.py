@@ -38,7 +38,6 @@ from .losses import policy_loss
 from .masked import masked_mean
 from .mismatch import tis_weights
 
-OFF_POLICY_CORRECTIONS = ("tis_token", "tis_seq", "mis_token", "mis_seq", "icepop")
 _LOG_CLAMP = 20.0
 
 
@@ -104,6 +103,17 @@ def icepop_weights(proximal_logprobs: torch.Tensor, behaviour_logprobs: torch.Te
     return masked_token_weights(proximal_logprobs, behaviour_logprobs, mask, cap, low=1.0 / cap)
 
 
+# The corrections by name (``algorithm.off_policy_correction``): (weights function, what it does to a token: "token" /
+# "sequence" = truncates ρ taken at that level at C, "mask" = drops tokens). A new correction is one entry here.
+OFF_POLICY_CORRECTIONS = {
+    "tis_token": (tis_weights, "token"),
+    "tis_seq": (sequence_tis_weights, "sequence"),
+    "mis_token": (masked_token_weights, "mask"),
+    "mis_seq": (masked_sequence_weights, "mask"),
+    "icepop": (icepop_weights, "mask"),
+}
+
+
 @torch.no_grad()
 def off_policy_weights(kind: str, proximal_logprobs: torch.Tensor, behaviour_logprobs: torch.Tensor,
                        mask: torch.Tensor, cap: float) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
@@ -115,26 +125,18 @@ def off_policy_weights(kind: str, proximal_logprobs: torch.Tensor, behaviour_log
     - ``weight_mean``: mean weight
     """
     if kind not in OFF_POLICY_CORRECTIONS:
-        raise ValueError(f"unknown off-policy correction {kind!r}; one of {OFF_POLICY_CORRECTIONS}")
+        raise ValueError(f"unknown off-policy correction {kind!r}; one of {tuple(OFF_POLICY_CORRECTIONS)}")
     _check(proximal_logprobs, behaviour_logprobs, mask, cap)
     m = mask.float()
-    tok = torch.exp(token_log_ratio(proximal_logprobs, behaviour_logprobs, mask))
-    seq = torch.exp(sequence_log_ratio(proximal_logprobs, behaviour_logprobs, mask)).unsqueeze(1).expand_as(m)
+    weights_fn, level = OFF_POLICY_CORRECTIONS[kind]
+    w = weights_fn(proximal_logprobs, behaviour_logprobs, mask, cap)
     zero = m.new_zeros(())
-    if kind == "tis_token":
-        w = tis_weights(proximal_logprobs, behaviour_logprobs, mask, cap)
-        truncated, masked = masked_mean((tok > cap).float(), m), zero
-    elif kind == "tis_seq":
-        w = sequence_tis_weights(proximal_logprobs, behaviour_logprobs, mask, cap)
-        truncated, masked = masked_mean((seq > cap).float(), m), zero
-    else:
-        if kind == "mis_token":
-            w = masked_token_weights(proximal_logprobs, behaviour_logprobs, mask, cap)
-        elif kind == "mis_seq":
-            w = masked_sequence_weights(proximal_logprobs, behaviour_logprobs, mask, cap)
-        else:
-            w = icepop_weights(proximal_logprobs, behaviour_logprobs, mask, cap)
+    if level == "mask":  # a mask drops tokens (weight 0)
         truncated, masked = zero, masked_mean((w == 0).float(), m)
+    else:  # a truncation cuts ρ > C down to C, ρ taken at the correction's level (token or sequence)
+        log_ratio = (token_log_ratio(proximal_logprobs, behaviour_logprobs, mask) if level == "token" else
+                     sequence_log_ratio(proximal_logprobs, behaviour_logprobs, mask).unsqueeze(1).expand_as(m))
+        truncated, masked = masked_mean((torch.exp(log_ratio) > cap).float(), m), zero
     return w, {"truncated_frac": truncated, "masked_frac": masked, "weight_mean": masked_mean(w, m)}
 
 
