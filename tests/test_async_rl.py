@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from reward_service.client import start_service
 from trainer import checkpoint
 from trainer.async_rl.errors import RolloutPipelineError, StalenessBoundExceeded
 from trainer.async_rl.loop import AsyncRLLoop
@@ -81,13 +80,6 @@ def test_unsent_weights_are_replaced_in_place_by_newer_ones():
     assert box.take() == ("weights", 3, b"v3")
     box.close()
     assert box.take() is None
-
-
-@pytest.fixture(scope="module")
-def reward_url():
-    svc = start_service(workers=1)
-    yield svc.url
-    svc.stop()
 
 
 def _overrides(model_dir, out_dir, url, extra=()):

@@ -13,7 +13,6 @@ import os
 
 import pytest
 
-from reward_service.client import start_service
 from trainer.build import build_run
 from trainer.config import RLConfig
 from trainer.config_tree import ConfigError, load_config
@@ -47,13 +46,6 @@ def tool_model(tmp_path_factory):
     prompts = write_jsonl(root / "prompts.jsonl", [{"question": t.question, "answer": "42", "id": i}
                                                    for i, t in enumerate(generate_tasks(32, "test", seed=0))])
     return model_dir, prompts
-
-
-@pytest.fixture(scope="module")
-def reward_url():
-    svc = start_service(workers=1)
-    yield svc.url
-    svc.stop()
 
 
 def _cfg(model_dir, prompts, out, url, extra=()):

@@ -26,13 +26,6 @@ REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def reward_url():
-    svc = start_service(workers=1)
-    yield svc.url
-    svc.stop()
-
-
 def _overrides(model_dir, out_dir, url, extra=()):
     return [f"model.pretrain={model_dir}", "model.tiny=null", f"logging.output_dir={out_dir}",
             f"reward.url={url}", "logging.progress_bar=false", "logging.tensorboard=false",

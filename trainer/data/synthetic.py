@@ -24,7 +24,7 @@ import random
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Optional, TypeVar
 
 NAMES = [("Mia", "she"), ("Leo", "he"), ("Ava", "she"), ("Sam", "he"), ("Zoe", "she"), ("Max", "he"),
          ("Lily", "she"), ("Ben", "he"), ("Emma", "she"), ("Omar", "he"), ("Nora", "she"), ("Raj", "he"),
@@ -94,6 +94,9 @@ class SyntheticProblem:
         return d
 
 
+T = TypeVar("T")  # a generated problem: anything with a ``question``
+
+
 def split_of(question: str, heldout_fraction: float = 0.2) -> str:
     """``"test"`` or ``"train"``: a fixed function of the question text (SHA-256 bucket)."""
     bucket = int(hashlib.sha256(question.encode("utf-8")).hexdigest()[:8], 16) / 0xFFFFFFFF
@@ -151,28 +154,37 @@ def make_problem(rng: random.Random, cfg: SyntheticConfig = SyntheticConfig()) -
     return SyntheticProblem(" ".join(sentences), "\n".join(lines), str(cur), len(ops), tuple(ops))
 
 
-def generate_problems(n: int, split: str = "train", seed: int = 0,
-                      config: SyntheticConfig | None = None) -> list[SyntheticProblem]:
-    """``n`` distinct problems of ``split`` ("train" or "test"), deterministic given ``seed`` and ``config``."""
+def draw_distinct(make: Callable[[random.Random], T], n: int, split: str, rng_name: str, heldout_fraction: float,
+                  what: str) -> list[T]:
+    """``n`` distinct items of ``split`` ("train" or "test") drawn with ``make(rng)`` from ``random.Random(rng_name)``:
+    an item belongs to the split that :func:`split_of` gives its ``question``, so train and test never share one.
+    Gives up with a clear error after ``max(10000, 20 n)`` draws in a row without a new item of the split."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    cfg = config or SyntheticConfig()
-    rng = random.Random(f"mathrl-synthetic-{seed}-{split}")
+    rng = random.Random(rng_name)
     seen: set[str] = set()
-    out: list[SyntheticProblem] = []
+    out: list[T] = []
     misses, max_misses = 0, max(10_000, 20 * n)  # consecutive draws without a new problem of this split
     while len(out) < n:
         if misses > max_misses:
             raise ValueError(f"could only make {len(out)} distinct {split} problems out of {n} requested with "
-                             f"{cfg}; widen the number ranges or allow more operations")
-        p = make_problem(rng, cfg)
-        if p.question in seen or split_of(p.question, cfg.heldout_fraction) != split:
+                             f"{what}")
+        item = make(rng)
+        if item.question in seen or split_of(item.question, heldout_fraction) != split:
             misses += 1
             continue
         misses = 0
-        seen.add(p.question)
-        out.append(p)
+        seen.add(item.question)
+        out.append(item)
     return out
+
+
+def generate_problems(n: int, split: str = "train", seed: int = 0,
+                      config: SyntheticConfig | None = None) -> list[SyntheticProblem]:
+    """``n`` distinct problems of ``split`` ("train" or "test"), deterministic given ``seed`` and ``config``."""
+    cfg = config or SyntheticConfig()
+    return draw_distinct(lambda rng: make_problem(rng, cfg), n, split, f"mathrl-synthetic-{seed}-{split}",
+                         cfg.heldout_fraction, f"{cfg}; widen the number ranges or allow more operations")
 
 
 def synthetic_records(n: int, split: str = "train", seed: int = 0, config: SyntheticConfig | None = None) -> list[dict]:

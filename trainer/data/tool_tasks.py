@@ -26,7 +26,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from trainer.data.synthetic import split_of
+from trainer.data.synthetic import draw_distinct
 
 MUL = [("A farm packs {a} boxes with {b} eggs in each box. How many eggs are there in all?", "eggs"),
        ("A school orders {a} packs of {b} pencils each. How many pencils does the school get?", "pencils"),
@@ -84,21 +84,6 @@ def make_task(rng: random.Random, cfg: ToolTaskConfig = ToolTaskConfig()) -> Too
 
 def generate_tasks(n: int, split: str = "train", seed: int = 0, config: ToolTaskConfig | None = None) -> list[ToolTask]:
     """``n`` distinct problems of ``split`` ("train" or "test"), deterministic given ``seed`` and ``config``."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     cfg = config or ToolTaskConfig()
-    rng = random.Random(f"mathrl-tool-tasks-{seed}-{split}")
-    seen: set[str] = set()
-    out: list[ToolTask] = []
-    misses = 0
-    while len(out) < n:
-        if misses > max(10_000, 20 * n):
-            raise ValueError(f"could only make {len(out)} distinct {split} problems out of {n} with {cfg}")
-        t = make_task(rng, cfg)
-        if t.question in seen or split_of(t.question, cfg.heldout_fraction) != split:
-            misses += 1
-            continue
-        misses = 0
-        seen.add(t.question)
-        out.append(t)
-    return out
+    return draw_distinct(lambda rng: make_task(rng, cfg), n, split, f"mathrl-tool-tasks-{seed}-{split}",
+                         cfg.heldout_fraction, str(cfg))
