@@ -44,13 +44,18 @@ def chatml_template(default_system_prompt: str | None = None) -> str:
     )
 
 
+# The templates whose fixed texts every default tiny tokenizer learns. A fixed list, not the registry: registering
+# a template must not change every tiny model built afterwards (and with them the quickstart's figures).
+CORPUS_TEMPLATES = ("qwen_boxed", "r1_zero", "deepseek_distill", "gsm8k_reasoning", "raw")
+
+
 def default_corpus(seed: int = 0, n_problems: int = 2000) -> list[str]:
     """Synthetic train problems and solutions, the prompt templates' fixed texts, digits and math symbols."""
     from trainer.data.synthetic import generate_problems
     from mathrl_core.templates import TEMPLATES
 
     texts = [MATH_SYMBOLS, " ".join(str(i) for i in range(1000))]
-    for t in TEMPLATES.values():
+    for t in (TEMPLATES[name] for name in CORPUS_TEMPLATES):
         texts.extend(x for x in (t.system, t.instruction, t.raw_format, t.generation_prefix) if x)
     for p in generate_problems(n_problems, "train", seed=seed):
         texts.append(p.question)
