@@ -45,6 +45,18 @@ def worker_pids(server_pid: int) -> list[int]:
     return pids
 
 
+def kill_workers(server_pid: int) -> int:
+    """SIGKILL every grading worker the server has now; the number killed (one already gone is skipped)."""
+    killed = 0
+    for w in worker_pids(server_pid):
+        try:
+            os.kill(w, signal.SIGKILL)
+            killed += 1
+        except ProcessLookupError:
+            pass
+    return killed
+
+
 def rss_mb(pid: int) -> Optional[float]:
     """Resident memory of the process in MiB (None if it is gone)."""
     try:

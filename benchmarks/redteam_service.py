@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from benchmarks.bench_load import Probe
-from benchmarks.procs import rss_mb, worker_pids
+from benchmarks.procs import kill_workers, rss_mb, worker_pids
 from reward_service.client import RewardClient, start_service
 
 TOKEN = "tökén-密码"
@@ -43,12 +43,7 @@ def pool_heals(url: str, pid: int, kill_for: float = 3.0) -> dict:
     kills, seen = 0, set()
     end = time.monotonic() + kill_for
     while time.monotonic() < end and kills < 1000:
-        for w in worker_pids(pid):
-            try:
-                os.kill(w, signal.SIGKILL)
-                kills += 1
-            except ProcessLookupError:
-                pass
+        kills += kill_workers(pid)
         seen.add(httpx.get(url + "/health").json()["status"])
         time.sleep(0.01)
     t0 = time.monotonic()

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from benchmarks.bench_load import Probe
-from benchmarks.procs import rss_mb, worker_pids
+from benchmarks.procs import kill_workers, rss_mb, worker_pids
 from reward_service.client import RewardClient, start_service
 
 TOKEN = "tökén-密码"  # regression: a non-ASCII bearer token could not be used
@@ -182,12 +182,7 @@ def test_3_the_pool_heals_after_workers_are_killed_before_they_start(http, servi
     deadline = time.monotonic() + 4.0
     kills = 0
     while time.monotonic() < deadline and kills < 400:  # bounded: 4 s, 400 kills
-        for w in worker_pids(pid):
-            try:
-                os.kill(w, signal.SIGKILL)
-                kills += 1
-            except ProcessLookupError:
-                pass
+        kills += kill_workers(pid)
         h = health(service)
         seen.append((h["status"], h["workers_ready"]))
         time.sleep(0.01)
